@@ -1,0 +1,19 @@
+//! perfsink: one native metric sink for k6, JMeter and scripted workflows, writing to InfluxDB.
+//! Layers (see ARCHITECTURE.md): model → series → lineproto → pipeline → writer; `sink` ties
+//! them together, `ffi` is the C ABI on top.
+
+pub mod config;
+pub mod error;
+pub mod lineproto;
+pub mod model;
+pub mod pipeline;
+pub mod series;
+pub mod sink;
+pub mod stats;
+pub mod writer;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use model::{Field, FieldValue, Point, Precision, SeriesId, Tag};
+pub use sink::{Report, Sink, Submitted};
+pub use stats::Stats;

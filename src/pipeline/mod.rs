@@ -1,0 +1,9 @@
+//! Layer 4: between producers and the writer. Producers encode points into an accumulator
+//! (one lock per batch of points); a full accumulator becomes a `Chunk` on a bounded queue of
+//! batches; the writer takes chunks off the queue and takes partial ones on its interval.
+
+pub mod chunk;
+pub mod queue;
+
+pub use chunk::{Chunk, ChunkKind};
+pub use queue::{Accumulator, Queue};

@@ -1,0 +1,425 @@
+//! The sink: the public Rust API that ties the layers together. Producers call `submit` (the
+//! fast path, points by series id) or `record` (one multi-field point by names); both encode
+//! in the caller's thread and never wait on the network.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::config::{Api, Config};
+use crate::error::{Error, Result};
+use crate::lineproto::{write_field, write_float, write_timestamp, FieldOptions};
+use crate::model::{Field, Point, Precision, SeriesId, Tag};
+use crate::pipeline::queue::Produced;
+use crate::pipeline::Queue;
+use crate::series::{SeriesEntry, SeriesRegistry};
+use crate::stats::{Counters, Stats};
+use crate::writer::Writer;
+
+/// What `submit` did with a batch.
+#[derive(Debug, Default, PartialEq)]
+pub struct Submitted {
+    /// Points taken into the pipeline.
+    pub accepted: usize,
+    /// Points refused (invalid value, unknown series); counted in `rejected_invalid`.
+    pub rejected: usize,
+    /// Points dropped by the full-queue policy; counted in `dropped_queue_full`.
+    pub dropped: usize,
+    /// The first reason a point was not taken.
+    pub first_error: Option<Error>,
+}
+
+impl Submitted {
+    /// `Ok(accepted)` when every point was taken, else the first error.
+    pub fn into_result(self) -> Result<usize> {
+        match self.first_error {
+            None => Ok(self.accepted),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+impl From<Produced> for Submitted {
+    fn from(p: Produced) -> Self {
+        Submitted {
+            accepted: p.accepted,
+            rejected: p.rejected,
+            dropped: p.dropped,
+            first_error: p.first_error,
+        }
+    }
+}
+
+/// The final account of a sink, given by `close`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub stats: Stats,
+    /// User points left in the disk spool, replayed by the next sink on that directory.
+    pub kept_in_spool: u64,
+    /// The latest write failure, if any.
+    pub last_error: Option<String>,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.stats;
+        write!(
+            f,
+            "perfsink: accepted {}, written {}, rejected {} (invalid {}, by server {}), dropped {} (queue full {}, undelivered {}), kept in spool {}, retried requests {}",
+            s.accepted + s.replayed,
+            s.written,
+            s.rejected,
+            s.rejected_invalid,
+            s.rejected_server,
+            s.dropped,
+            s.dropped_queue_full,
+            s.dropped_undelivered,
+            self.kept_in_spool,
+            s.retried
+        )?;
+        if let Some(e) = &self.last_error {
+            write!(f, "; last error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The running parts of an enabled sink.
+struct Engine {
+    queue: Arc<Queue>,
+    writer: Mutex<Writer>,
+}
+
+/// A metric sink. Thread-safe: share it (`Arc<Sink>`) between producer threads.
+pub struct Sink {
+    config: Config,
+    counters: Arc<Counters>,
+    series: SeriesRegistry,
+    /// `None` when reporting is disabled (`INFLUXDB_URL` unset): calls succeed and do nothing.
+    engine: Option<Engine>,
+    field_options: FieldOptions,
+    closed: AtomicBool,
+    report: Mutex<Option<Report>>,
+}
+
+impl Sink {
+    /// Opens a sink and starts its writer (unless reporting is disabled).
+    pub fn open(config: Config) -> Result<Sink> {
+        let counters = Arc::new(Counters::default());
+        let uint_as_int = matches!(
+            config.endpoint.as_ref().map(|e| &e.api),
+            Some(Api::V1 { .. })
+        );
+        let engine = match &config.endpoint {
+            None => None,
+            Some(endpoint) => {
+                let wake = Arc::new(Notify::new());
+                let queue = Arc::new(Queue::new(
+                    config.queue_capacity,
+                    config.batch_lines,
+                    config.batch_bytes,
+                    config.queue_policy,
+                    wake.clone(),
+                    counters.clone(),
+                ));
+                let writer =
+                    Writer::start(&config, endpoint, queue.clone(), counters.clone(), wake)?;
+                Some(Engine {
+                    queue,
+                    writer: Mutex::new(writer),
+                })
+            }
+        };
+        Ok(Sink {
+            series: SeriesRegistry::new(config.max_series, config.global_tags.clone()),
+            config,
+            counters,
+            engine,
+            field_options: FieldOptions { uint_as_int },
+            closed: AtomicBool::new(false),
+            report: Mutex::new(None),
+        })
+    }
+
+    /// Opens a sink configured from `INFLUXDB_*` and `PERFSINK_*` environment variables.
+    pub fn from_env() -> Result<Sink> {
+        Sink::open(Config::from_env()?)
+    }
+
+    /// Opens a sink from a `KEY=value;...` string.
+    pub fn from_kv(s: &str) -> Result<Sink> {
+        Sink::open(Config::from_kv(s)?)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `false` when `INFLUXDB_URL` is unset and nothing is reported.
+    pub fn enabled(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// Registers a series for the fast path; its values are written to `value_field`.
+    pub fn register_series(
+        &self,
+        measurement: &str,
+        tags: &[Tag<'_>],
+        value_field: &str,
+    ) -> Result<SeriesId> {
+        self.intern(measurement, tags, Some(value_field))
+    }
+
+    fn intern(
+        &self,
+        measurement: &str,
+        tags: &[Tag<'_>],
+        value_field: Option<&str>,
+    ) -> Result<SeriesId> {
+        let id = self.series.register(measurement, tags, value_field);
+        match &id {
+            Err(Error::SeriesLimit(_)) => Counters::add(&self.counters.series_rejected, 1),
+            Ok(_) => self
+                .counters
+                .series
+                .store(self.series.len() as u64, Relaxed),
+            Err(_) => {}
+        }
+        id
+    }
+
+    /// The fast path: encodes a batch of points of registered series. One lock per call.
+    pub fn submit(&self, points: &[Point<'_>]) -> Submitted {
+        let Some(engine) = self.live_engine() else {
+            return self.not_live(points.len());
+        };
+        let view = self.series.view();
+        let precision = self.config.precision;
+        let dedup = self.config.dedup;
+        let opts = self.field_options;
+        let mut shifted = 0u64;
+        let produced = engine.queue.produce(points.len(), |i, buf| {
+            let p = &points[i];
+            let entry = view.get(p.series).ok_or(Error::UnknownSeries(p.series))?;
+            encode_point(buf, entry, p, precision, dedup, opts, &mut shifted)
+        });
+        Counters::add(&self.counters.deduplicated, shifted);
+        self.with_fatal(produced.into())
+    }
+
+    /// The convenience path: one point with any number of typed fields, by names.
+    pub fn record(
+        &self,
+        measurement: &str,
+        tags: &[Tag<'_>],
+        fields: &[Field<'_>],
+        timestamp_ns: i64,
+    ) -> Result<()> {
+        let Some(engine) = self.live_engine() else {
+            return self.not_live(1).into_result().map(|_| ());
+        };
+        if fields.is_empty() {
+            Counters::add(&self.counters.rejected_invalid, 1);
+            return Err(Error::InvalidInput(
+                "a point needs at least one field".into(),
+            ));
+        }
+        let id = match self.intern(measurement, tags, None) {
+            Ok(id) => id,
+            Err(e) => {
+                Counters::add(&self.counters.rejected_invalid, 1);
+                return Err(e);
+            }
+        };
+        let view = self.series.view();
+        let entry = view.get(id).ok_or(Error::UnknownSeries(id))?;
+        let (precision, dedup, opts) =
+            (self.config.precision, self.config.dedup, self.field_options);
+        let mut shifted = 0u64;
+        let produced = engine.queue.produce(1, |_, buf| {
+            let start = buf.len();
+            buf.extend_from_slice(entry.key_and_space());
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                if let Err(e) = write_field(buf, f.key, f.value, opts) {
+                    buf.truncate(start);
+                    return Err(e);
+                }
+            }
+            finish_line(buf, entry, timestamp_ns, precision, dedup, &mut shifted);
+            Ok(1)
+        });
+        Counters::add(&self.counters.deduplicated, shifted);
+        self.with_fatal(produced.into()).into_result().map(|_| ())
+    }
+
+    /// Sends everything submitted so far and waits until InfluxDB confirmed (or refused) it,
+    /// at most `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let Some(engine) = self.live_engine() else {
+            return if self.enabled() {
+                Err(Error::Closed)
+            } else {
+                Ok(())
+            };
+        };
+        let deadline = Instant::now() + timeout;
+        self.fatal()?;
+        engine.queue.flush_accumulator(timeout)?;
+        let target = self.counters.entered();
+        while self.counters.settled() < target {
+            self.fatal()?;
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.fatal()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// The latest write failure the writer saw, if any.
+    pub fn last_error(&self) -> Option<String> {
+        let engine = self.engine.as_ref()?;
+        let writer = engine.writer.lock();
+        let e = writer.state.last_error.lock().clone();
+        e
+    }
+
+    /// Delivers what is left within `PERFSINK_CLOSE_TIMEOUT_MS`, stops the writer, and reports.
+    /// What could not be delivered is kept in the spool (if configured) or counted as dropped.
+    /// Calling it again returns the same report.
+    pub fn close(&self) -> Report {
+        let mut report = self.report.lock();
+        if let Some(r) = report.as_ref() {
+            return r.clone();
+        }
+        self.closed.store(true, Relaxed);
+        let mut kept_in_spool = 0;
+        let mut last_error = None;
+        if let Some(engine) = &self.engine {
+            let deadline = Instant::now() + self.config.close_timeout;
+            let _ = engine.queue.flush_accumulator(self.config.close_timeout);
+            let mut writer = engine.writer.lock();
+            writer.stop(deadline);
+            kept_in_spool = writer.state.kept_in_spool.load(Relaxed);
+            last_error = writer.state.last_error.lock().clone();
+        }
+        let r = Report {
+            stats: self.stats(),
+            kept_in_spool,
+            last_error,
+        };
+        *report = Some(r.clone());
+        r
+    }
+
+    fn live_engine(&self) -> Option<&Engine> {
+        if self.closed.load(Relaxed) {
+            return None;
+        }
+        self.engine.as_ref()
+    }
+
+    /// A disabled sink takes everything and does nothing; a closed one refuses.
+    fn not_live(&self, n: usize) -> Submitted {
+        if self.engine.is_none() && !self.closed.load(Relaxed) {
+            return Submitted {
+                accepted: n,
+                ..Default::default()
+            };
+        }
+        Submitted {
+            first_error: Some(Error::Closed),
+            ..Default::default()
+        }
+    }
+
+    fn fatal(&self) -> Result<()> {
+        match &self.engine {
+            Some(engine) => match engine.writer.lock().state.fatal.lock().clone() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// After a fatal write error, points are still taken (and counted as undelivered by the
+    /// writer) but the caller is told why nothing reaches InfluxDB.
+    fn with_fatal(&self, mut s: Submitted) -> Submitted {
+        if s.first_error.is_none() {
+            if let Err(e) = self.fatal() {
+                s.first_error = Some(e);
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// `prefix value[,extra fields] timestamp\n` for one fast-path point.
+fn encode_point(
+    buf: &mut Vec<u8>,
+    entry: &SeriesEntry,
+    p: &Point<'_>,
+    precision: Precision,
+    dedup: bool,
+    opts: FieldOptions,
+    shifted: &mut u64,
+) -> Result<u64> {
+    if !entry.has_value_field() {
+        return Err(Error::InvalidInput(format!(
+            "series {} was registered without a value field; use record()",
+            p.series
+        )));
+    }
+    let start = buf.len();
+    buf.extend_from_slice(entry.prefix());
+    if let Err(e) = write_float(buf, p.value) {
+        buf.truncate(start);
+        return Err(e);
+    }
+    for f in p.extra_fields {
+        buf.push(b',');
+        if let Err(e) = write_field(buf, f.key, f.value, opts) {
+            buf.truncate(start);
+            return Err(e);
+        }
+    }
+    finish_line(buf, entry, p.timestamp_ns, precision, dedup, shifted);
+    Ok(1)
+}
+
+/// ` timestamp\n`, the timestamp made unique within its series when de-duplication is on.
+fn finish_line(
+    buf: &mut Vec<u8>,
+    entry: &SeriesEntry,
+    ts_ns: i64,
+    precision: Precision,
+    dedup: bool,
+    shifted: &mut u64,
+) {
+    let mut ts = precision.from_ns(ts_ns);
+    if dedup {
+        let (unique, moved) = entry.unique_timestamp(ts);
+        ts = unique;
+        *shifted += moved as u64;
+    }
+    buf.push(b' ');
+    write_timestamp(buf, ts);
+    buf.push(b'\n');
+}

@@ -1,0 +1,488 @@
+//! Layer 5: the one InfluxDB writer. It runs on its own thread with a tokio runtime the sink
+//! owns, takes chunks off the queue, and sends them with several requests in flight, gzip,
+//! timeouts, retries with backoff, splitting on 413, partial-write accounting, a stop on
+//! 401/403, a memory cap with a disk spool behind it, and self-metrics.
+
+mod backlog;
+pub mod http;
+pub mod retry;
+pub mod selfmetrics;
+pub mod spool;
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::config::{Api, Config, Endpoint};
+use crate::error::{Error, Result};
+use crate::model::now_ns;
+use crate::pipeline::{Chunk, ChunkKind, Queue};
+use crate::stats::Counters;
+use backlog::{Backlog, Pushed};
+use http::{HttpTarget, Outcome};
+use spool::Spool;
+
+/// State the sink and the writer thread share.
+#[derive(Default)]
+pub struct WriterState {
+    shutdown: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+    /// Set once writing stopped for good (credentials refused, writer crashed).
+    pub fatal: Mutex<Option<Error>>,
+    /// The latest write failure, for reports (never holds a secret).
+    pub last_error: Mutex<Option<String>>,
+    /// User points left in the spool at close, replayed by the next sink on the same directory.
+    pub kept_in_spool: AtomicU64,
+}
+
+pub struct Writer {
+    thread: Option<JoinHandle<()>>,
+    pub state: Arc<WriterState>,
+    wake: Arc<Notify>,
+}
+
+impl Writer {
+    /// Starts the writer thread. Fails on a bad TLS file or an unusable spool directory.
+    pub fn start(
+        config: &Config,
+        endpoint: &Endpoint,
+        queue: Arc<Queue>,
+        counters: Arc<Counters>,
+        wake: Arc<Notify>,
+    ) -> Result<Writer> {
+        let target = Arc::new(HttpTarget::new(config, endpoint)?);
+        let spool = match &config.spool_dir {
+            Some(dir) => {
+                let spool = Spool::open(dir, config.spool_max_bytes)
+                    .map_err(|e| Error::Io(format!("PERFSINK_SPOOL_DIR {}: {e}", dir.display())))?;
+                Counters::add(&counters.replayed, spool.user_lines());
+                Some(spool)
+            }
+            None => None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io(format!("tokio runtime: {e}")))?;
+        let state = Arc::new(WriterState::default());
+        let run = Run {
+            target,
+            create_database: config.create_database && matches!(endpoint.api, Api::V1 { .. }),
+            queue,
+            counters,
+            backlog: Backlog::new(config.memory_max_bytes, spool),
+            state: state.clone(),
+            wake: wake.clone(),
+            inflight: JoinSet::new(),
+            concurrency: config.concurrency,
+            flush_interval: config.flush_interval,
+            request_timeout: config.request_timeout,
+            retry_initial: config.retry_initial,
+            retry_max: config.retry_max,
+            self_metrics: config.self_metrics_interval,
+            precision: config.precision,
+            global_tags: config.global_tags.clone(),
+            source: config.source.clone(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            failures: 0,
+            not_before: Instant::now(),
+            logged: HashSet::new(),
+        };
+        let thread_state = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("perfsink-writer".into())
+            .spawn(move || {
+                let result =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(run.run())));
+                if result.is_err() {
+                    *thread_state.fatal.lock() = Some(Error::Closed);
+                    *thread_state.last_error.lock() = Some("the writer thread panicked".into());
+                }
+            })
+            .map_err(|e| Error::Io(format!("writer thread: {e}")))?;
+        Ok(Writer {
+            thread: Some(thread),
+            state,
+            wake,
+        })
+    }
+
+    /// Asks the writer to deliver what it holds until `deadline`, then spool or count the rest,
+    /// and waits for it to finish.
+    pub fn stop(&mut self, deadline: Instant) {
+        *self.state.deadline.lock() = Some(deadline);
+        self.state.shutdown.store(true, Relaxed);
+        self.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.stop(Instant::now());
+        }
+    }
+}
+
+/// The result of one request task.
+struct Done {
+    chunk: Chunk,
+    outcome: Outcome,
+    latency: Duration,
+    sent_bytes: usize,
+}
+
+struct Run {
+    target: Arc<HttpTarget>,
+    create_database: bool,
+    queue: Arc<Queue>,
+    counters: Arc<Counters>,
+    backlog: Backlog,
+    state: Arc<WriterState>,
+    wake: Arc<Notify>,
+    inflight: JoinSet<Done>,
+    concurrency: usize,
+    flush_interval: Duration,
+    request_timeout: Duration,
+    retry_initial: Duration,
+    retry_max: Duration,
+    self_metrics: Option<Duration>,
+    precision: crate::model::Precision,
+    global_tags: Vec<(String, String)>,
+    source: String,
+    host: String,
+    /// Failed requests in a row, for the backoff.
+    failures: u32,
+    /// No request starts before this instant (backoff after a failure).
+    not_before: Instant,
+    logged: HashSet<&'static str>,
+}
+
+impl Run {
+    async fn run(mut self) {
+        if self.create_database {
+            if let Err(e) = self.target.create_database().await {
+                self.note(
+                    "create-db",
+                    format!("could not create the database yet: {e}"),
+                );
+            }
+        }
+        let tick_every =
+            (self.flush_interval / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_self_metrics = self.self_metrics.map(|d| Instant::now() + d);
+        let mut saw_shutdown = false;
+        loop {
+            let shutting = self.state.shutdown.load(Relaxed);
+            if shutting && !saw_shutdown {
+                saw_shutdown = true;
+                self.emit_self_metrics();
+            }
+            self.intake(shutting);
+            self.dispatch();
+            let deadline = *self.state.deadline.lock();
+            if shutting {
+                let drained = self.backlog.is_empty() && self.queue.is_empty();
+                let late = deadline.is_none_or(|d| Instant::now() >= d);
+                if self.inflight.is_empty() && (drained || late || self.is_fatal()) {
+                    break;
+                }
+            }
+            let backing_off = !self.backlog.is_empty() && Instant::now() < self.not_before;
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                Some(joined) = self.inflight.join_next(), if !self.inflight.is_empty() => {
+                    if let Ok(done) = joined {
+                        self.settle(done).await;
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Some(at) = next_self_metrics {
+                        if Instant::now() >= at {
+                            self.emit_self_metrics();
+                            next_self_metrics = self.self_metrics.map(|d| Instant::now() + d);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(self.not_before.into()), if backing_off => {}
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far).into()), if shutting => {}
+            }
+        }
+        self.finish();
+    }
+
+    fn is_fatal(&self) -> bool {
+        self.state.fatal.lock().is_some()
+    }
+
+    /// Moves chunks from the queue (and a partial batch that waited long enough) into the
+    /// backlog while it has room; without room the queue fills and producers see the policy.
+    fn intake(&mut self, shutting: bool) {
+        let age = if shutting {
+            Duration::ZERO
+        } else {
+            self.flush_interval
+        };
+        if let Some(chunk) = self.queue.take_partial(age) {
+            self.admit(chunk);
+        }
+        while self.backlog.has_room() || self.is_fatal() {
+            match self.queue.try_recv() {
+                Some(chunk) => self.admit(chunk),
+                None => break,
+            }
+        }
+    }
+
+    fn admit(&mut self, chunk: Chunk) {
+        if self.is_fatal() {
+            return self.give_up(chunk);
+        }
+        let (lines, kind) = (chunk.lines, chunk.kind);
+        match self.backlog.push(chunk) {
+            Pushed::Memory => {}
+            Pushed::Spool => {
+                if kind == ChunkKind::User {
+                    Counters::add(&self.counters.spooled, lines);
+                }
+            }
+            Pushed::Refused(chunk) => {
+                self.note("full", "memory and spool are full: dropping points".into());
+                self.count_dropped(&chunk);
+            }
+        }
+    }
+
+    /// Keeps a chunk that cannot be delivered now in the spool, or counts it as dropped.
+    fn give_up(&mut self, chunk: Chunk) {
+        let (lines, kind) = (chunk.lines, chunk.kind);
+        match self.backlog.spill(chunk) {
+            Pushed::Spool if kind == ChunkKind::User => {
+                Counters::add(&self.counters.spooled, lines)
+            }
+            Pushed::Refused(chunk) => self.count_dropped(&chunk),
+            _ => {}
+        }
+    }
+
+    fn count_dropped(&self, chunk: &Chunk) {
+        if chunk.kind == ChunkKind::User {
+            Counters::add(&self.counters.dropped_undelivered, chunk.lines);
+        }
+    }
+
+    fn dispatch(&mut self) {
+        if self.is_fatal() {
+            while let Some(chunk) = self.backlog.pop_memory() {
+                self.backlog.release(chunk.data.len());
+                self.give_up(chunk);
+            }
+            return;
+        }
+        while self.inflight.len() < self.concurrency && Instant::now() >= self.not_before {
+            match self.backlog.pop() {
+                None => break,
+                Some(Err(lines)) => {
+                    self.note(
+                        "spool-read",
+                        "a spool file could not be read: its points are lost".into(),
+                    );
+                    Counters::add(&self.counters.dropped_undelivered, lines);
+                }
+                Some(Ok(chunk)) => self.spawn_send(chunk),
+            }
+        }
+    }
+
+    fn spawn_send(&mut self, chunk: Chunk) {
+        let target = self.target.clone();
+        let timeout = match *self.state.deadline.lock() {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(50))
+                .min(self.request_timeout),
+            None => self.request_timeout,
+        };
+        self.inflight.spawn(async move {
+            let started = Instant::now();
+            let (body, gzipped) = match target.compress(&chunk.data) {
+                Some(gz) => (gz, true),
+                None => (chunk.data.clone(), false),
+            };
+            let sent_bytes = body.len();
+            let outcome = target.write(body, gzipped, timeout).await;
+            Done {
+                chunk,
+                outcome,
+                latency: started.elapsed(),
+                sent_bytes,
+            }
+        });
+    }
+
+    async fn settle(&mut self, done: Done) {
+        let Done {
+            mut chunk,
+            outcome,
+            latency,
+            sent_bytes,
+        } = done;
+        let c = &self.counters;
+        Counters::add(&c.requests, 1);
+        Counters::add(&c.bytes_sent, sent_bytes as u64);
+        c.record_latency(latency.as_micros() as u64);
+        let len = chunk.data.len();
+        match outcome {
+            Outcome::Written => {
+                self.failures = 0;
+                self.count_written(&chunk, chunk.lines);
+                self.backlog.release(len);
+                self.queue.recycle(chunk.data);
+            }
+            Outcome::Retry { after, reason } => {
+                self.failures = self.failures.saturating_add(1);
+                let wait = retry::backoff(self.retry_initial, self.retry_max, self.failures, after);
+                self.not_before = self.not_before.max(Instant::now() + wait);
+                self.note(
+                    "retry",
+                    format!("write failed, retrying in {wait:?}: {reason}"),
+                );
+                Counters::add(&self.counters.retried, 1);
+                chunk.attempts += 1;
+                self.backlog.push_front(chunk);
+            }
+            Outcome::TooLarge if chunk.lines > 1 => {
+                if let Some((a, b)) = chunk.split() {
+                    self.note(
+                        "413",
+                        "InfluxDB refused a batch as too large (413): splitting it".into(),
+                    );
+                    self.backlog.push_front(b);
+                    self.backlog.push_front(a);
+                }
+            }
+            Outcome::TooLarge => {
+                self.note(
+                    "413-line",
+                    "InfluxDB refused a single line as too large (413)".into(),
+                );
+                self.count_rejected(&chunk, chunk.lines);
+                self.backlog.release(len);
+            }
+            Outcome::Rejected { dropped, reason } => {
+                let rejected = dropped.unwrap_or(chunk.lines).min(chunk.lines);
+                self.note(
+                    "rejected",
+                    format!(
+                        "InfluxDB rejected {rejected} of {} lines: {reason}",
+                        chunk.lines
+                    ),
+                );
+                self.count_rejected(&chunk, rejected);
+                self.count_written(&chunk, chunk.lines - rejected);
+                self.backlog.release(len);
+            }
+            Outcome::DatabaseNotFound => {
+                let db = self.target.database.clone().unwrap_or_default();
+                let created = if self.create_database {
+                    self.target.create_database().await
+                } else {
+                    Err("PERFSINK_CREATE_DATABASE is off".into())
+                };
+                if let Err(e) = created {
+                    self.failures = self.failures.saturating_add(1);
+                    let wait =
+                        retry::backoff(self.retry_initial, self.retry_max, self.failures, None);
+                    self.not_before = Instant::now() + wait;
+                    self.note(
+                        "no-db",
+                        format!("database {db:?} not found and not created: {e}"),
+                    );
+                    Counters::add(&self.counters.retried, 1);
+                }
+                self.backlog.push_front(chunk);
+            }
+            Outcome::Unauthorized { reason } => {
+                let msg = format!(
+                    "InfluxDB at {} refused the credentials ({reason}); writing stopped",
+                    self.target.base_url
+                );
+                self.note("auth", msg.clone());
+                *self.state.fatal.lock() = Some(Error::Auth(msg));
+                self.backlog.release(len);
+                self.give_up(chunk);
+            }
+        }
+    }
+
+    fn count_written(&self, chunk: &Chunk, lines: u64) {
+        match chunk.kind {
+            ChunkKind::User => Counters::add(&self.counters.written, lines),
+            ChunkKind::SelfMetrics => Counters::add(&self.counters.self_metrics_written, lines),
+        }
+    }
+
+    fn count_rejected(&self, chunk: &Chunk, lines: u64) {
+        if chunk.kind == ChunkKind::User {
+            Counters::add(&self.counters.rejected_server, lines);
+        }
+    }
+
+    fn emit_self_metrics(&mut self) {
+        if self.self_metrics.is_none() {
+            return;
+        }
+        let stats = self.counters.snapshot();
+        let mut data = Vec::with_capacity(512);
+        selfmetrics::encode(
+            &mut data,
+            &self.host,
+            &self.source,
+            &self.global_tags,
+            &stats,
+            now_ns(),
+            self.precision,
+        );
+        if !data.is_empty() {
+            self.admit(Chunk::new(data, 1, ChunkKind::SelfMetrics));
+        }
+    }
+
+    /// After the deadline: whatever is left goes to the spool, or is counted as dropped.
+    fn finish(&mut self) {
+        while let Some(chunk) = self.queue.try_recv() {
+            self.give_up(chunk);
+        }
+        if let Some(chunk) = self.queue.take_partial(Duration::ZERO) {
+            self.give_up(chunk);
+        }
+        while let Some(chunk) = self.backlog.pop_memory() {
+            self.backlog.release(chunk.data.len());
+            self.give_up(chunk);
+        }
+        let kept = self.backlog.spool.as_ref().map_or(0, |s| s.user_lines());
+        self.state.kept_in_spool.store(kept, Relaxed);
+    }
+
+    /// Remembers the latest failure and logs each kind once, so a long outage does not flood
+    /// the host's stderr. Messages never contain credentials.
+    fn note(&mut self, kind: &'static str, msg: String) {
+        if self.logged.insert(kind) {
+            eprintln!("perfsink: {msg}");
+        }
+        *self.state.last_error.lock() = Some(msg);
+    }
+}
