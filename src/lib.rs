@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod error;
+pub mod ffi;
 pub mod lineproto;
 pub mod model;
 pub mod pipeline;

@@ -193,18 +193,27 @@ impl Sink {
 
     /// The fast path: encodes a batch of points of registered series. One lock per call.
     pub fn submit(&self, points: &[Point<'_>]) -> Submitted {
+        self.submit_with(points.len(), |i| Ok(points[i]))
+    }
+
+    /// `submit` for callers whose points live in another shape (the C ABI): `point(i)` gives
+    /// point `i`, or the reason it cannot be read; no copy of the batch is made.
+    pub fn submit_with<'p, F>(&self, n: usize, mut point: F) -> Submitted
+    where
+        F: FnMut(usize) -> Result<Point<'p>>,
+    {
         let Some(engine) = self.live_engine() else {
-            return self.not_live(points.len());
+            return self.not_live(n);
         };
         let view = self.series.view();
         let precision = self.config.precision;
         let dedup = self.config.dedup;
         let opts = self.field_options;
         let mut shifted = 0u64;
-        let produced = engine.queue.produce(points.len(), |i, buf| {
-            let p = &points[i];
+        let produced = engine.queue.produce(n, |i, buf| {
+            let p = point(i)?;
             let entry = view.get(p.series).ok_or(Error::UnknownSeries(p.series))?;
-            encode_point(buf, entry, p, precision, dedup, opts, &mut shifted)
+            encode_point(buf, entry, &p, precision, dedup, opts, &mut shifted)
         });
         Counters::add(&self.counters.deduplicated, shifted);
         self.with_fatal(produced.into())
