@@ -190,6 +190,54 @@ impl HttpTarget {
     }
 }
 
+impl HttpTarget {
+    /// `GET /ping`: the server's version header, or why it could not be reached.
+    pub async fn ping(&self) -> std::result::Result<String, String> {
+        let url = format!("{}/ping", self.base_url);
+        let resp = self
+            .client
+            .get(&url)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| describe_send_error(&e))?;
+        if !resp.status().is_success() {
+            return Err(format!("/ping answered {}", resp.status()));
+        }
+        let version = resp
+            .headers()
+            .get("x-influxdb-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown");
+        Ok(version.to_string())
+    }
+
+    /// v1: checks the credentials and the database with `SHOW DATABASES`.
+    pub async fn check_database(&self) -> std::result::Result<bool, String> {
+        let Some(db) = &self.database else {
+            return Ok(true);
+        };
+        let mut req = self
+            .client
+            .get(format!("{}?q={}", self.query_url, enc("SHOW DATABASES")))
+            .timeout(self.timeout);
+        if let Some(auth) = &self.auth {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
+        let resp = req.send().await.map_err(|e| describe_send_error(&e))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!(
+                "SHOW DATABASES answered {} {}",
+                status.as_u16(),
+                short(&body)
+            ));
+        }
+        Ok(body.contains(&format!("[\"{db}\"]")))
+    }
+}
+
 /// The class of an answer. Pure, so it is tested without a server.
 pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Outcome {
     let reason = || format!("{} {}", status.as_u16(), short(body));

@@ -1,0 +1,40 @@
+# perfsink — the two commands that matter are `make demo` and `make test`; both set up first.
+SHELL := /bin/bash
+CARGO ?= cargo
+export PATH := $(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
+
+.PHONY: all setup build header lint test bench demo examples clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --locked
+
+# Regenerates include/perfsink.h from src/ffi (commit the result; `make test` fails on drift).
+header:
+	PERFSINK_BLESS=1 $(CARGO) test --locked --test c_header
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+examples: build
+	mkdir -p target/examples
+	cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Iinclude examples/c/workflow_steps.c \
+	   -Ltarget/release -lperfsink -Wl,-rpath,$(CURDIR)/target/release -o target/examples/workflow_steps
+
+test: setup lint
+	$(CARGO) build --locked --lib
+	$(CARGO) test --locked -- --test-threads=4
+
+bench: setup
+	$(CARGO) bench --locked --bench engine
+
+demo: examples
+	bash scripts/demo.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make demo`: streams a few thousand points through perfsink — from the C example and from the
+# Rust example — into InfluxDB, then prints what landed by querying it back. Uses INFLUXDB_URL
+# when set (e.g. the docker-compose stack), else a private influxd on a free loopback port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DB="${INFLUXDB_DB:-perfsink_demo}"
+
+if [ -z "${INFLUXDB_URL:-}" ]; then
+  dir=$(mktemp -d)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  rpc=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat > "$dir/influxdb.conf" <<CONF
+reporting-enabled = false
+bind-address = "127.0.0.1:$rpc"
+[meta]
+  dir = "$dir/meta"
+[data]
+  dir = "$dir/data"
+  wal-dir = "$dir/wal"
+[http]
+  bind-address = "127.0.0.1:$port"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+CONF
+  env -u INFLUXDB_DB influxd run -config "$dir/influxdb.conf" >"$dir/influxd.log" 2>&1 &
+  influx_pid=$!
+  trap 'kill $influx_pid 2>/dev/null; wait $influx_pid 2>/dev/null; rm -rf "$dir"' EXIT
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/ping" >/dev/null && break; sleep 0.1; done
+  export INFLUXDB_URL="http://127.0.0.1:$port"
+  echo "demo: private InfluxDB 1.6 at $INFLUXDB_URL (data in $dir)"
+fi
+base="${INFLUXDB_URL%/}"
+export INFLUXDB_DB="$DB" PERFSINK_FLUSH_INTERVAL_MS=200 PERFSINK_SELF_METRICS_INTERVAL_MS=1000 PERFSINK_SOURCE=demo
+
+echo "== C example: 2000 workflow steps through the C ABI"
+target/examples/workflow_steps "INFLUXDB_URL=$base;INFLUXDB_DB=$DB;PERFSINK_FLUSH_INTERVAL_MS=200;PERFSINK_SOURCE=demo-c" 2000
+echo "== Rust example: 1000 iterations x 4 steps, plus fast-path request metrics"
+cargo run --quiet --release --locked --example workflow -- 1000
+
+q() { curl -sfG "$base/query" --data-urlencode "db=$DB" --data-urlencode "q=$1"; }
+echo
+echo "== What landed in InfluxDB (database $DB)"
+q 'SHOW MEASUREMENTS' | python3 -c '
+import json, sys
+r = json.load(sys.stdin)["results"][0]
+print("measurements:", ", ".join(v[0] for v in r["series"][0]["values"]))'
+for m in workflow_step http_req_duration perfsink; do
+  q "SELECT count(*) FROM \"$m\"" | python3 -c "
+import json, sys
+s = json.load(sys.stdin)['results'][0].get('series', [])
+cols = s[0]['columns'] if s else []
+vals = s[0]['values'][0] if s else []
+n = max([v for c, v in zip(cols, vals) if c.startswith('count_')] or [0])
+print(f'  {\"$m\":<20} {n:>8} points')"
+done
+q 'SELECT percentile("duration", 95) AS p95, mean("duration") AS mean, sum("success_count") AS ok, count("duration") AS n FROM "workflow_step"' | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["results"][0]["series"][0]
+row = dict(zip(s["columns"], s["values"][0]))
+print(f"workflow_step.duration: p95 {row[\"p95\"]:.3f} s, mean {row[\"mean\"]:.3f} s, {row[\"ok\"]} of {row[\"n\"]} steps succeeded")'

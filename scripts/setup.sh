@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need. Idempotent: each step checks first, so a
+# second run costs a few seconds. Run as root (CI and the dev machines are) or with sudo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+apt_packages=()
+command -v influxd >/dev/null 2>&1 || apt_packages+=(influxdb)
+command -v valgrind >/dev/null 2>&1 || apt_packages+=(valgrind)
+command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  say "apt-get install ${apt_packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+# Debian's influxdb package may start a system service on installs with an init system; the
+# tests and the demo run their own private influxd, so a stray one on 8086 is left alone.
+
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "[setup] cargo is missing: install Rust (rustup)" >&2; exit 1; }
+if command -v rustup >/dev/null 2>&1; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi
+say "cargo fetch"
+cargo fetch --locked -q
+say "ready"
