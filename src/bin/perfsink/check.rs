@@ -1,44 +1,12 @@
-//! The `perfsink` command line. Subcommands of this version: `check` (configuration and
-//! connectivity) and `version`.
+//! `perfsink check`: the effective configuration and whether InfluxDB answers.
 
 use std::process::ExitCode;
 
 use perfsink::config::{Api, Config};
 use perfsink::writer::http::HttpTarget;
 
-const USAGE: &str = "usage: perfsink <command>
-
-commands:
-  check     read the configuration from INFLUXDB_* / PERFSINK_* and check that InfluxDB answers
-  version   print the version
-
-configuration: see README.md (INFLUXDB_URL unset means reporting disabled)";
-
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("check") => check(),
-        Some("version") | Some("--version") | Some("-V") => {
-            println!("perfsink {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some("help") | Some("--help") | Some("-h") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("perfsink: unknown command {other:?}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
-        None => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
-        }
-    }
-}
-
 /// Prints the effective configuration (secrets hidden) and what InfluxDB answers.
-fn check() -> ExitCode {
+pub fn run() -> ExitCode {
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {

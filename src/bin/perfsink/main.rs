@@ -1,0 +1,38 @@
+//! The `perfsink` command line. Subcommands of this version: `check` (configuration and
+//! connectivity) and `version`.
+
+use std::process::ExitCode;
+
+mod check;
+
+const USAGE: &str = "usage: perfsink <command>
+
+commands:
+  check     read the configuration from INFLUXDB_* / PERFSINK_* and check that InfluxDB answers
+  version   print the version
+
+configuration: see README.md (INFLUXDB_URL unset means reporting disabled)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("check") => check::run(),
+        Some("version") | Some("--version") | Some("-V") => {
+            println!("perfsink {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some("help") | Some("--help") | Some("-h") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("perfsink: unknown command {other:?}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
