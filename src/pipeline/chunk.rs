@@ -30,23 +30,29 @@ impl Chunk {
 
     /// Counts the lines of `data` (for chunks read back from the spool).
     pub fn from_lines(data: Vec<u8>, kind: ChunkKind) -> Self {
-        let lines = data.iter().filter(|&&b| b == b'\n').count() as u64;
+        let mut lines = 0;
+        let mut at = 0;
+        while at < data.len() {
+            at = line_end(&data, at);
+            lines += 1;
+        }
         Chunk::new(data, lines, kind)
     }
 
-    /// Splits at the line boundary nearest the middle; `None` for a single line.
-    pub fn split(self) -> Option<(Chunk, Chunk)> {
+    /// Splits at the line boundary nearest the middle; gives the chunk back when it holds a
+    /// single line (or no line boundary is found).
+    pub fn split(self) -> Result<(Chunk, Chunk), Chunk> {
         if self.lines < 2 {
-            return None;
+            return Err(self);
         }
         let half = self.lines / 2;
-        let mut seen = 0;
-        let cut = self.data.iter().position(|&b| {
-            if b == b'\n' {
-                seen += 1;
-            }
-            seen == half
-        })? + 1;
+        let mut cut = 0;
+        for _ in 0..half {
+            cut = line_end(&self.data, cut);
+        }
+        if cut == 0 || cut >= self.data.len() {
+            return Err(self);
+        }
         let mut first = self.data;
         let second = first.split_off(cut);
         let a = Chunk {
@@ -61,8 +67,41 @@ impl Chunk {
             kind: self.kind,
             attempts: self.attempts,
         };
-        Some((a, b))
+        Ok((a, b))
     }
+}
+
+/// Where the line starting at `start` ends (just past its `\n`), read as the servers read it
+/// (Go `models.scanLine`): a raw newline inside a quoted string field value does not end the
+/// line. Escaped bytes are skipped in pairs; in the field set a `"` opens or closes a string
+/// only in value position (more unquoted `=` than `,` seen), so a `"` in a name is not one.
+fn line_end(data: &[u8], start: usize) -> usize {
+    let (mut fields, mut quoted) = (false, false);
+    let (mut equals, mut commas) = (0u32, 0u32);
+    let mut i = start;
+    while i < data.len() {
+        let c = data[i];
+        if c == b'\\' && i + 1 < data.len() {
+            i += 2;
+            continue;
+        }
+        if c == b' ' {
+            fields = true;
+        }
+        if fields {
+            match c {
+                b'=' if !quoted => equals += 1,
+                b',' if !quoted => commas += 1,
+                b'"' if equals > commas => quoted = !quoted,
+                _ => {}
+            }
+        }
+        if c == b'\n' && !quoted {
+            return i + 1;
+        }
+        i += 1;
+    }
+    data.len()
 }
 
 #[cfg(test)]
@@ -77,6 +116,19 @@ mod tests {
         assert_eq!(a.data, b"a v=1 1\n");
         assert_eq!((a.lines, b.lines), (1, 2));
         assert_eq!(b.data, b"b v=2 2\nc v=3 3\n");
-        assert!(a.split().is_none());
+        assert!(a.split().is_err());
+    }
+
+    #[test]
+    fn newlines_inside_string_fields_do_not_end_lines() {
+        let data = b"m,t=\"q\"\\ x s=\"a\nb \\\" c=\\\\\",\"f\"=1i 1\nm s=\"x\ny\nz\" 2\nm v=1 3\n";
+        let c = Chunk::from_lines(data.to_vec(), ChunkKind::User);
+        assert_eq!(c.lines, 3);
+        let (a, b) = c.split().unwrap();
+        assert_eq!(a.data, b"m,t=\"q\"\\ x s=\"a\nb \\\" c=\\\\\",\"f\"=1i 1\n");
+        assert_eq!((a.lines, b.lines), (1, 2));
+        let (b1, b2) = b.split().unwrap();
+        assert_eq!(b1.data, b"m s=\"x\ny\nz\" 2\n");
+        assert_eq!(b2.data, b"m v=1 3\n");
     }
 }

@@ -34,7 +34,10 @@ pub struct Queue {
     acc: Mutex<Accumulator>,
     tx: Sender<Chunk>,
     rx: Receiver<Chunk>,
-    /// Emptied buffers the writer hands back, so chunks do not allocate afresh.
+    /// Emptied buffers the writer hands back, so chunks do not allocate afresh. Up to as many
+    /// as the queue holds (the same bound as the queue's own memory): the buffers of a burst
+    /// serve the next one instead of being freed and their pages faulted in again, which
+    /// costs about as much as encoding into them.
     free_tx: Sender<Vec<u8>>,
     free_rx: Receiver<Vec<u8>>,
     batch_lines: u64,
@@ -54,7 +57,7 @@ impl Queue {
         counters: Arc<Counters>,
     ) -> Self {
         let (tx, rx) = bounded(capacity);
-        let (free_tx, free_rx) = bounded(capacity.min(16));
+        let (free_tx, free_rx) = bounded(capacity);
         Queue {
             acc: Mutex::new(Accumulator {
                 buf: Vec::new(),
@@ -157,31 +160,56 @@ impl Queue {
 
     /// Puts the accumulator on the queue now, waiting up to `timeout` for room.
     pub fn flush_accumulator(&self, timeout: Duration) -> Result<()> {
-        let mut acc = self.acc.lock();
-        if acc.lines == 0 {
-            return Ok(());
-        }
-        let chunk = self.take(&mut acc);
-        match self.tx.send_timeout(chunk, timeout) {
-            Ok(()) => {
-                self.wake.notify_one();
-                Ok(())
+        // Never wait for room while holding the accumulator: producers and the writer
+        // (which takes partial batches) would wait behind us, and the writer is the one
+        // that makes room.
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let mut acc = self.acc.lock();
+                if acc.lines == 0 {
+                    return Ok(());
+                }
+                let chunk = self.take(&mut acc);
+                match self.tx.try_send(chunk) {
+                    Ok(()) => {
+                        self.wake.notify_one();
+                        return Ok(());
+                    }
+                    Err(TrySendError::Full(c)) | Err(TrySendError::Disconnected(c)) => {
+                        self.restore(&mut acc, c);
+                    }
+                }
             }
-            Err(SendTimeoutError::Timeout(c)) | Err(SendTimeoutError::Disconnected(c)) => {
-                self.restore(&mut acc, c);
-                Err(Error::Timeout)
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout);
             }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
-    /// For the writer: the accumulator's lines when they have waited at least `age`
-    /// (`Duration::ZERO` takes whatever is there).
+    /// For the writer's loop: the accumulator's lines when they have waited at least `age`.
+    /// Never waits for the lock: a producer holding it may itself be waiting for the writer
+    /// to make room on the queue.
     pub fn take_partial(&self, age: Duration) -> Option<Chunk> {
-        let mut acc = self.acc.lock();
+        let mut acc = self.acc.try_lock()?;
         match acc.since {
             Some(since) if acc.lines > 0 && since.elapsed() >= age => Some(self.take(&mut acc)),
             _ => None,
         }
+    }
+
+    /// For the writer's loop: nothing waits in the accumulator (a held lock counts as
+    /// something: a producer is adding to it).
+    pub fn accumulator_is_empty(&self) -> bool {
+        self.acc.try_lock().is_some_and(|acc| acc.lines == 0)
+    }
+
+    /// For the writer's last step: whatever the accumulator holds. The queue is drained
+    /// by then, so a producer holding the lock gets room at once.
+    pub fn take_rest(&self) -> Option<Chunk> {
+        let mut acc = self.acc.lock();
+        (acc.lines > 0).then(|| self.take(&mut acc))
     }
 
     /// For the writer: the next queued chunk, without waiting.

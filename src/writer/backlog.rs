@@ -41,12 +41,13 @@ impl Backlog {
         self.mem.is_empty() && self.spool.as_ref().is_none_or(|s| s.is_empty())
     }
 
-    /// Appends at the tail. Once anything is on disk, newer chunks go to disk too, so the
-    /// order of delivery stays the order of arrival.
+    /// Appends at the tail. Memory takes a chunk while it holds less than its cap (so it may
+    /// end up one chunk over the cap, which `has_room` promised). Once anything is on disk,
+    /// newer chunks go to disk too, so the order of delivery stays the order of arrival.
     pub fn push(&mut self, chunk: Chunk) -> Pushed {
         let len = chunk.data.len();
         let spool_busy = self.spool.as_ref().is_some_and(|s| !s.is_empty());
-        if !spool_busy && (self.held + len <= self.max_mem || self.mem.is_empty()) {
+        if !spool_busy && self.held < self.max_mem {
             self.held += len;
             self.mem.push_back(chunk);
             return Pushed::Memory;

@@ -36,6 +36,8 @@ pub enum Outcome {
     DatabaseNotFound,
     /// 401/403: credentials refused. Retrying cannot help.
     Unauthorized { reason: String },
+    /// Not answered: the writer gave up waiting (the close deadline passed).
+    Cancelled,
 }
 
 /// The HTTP side of the writer: a pooled client and the prepared write URL and auth header.
@@ -183,7 +185,14 @@ impl HttpTarget {
             req = req.header(AUTHORIZATION, auth.clone());
         }
         match req.send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if r.status().is_success() => {
+                // 1.x answers 200 with the statement's error in the body (`invalid name`).
+                let body = r.text().await.unwrap_or_default();
+                match statement_error(&body) {
+                    Some(e) => Err(format!("CREATE DATABASE failed: {}", short(&e))),
+                    None => Ok(()),
+                }
+            }
             Ok(r) => Err(format!("CREATE DATABASE answered {}", r.status())),
             Err(e) => Err(describe_send_error(&e)),
         }
@@ -255,6 +264,19 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -
             reason: reason(),
         },
     }
+}
+
+/// The first `error` of a `/query` answer (`{"error":..}` or `{"results":[{"error":..}]}`).
+fn statement_error(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let text = |e: &serde_json::Value| e.as_str().map(str::to_string);
+    if let Some(e) = v.get("error") {
+        return text(e);
+    }
+    v.get("results")?
+        .as_array()?
+        .iter()
+        .find_map(|r| r.get("error").and_then(text))
 }
 
 /// `dropped=N` from a 1.x/2.x partial-write message.
@@ -391,5 +413,12 @@ mod tests {
         assert_eq!(enc("my db/rp"), "my%20db%2Frp");
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(statement_error(r#"{"results":[{"statement_id":0}]}"#), None);
+        assert_eq!(
+            statement_error(r#"{"results":[{"statement_id":0,"error":"invalid name"}]}"#),
+            Some("invalid name".into())
+        );
+        assert_eq!(statement_error(r#"{"error":"x"}"#), Some("x".into()));
+        assert_eq!(statement_error(""), None);
     }
 }

@@ -81,6 +81,7 @@ impl Writer {
             state: state.clone(),
             wake: wake.clone(),
             inflight: JoinSet::new(),
+            cancel: tokio::sync::watch::channel(false).0,
             concurrency: config.concurrency,
             flush_interval: config.flush_interval,
             request_timeout: config.request_timeout,
@@ -92,6 +93,7 @@ impl Writer {
             source: config.source.clone(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             failures: 0,
+            db_created_at: None,
             not_before: Instant::now(),
             logged: HashSet::new(),
         };
@@ -140,6 +142,7 @@ struct Done {
     outcome: Outcome,
     latency: Duration,
     sent_bytes: usize,
+    started: Instant,
 }
 
 struct Run {
@@ -151,6 +154,8 @@ struct Run {
     state: Arc<WriterState>,
     wake: Arc<Notify>,
     inflight: JoinSet<Done>,
+    /// Set at the close deadline: requests still in flight stop waiting for their answer.
+    cancel: tokio::sync::watch::Sender<bool>,
     concurrency: usize,
     flush_interval: Duration,
     request_timeout: Duration,
@@ -163,6 +168,8 @@ struct Run {
     host: String,
     /// Failed requests in a row, for the backoff.
     failures: u32,
+    /// When a "database not found" made us create the database, until a write succeeds.
+    db_created_at: Option<Instant>,
     /// No request starts before this instant (backoff after a failure).
     not_before: Instant,
     logged: HashSet<&'static str>,
@@ -191,13 +198,23 @@ impl Run {
                 self.emit_self_metrics();
             }
             self.intake(shutting);
-            self.dispatch();
             let deadline = *self.state.deadline.lock();
+            let late = shutting && deadline.is_none_or(|d| Instant::now() >= d);
+            // Past the close deadline nothing new is sent: what is left is spooled or dropped.
+            if !late {
+                self.dispatch();
+            }
             if shutting {
-                let drained = self.backlog.is_empty() && self.queue.is_empty();
-                let late = deadline.is_none_or(|d| Instant::now() >= d);
+                let drained = self.backlog.is_empty()
+                    && self.queue.is_empty()
+                    && self.queue.accumulator_is_empty();
                 if self.inflight.is_empty() && (drained || late || self.is_fatal()) {
                     break;
+                }
+                if late {
+                    // A request started before the deadline has the full request timeout;
+                    // close must not wait for it. Its chunk comes back as `Cancelled`.
+                    self.cancel.send_replace(true);
                 }
             }
             let backing_off = !self.backlog.is_empty() && Instant::now() < self.not_before;
@@ -236,8 +253,13 @@ impl Run {
         } else {
             self.flush_interval
         };
-        if let Some(chunk) = self.queue.take_partial(age) {
-            self.admit(chunk);
+        // Only take from the queue what the backlog has room for: a chunk left in the queue
+        // makes producers wait (or count a drop by their own policy), which is the
+        // backpressure they asked for; a chunk taken and then refused would be lost silently.
+        if self.backlog.has_room() || self.is_fatal() {
+            if let Some(chunk) = self.queue.take_partial(age) {
+                self.admit(chunk);
+            }
         }
         while self.backlog.has_room() || self.is_fatal() {
             match self.queue.try_recv() {
@@ -316,6 +338,7 @@ impl Run {
                 .min(self.request_timeout),
             None => self.request_timeout,
         };
+        let mut cancelled = self.cancel.subscribe();
         self.inflight.spawn(async move {
             let started = Instant::now();
             let (body, gzipped) = match target.compress(&chunk.data) {
@@ -323,12 +346,16 @@ impl Run {
                 None => (chunk.data.clone(), false),
             };
             let sent_bytes = body.len();
-            let outcome = target.write(body, gzipped, timeout).await;
+            let outcome = tokio::select! {
+                outcome = target.write(body, gzipped, timeout) => outcome,
+                _ = cancelled.wait_for(|c| *c) => Outcome::Cancelled,
+            };
             Done {
                 chunk,
                 outcome,
                 latency: started.elapsed(),
                 sent_bytes,
+                started,
             }
         });
     }
@@ -339,15 +366,21 @@ impl Run {
             outcome,
             latency,
             sent_bytes,
+            started,
         } = done;
         let c = &self.counters;
-        Counters::add(&c.requests, 1);
-        Counters::add(&c.bytes_sent, sent_bytes as u64);
-        c.record_latency(latency.as_micros() as u64);
+        if outcome != Outcome::Cancelled {
+            Counters::add(&c.requests, 1);
+            Counters::add(&c.bytes_sent, sent_bytes as u64);
+            c.record_latency(latency.as_micros() as u64);
+        }
         let len = chunk.data.len();
         match outcome {
+            // Never answered: kept for `finish`, which spools it or counts it as dropped.
+            Outcome::Cancelled => self.backlog.push_front(chunk),
             Outcome::Written => {
                 self.failures = 0;
+                self.db_created_at = None;
                 self.count_written(&chunk, chunk.lines);
                 self.backlog.release(len);
                 self.queue.recycle(chunk.data);
@@ -364,8 +397,8 @@ impl Run {
                 chunk.attempts += 1;
                 self.backlog.push_front(chunk);
             }
-            Outcome::TooLarge if chunk.lines > 1 => {
-                if let Some((a, b)) = chunk.split() {
+            Outcome::TooLarge if chunk.lines > 1 => match chunk.split() {
+                Ok((a, b)) => {
                     self.note(
                         "413",
                         "InfluxDB refused a batch as too large (413): splitting it".into(),
@@ -373,7 +406,12 @@ impl Run {
                     self.backlog.push_front(b);
                     self.backlog.push_front(a);
                 }
-            }
+                Err(chunk) => {
+                    self.note("413", "InfluxDB refused a batch as too large (413)".into());
+                    self.count_rejected(&chunk, chunk.lines);
+                    self.backlog.release(len);
+                }
+            },
             Outcome::TooLarge => {
                 self.note(
                     "413-line",
@@ -395,6 +433,11 @@ impl Run {
                 self.count_written(&chunk, chunk.lines - rejected);
                 self.backlog.release(len);
             }
+            // A request sent before we created the database says "not found" for the old
+            // state of the server: send it again without counting a failure.
+            Outcome::DatabaseNotFound if self.db_created_at.is_some_and(|t| started < t) => {
+                self.backlog.push_front(chunk);
+            }
             Outcome::DatabaseNotFound => {
                 let db = self.target.database.clone().unwrap_or_default();
                 let created = if self.create_database {
@@ -402,11 +445,21 @@ impl Run {
                 } else {
                     Err("PERFSINK_CREATE_DATABASE is off".into())
                 };
-                if let Err(e) = created {
+                // Right after a creation the write is tried again at once, but only once until
+                // a write succeeds: a server that keeps saying "not found" must not be hammered.
+                let failed = match created {
+                    Ok(()) => {
+                        let first = self.db_created_at.is_none();
+                        self.db_created_at = Some(Instant::now());
+                        (!first).then(|| "it was created but is still not found".to_string())
+                    }
+                    Err(e) => Some(e),
+                };
+                if let Some(e) = failed {
                     self.failures = self.failures.saturating_add(1);
                     let wait =
                         retry::backoff(self.retry_initial, self.retry_max, self.failures, None);
-                    self.not_before = Instant::now() + wait;
+                    self.not_before = self.not_before.max(Instant::now() + wait);
                     self.note(
                         "no-db",
                         format!("database {db:?} not found and not created: {e}"),
@@ -466,7 +519,7 @@ impl Run {
         while let Some(chunk) = self.queue.try_recv() {
             self.give_up(chunk);
         }
-        if let Some(chunk) = self.queue.take_partial(Duration::ZERO) {
+        if let Some(chunk) = self.queue.take_rest() {
             self.give_up(chunk);
         }
         while let Some(chunk) = self.backlog.pop_memory() {
