@@ -98,6 +98,11 @@ pub(crate) fn fail_with(e: &Error) -> perfsink_result {
     fail(e.into(), e.to_string())
 }
 
+/// This thread's last error message.
+pub(crate) fn last_error_message() -> String {
+    LAST_ERROR.with(|e| e.borrow().clone())
+}
+
 /// Copies this thread's last error message into `buf`; see `perfsink_last_error`.
 pub(crate) fn copy_last_error(buf: *mut c_char, buf_len: usize) -> usize {
     LAST_ERROR.with(|e| super::sink::copy_str(&e.borrow(), buf, buf_len))

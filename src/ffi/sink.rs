@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::boundary::{guard, ref_arg, slice_arg, str_arg, try_ffi};
-use super::error::{copy_last_error, fail, fail_with, perfsink_result};
+use super::error::{copy_last_error, fail, fail_with, last_error_message, perfsink_result};
 use super::types::{self, perfsink_field, perfsink_point, perfsink_stats, perfsink_tag};
 use crate::error::Error;
 use crate::model::{now_ns, Field, Point};
@@ -112,66 +112,85 @@ pub unsafe extern "C" fn perfsink_sink_submit(
     guard(|| {
         let sink = try_ffi!(ref_arg(sink, "sink"));
         let points = try_ffi!(slice_arg(points, count, "points"));
+        let unreadable: Vec<Unreadable>;
         let submitted = if points.iter().all(|p| p.field_count == 0) {
+            unreadable = Vec::new();
             sink.0.submit_with(points.len(), |i| {
                 let p = &points[i];
                 Ok(Point::new(p.series, p.value, p.timestamp_ns))
             })
         } else {
             let extra = point_fields(points);
-            sink.0.submit_with(points.len(), |i| {
+            let submitted = sink.0.submit_with(points.len(), |i| {
                 let p = &points[i];
-                let fields = extra[i].as_ref().map_err(Clone::clone)?;
+                let fields = extra[i].as_ref().map_err(|u| u.error.clone())?;
                 Ok(Point {
                     series: p.series,
                     value: p.value,
                     timestamp_ns: p.timestamp_ns,
                     extra_fields: fields,
                 })
-            })
+            });
+            unreadable = extra.into_iter().filter_map(Result::err).collect();
+            submitted
         };
         if !out_accepted.is_null() {
             *out_accepted = submitted.accepted;
         }
-        finish_submit(submitted)
+        finish_submit(submitted, &unreadable)
     })
 }
 
-/// Converts each point's extra fields; a point whose fields cannot be read gets the error.
-unsafe fn point_fields<'a>(points: &'a [perfsink_point]) -> Vec<Result<Vec<Field<'a>>, Error>> {
+/// Why the extra fields of a fast-path point could not be read (NULL, invalid UTF-8, unknown
+/// type): the code `perfsink_sink_record` would return for them, and the message.
+struct Unreadable {
+    code: perfsink_result,
+    message: String,
+    /// How the point is refused inside the sink; unique per point (the message names it).
+    error: Error,
+}
+
+/// Converts each point's extra fields; a point whose fields cannot be read gets the reason.
+unsafe fn point_fields<'a>(
+    points: &'a [perfsink_point],
+) -> Vec<Result<Vec<Field<'a>>, Unreadable>> {
     points
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
             types::fields(p.fields, p.field_count as usize).map_err(|code| {
-                let mut msg = vec![0u8; copy_last_error(std::ptr::null_mut(), 0) + 1];
-                copy_last_error(msg.as_mut_ptr().cast(), msg.len());
-                msg.pop();
-                let msg = String::from_utf8_lossy(&msg).into_owned();
-                Error::InvalidInput(format!("{msg} ({:?})", code.name()))
+                let message = format!("point {i}: {}", last_error_message());
+                Unreadable {
+                    code,
+                    error: Error::InvalidInput(message.clone()),
+                    message,
+                }
             })
         })
         .collect()
 }
 
-fn finish_submit(s: Submitted) -> perfsink_result {
-    match s.first_error {
-        None => PERFSINK_OK,
-        Some(e) => {
-            let code = perfsink_result::from(&e);
-            let total = s.accepted + s.rejected + s.dropped;
-            let msg = if total > 1 {
-                format!(
-                    "{} of {total} points not taken ({} rejected, {} dropped); first: {e}",
-                    s.rejected + s.dropped,
-                    s.rejected,
-                    s.dropped
-                )
-            } else {
-                e.to_string()
-            };
-            fail(code, msg)
-        }
-    }
+fn finish_submit(s: Submitted, unreadable: &[Unreadable]) -> perfsink_result {
+    let Some(e) = s.first_error else {
+        return PERFSINK_OK;
+    };
+    // A point whose fields could not be read keeps the code of the reason, as in `record`.
+    let (code, first) = match unreadable.iter().find(|u| u.error == e) {
+        Some(u) => (u.code, u.message.clone()),
+        None => (perfsink_result::from(&e), e.to_string()),
+    };
+    let total = s.accepted + s.rejected + s.dropped;
+    let msg = if total > 1 {
+        format!(
+            "{} of {total} points not taken ({} rejected, {} dropped); first: {first}",
+            s.rejected + s.dropped,
+            s.rejected,
+            s.dropped
+        )
+    } else {
+        first
+    };
+    fail(code, msg)
 }
 
 /// The convenience path: one point with a measurement, tags and typed fields, in one call.

@@ -1,0 +1,505 @@
+/*
+ * Misuse of the C ABI returns the documented code, never crashes, and leaves a useful (and
+ * secret-free) message in perfsink_last_error(). Run by tests/c_abi.rs:
+ *
+ *   abi_errors 'INFLUXDB_URL=http://127.0.0.1:PORT;INFLUXDB_DB=db;...'
+ *
+ * The configuration names a live InfluxDB (a disabled sink takes everything without looking at
+ * it). The only points that reach it are the 3 valid ones in measurement abi_errors_ok.
+ * Exit status 0 when every check passed; each failed check is printed.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "perfsink.h"
+
+#define SECRET "hunter2-s3cr3t"
+
+static int checks;
+static int failures;
+
+#define CHECK(cond) check((cond), #cond, __LINE__)
+#define CHECK_RC(call, want) check_rc((call), (want), #call, __LINE__)
+
+static void check(int ok, const char *what, int line)
+{
+    checks++;
+    if (!ok) {
+        fprintf(stderr, "abi_errors.c:%d: check failed: %s\n", line, what);
+        failures++;
+    }
+}
+
+/* This thread's whole last error message, malloc'ed (the caller frees it). */
+static char *last_error(void)
+{
+    size_t len = perfsink_last_error(NULL, 0);
+    char *msg = malloc(len + 1);
+    if (msg == NULL) {
+        abort();
+    }
+    CHECK(perfsink_last_error(msg, len + 1) == len);
+    CHECK(strlen(msg) == len);
+    return msg;
+}
+
+static void check_rc(perfsink_result got, perfsink_result want, const char *call, int line)
+{
+    checks++;
+    if (got != want) {
+        char *msg = last_error();
+        fprintf(stderr, "abi_errors.c:%d: %s returned %s, want %s (last error: %s)\n", line, call,
+                perfsink_result_name(got), perfsink_result_name(want), msg);
+        free(msg);
+        failures++;
+    }
+}
+
+/* Checks that the last error message contains `part` (or, with want == 0, does not). */
+#define CHECK_MSG(part) check_msg((part), 1, __LINE__)
+#define CHECK_MSG_LACKS(part) check_msg((part), 0, __LINE__)
+
+static void check_msg(const char *part, int want, int line)
+{
+    char *msg = last_error();
+    checks++;
+    if ((strstr(msg, part) != NULL) != want) {
+        fprintf(stderr, "abi_errors.c:%d: the last error %s \"%s\": %s\n", line,
+                want ? "lacks" : "contains", part, msg);
+        failures++;
+    }
+    free(msg);
+}
+
+#define S(literal) literal, sizeof(literal) - 1
+
+static perfsink_tag tag(const char *key, const char *value)
+{
+    perfsink_tag t;
+    t.key = key;
+    t.key_len = strlen(key);
+    t.value = value;
+    t.value_len = strlen(value);
+    return t;
+}
+
+static perfsink_field field(const char *key, perfsink_field_type kind)
+{
+    perfsink_field f;
+    memset(&f, 0, sizeof f);
+    f.key = key;
+    f.key_len = strlen(key);
+    f.kind = kind;
+    return f;
+}
+
+static perfsink_field float_field(const char *key, double value)
+{
+    perfsink_field f = field(key, PERFSINK_FIELD_FLOAT);
+    f.float_value = value;
+    return f;
+}
+
+static perfsink_point point(uint32_t series, double value, int64_t ts)
+{
+    perfsink_point p;
+    memset(&p, 0, sizeof p);
+    p.series = series;
+    p.value = value;
+    p.timestamp_ns = ts;
+    return p;
+}
+
+static perfsink_stats stats_of(const perfsink_sink *sink)
+{
+    perfsink_stats s;
+    memset(&s, 0, sizeof s);
+    CHECK_RC(perfsink_sink_stats(sink, &s), PERFSINK_OK);
+    return s;
+}
+
+static void names_and_version(void)
+{
+    static const struct {
+        perfsink_result code;
+        const char *name;
+    } codes[] = {
+        {PERFSINK_OK, "PERFSINK_OK"},
+        {PERFSINK_NULL_PARAMETER, "PERFSINK_NULL_PARAMETER"},
+        {PERFSINK_INVALID_UTF8, "PERFSINK_INVALID_UTF8"},
+        {PERFSINK_INVALID_ARGUMENT, "PERFSINK_INVALID_ARGUMENT"},
+        {PERFSINK_PANIC, "PERFSINK_PANIC"},
+        {PERFSINK_CONFIG, "PERFSINK_CONFIG"},
+        {PERFSINK_INVALID_INPUT, "PERFSINK_INVALID_INPUT"},
+        {PERFSINK_INVALID_VALUE, "PERFSINK_INVALID_VALUE"},
+        {PERFSINK_UNKNOWN_SERIES, "PERFSINK_UNKNOWN_SERIES"},
+        {PERFSINK_SERIES_LIMIT, "PERFSINK_SERIES_LIMIT"},
+        {PERFSINK_QUEUE_FULL, "PERFSINK_QUEUE_FULL"},
+        {PERFSINK_TIMEOUT, "PERFSINK_TIMEOUT"},
+        {PERFSINK_CLOSED, "PERFSINK_CLOSED"},
+        {PERFSINK_AUTH, "PERFSINK_AUTH"},
+        {PERFSINK_IO, "PERFSINK_IO"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        CHECK(strcmp(perfsink_result_name(codes[i].code), codes[i].name) == 0);
+    }
+    CHECK(PERFSINK_OK == 0);
+    CHECK(strcmp(perfsink_result_name(9999), "PERFSINK_UNKNOWN") == 0);
+    CHECK(strcmp(perfsink_result_name(5), "PERFSINK_UNKNOWN") == 0);
+    CHECK(strcmp(perfsink_result_name(0xFFFFFFFFu), "PERFSINK_UNKNOWN") == 0);
+    CHECK(strcmp(perfsink_version(), PERFSINK_VERSION) == 0);
+}
+
+static void open_misuse(void)
+{
+    perfsink_sink *sink = NULL;
+
+    CHECK_RC(perfsink_sink_open(S(""), NULL), PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("out");
+    CHECK_RC(perfsink_sink_open(NULL, 3, &sink), PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("config is NULL but its length is 3");
+    CHECK(sink == NULL); /* outputs are written only on success */
+    CHECK_RC(perfsink_sink_open_env(NULL), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_open(S("INFLUXDB_DB=\xff\xfe"), &sink), PERFSINK_INVALID_UTF8);
+    CHECK_MSG("config is not valid UTF-8 (at byte 12)");
+    CHECK(sink == NULL);
+
+    /* NULL with length 0 is the empty configuration: a disabled sink that takes everything. */
+    CHECK_RC(perfsink_sink_open(NULL, 0, &sink), PERFSINK_OK);
+    CHECK(sink != NULL);
+    if (sink != NULL) {
+        perfsink_field f = float_field("v", 1.0);
+        CHECK_RC(perfsink_sink_record(sink, S("m"), NULL, 0, &f, 1, PERFSINK_TIMESTAMP_NOW),
+                 PERFSINK_OK);
+        CHECK_RC(perfsink_sink_flush(sink, 0), PERFSINK_OK);
+        CHECK_RC(perfsink_sink_close(sink, NULL), PERFSINK_OK);
+    }
+}
+
+static void config_errors(void)
+{
+    perfsink_sink *sink = NULL;
+
+    CHECK_RC(perfsink_sink_open(S("INFLUXDB_URL=http://127.0.0.1:1;PERFSINK_BATCH_LINEZ=10"),
+                                &sink),
+             PERFSINK_CONFIG);
+    CHECK_MSG("unknown key PERFSINK_BATCH_LINEZ");
+    CHECK_MSG("did you mean PERFSINK_BATCH_LINES");
+    CHECK(sink == NULL);
+    CHECK_RC(perfsink_sink_open(S("PERFSINK_FLUSH_INTERVAL_MS=soon"), &sink), PERFSINK_CONFIG);
+    CHECK_MSG("PERFSINK_FLUSH_INTERVAL_MS");
+    CHECK_MSG("\"soon\""); /* values of keys that are not secrets are quoted */
+    CHECK_RC(perfsink_sink_open(S("influxdb_url=http://127.0.0.1:1"), &sink), PERFSINK_CONFIG);
+    CHECK_MSG("case-sensitive");
+    CHECK_RC(perfsink_sink_open(S("INFLUXDB_URL"), &sink), PERFSINK_CONFIG);
+    CHECK_MSG("no '='");
+    CHECK(sink == NULL);
+}
+
+static void secrets_stay_secret(void)
+{
+    static const struct {
+        const char *config;
+        const char *names; /* what the message must name instead */
+    } cases[] = {
+        {"INFLUXDB_URL=http://127.0.0.1:1;INFLUXDB_USERNAME=admin;INFLUXDB_PASSWORD=" SECRET
+         ";PERFSINK_BATCH_LINES=lots",
+         "PERFSINK_BATCH_LINES"},
+        {"INFLUXDB_PASSWORD=" SECRET ";INFLUXDB_USERNAME=admin;INFLUXDB_URL=ftp://127.0.0.1:1",
+         "INFLUXDB_URL"},
+        {"INFLUXDB_URL=http://admin:" SECRET "@127.0.0.1:1", "INFLUXDB_URL"},
+        {"INFLUXDB_URL=http://127.0.0.1:1/db?u=admin&p=" SECRET, "INFLUXDB_URL"},
+        {"INFLUXDB_URL=http://127.0.0.1:1;INFLUXDB_PASSWORD:" SECRET, "entry 2"},
+        {"INFLUXDB_URL=http://127.0.0.1:1;INFLUXDB_USERNAME=admin;INFLUXDB_PASSWORD=" SECRET
+         "\x01",
+         "INFLUXDB_PASSWORD"},
+        {"INFLUXDB_URL=http://127.0.0.1:1;INFLUXDB_PASSWORD=" SECRET, "INFLUXDB_USERNAME"},
+        {"INFLUXDB_URL=http://127.0.0.1:1;INFLUXDB_TOKEN=" SECRET ";INFLUXDB_USERNAME=admin",
+         "INFLUXDB_TOKEN"},
+        /* An unescaped ';' in a password splits it: the rest is an entry without '='. */
+        {"INFLUXDB_URL=http://127.0.0.1:1;INFLUXDB_USERNAME=admin;INFLUXDB_PASSWORD=hunter2;"
+         "s3cr3t",
+         "entry 4"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        perfsink_sink *sink = NULL;
+        perfsink_result rc = perfsink_sink_open(cases[i].config, strlen(cases[i].config), &sink);
+        checks++;
+        if (rc != PERFSINK_CONFIG) {
+            fprintf(stderr, "abi_errors.c: secret case %zu returned %s, want PERFSINK_CONFIG\n", i,
+                    perfsink_result_name(rc));
+            failures++;
+            perfsink_sink_close(sink, NULL);
+            continue;
+        }
+        CHECK_MSG(cases[i].names);
+        CHECK_MSG_LACKS(SECRET);
+        CHECK_MSG_LACKS("s3cr3t");
+    }
+}
+
+static void last_error_buffer(void)
+{
+    static const char msg[] = "sink is NULL";
+    const size_t len = sizeof msg - 1;
+    char buf[64];
+    char *full;
+    size_t at;
+
+    CHECK_RC(perfsink_sink_flush(NULL, 0), PERFSINK_NULL_PARAMETER);
+    CHECK(perfsink_last_error(NULL, 0) == len);
+    CHECK(perfsink_last_error(NULL, 100) == len);
+
+    memset(buf, 'X', sizeof buf);
+    CHECK(perfsink_last_error(buf, sizeof buf) == len);
+    CHECK(strcmp(buf, msg) == 0);
+
+    memset(buf, 'X', sizeof buf);
+    CHECK(perfsink_last_error(buf, 5) == len); /* the full length, not what was copied */
+    CHECK(strcmp(buf, "sink") == 0);
+    CHECK(buf[5] == 'X'); /* nothing written past buf_len */
+
+    memset(buf, 'X', sizeof buf);
+    CHECK(perfsink_last_error(buf, len) == len); /* one byte short: the last char is cut */
+    CHECK(strncmp(buf, msg, len - 1) == 0 && buf[len - 1] == '\0' && buf[len] == 'X');
+
+    memset(buf, 'X', sizeof buf);
+    CHECK(perfsink_last_error(buf, 1) == len);
+    CHECK(buf[0] == '\0' && buf[1] == 'X');
+
+    memset(buf, 'X', sizeof buf);
+    CHECK(perfsink_last_error(buf, 0) == len);
+    CHECK(buf[0] == 'X');
+
+    /* Truncation never splits a UTF-8 character: the message names the key PERFSINK_GRÖSSE. */
+    {
+        perfsink_sink *sink = NULL;
+        CHECK_RC(perfsink_sink_open(S("PERFSINK_GR\xc3\x96SSE=1"), &sink), PERFSINK_CONFIG);
+        CHECK(sink == NULL);
+    }
+    full = last_error();
+    CHECK(strstr(full, "\xc3\x96") != NULL);
+    if (strstr(full, "\xc3\x96") != NULL) {
+        at = (size_t)(strstr(full, "\xc3\x96") - full);
+        memset(buf, 'X', sizeof buf);
+        CHECK(at + 2 <= sizeof buf);
+        /* Room for `at` bytes and the first byte of Ö: the copy stops before Ö. */
+        CHECK(perfsink_last_error(buf, at + 2) == strlen(full));
+        CHECK(strlen(buf) == at && strncmp(buf, full, at) == 0);
+        /* Room for the whole of Ö. */
+        CHECK(perfsink_last_error(buf, at + 3) == strlen(full));
+        CHECK(strlen(buf) == at + 2 && strncmp(buf, full, at + 2) == 0);
+    }
+    free(full);
+}
+
+/* Every entry point with a NULL (or NULL-with-length) argument. */
+static void null_arguments(perfsink_sink *sink)
+{
+    perfsink_tag tags[1];
+    perfsink_field fields[1];
+    perfsink_point points[1];
+    perfsink_stats st;
+    uint32_t series = 777;
+    size_t accepted = 777;
+    char buf[16];
+
+    tags[0] = tag("k", "v");
+    fields[0] = float_field("v", 1.0);
+    points[0] = point(0, 1.0, 1);
+
+    CHECK_RC(perfsink_sink_register_series(NULL, S("m"), tags, 1, NULL, 0, &series),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("sink is NULL");
+    CHECK_RC(perfsink_sink_register_series(sink, S("m"), tags, 1, NULL, 0, NULL),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("out_series");
+    CHECK_RC(perfsink_sink_register_series(sink, NULL, 4, tags, 1, NULL, 0, &series),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("measurement");
+    CHECK_RC(perfsink_sink_register_series(sink, S("m"), NULL, 2, NULL, 0, &series),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("tags");
+    CHECK_RC(perfsink_sink_register_series(sink, S("m"), tags, 1, NULL, 5, &series),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("value_field");
+    tags[0].key = NULL;
+    CHECK_RC(perfsink_sink_register_series(sink, S("m"), tags, 1, NULL, 0, &series),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("tag key");
+    tags[0] = tag("k", "v");
+    CHECK(series == 777);
+
+    CHECK_RC(perfsink_sink_record(NULL, S("m"), tags, 1, fields, 1, PERFSINK_TIMESTAMP_NOW),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_record(sink, NULL, 1, tags, 1, fields, 1, PERFSINK_TIMESTAMP_NOW),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_record(sink, S("m"), NULL, 1, fields, 1, PERFSINK_TIMESTAMP_NOW),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, NULL, 2, PERFSINK_TIMESTAMP_NOW),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("fields is NULL but its length is 2");
+    fields[0].key = NULL;
+    CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 1, PERFSINK_TIMESTAMP_NOW),
+             PERFSINK_NULL_PARAMETER);
+    fields[0] = field("s", PERFSINK_FIELD_STRING);
+    fields[0].string_len = 2;
+    CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 1, PERFSINK_TIMESTAMP_NOW),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("string field value");
+
+    CHECK_RC(perfsink_sink_submit(NULL, points, 1, &accepted), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_submit(sink, NULL, 3, &accepted), PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("points is NULL but its length is 3");
+    CHECK(accepted == 777);
+    CHECK_RC(perfsink_sink_submit(sink, NULL, 0, &accepted), PERFSINK_OK);
+    CHECK(accepted == 0);
+    CHECK_RC(perfsink_sink_submit(sink, NULL, 0, NULL), PERFSINK_OK);
+
+    CHECK_RC(perfsink_sink_flush(NULL, 1000), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_stats(NULL, &st), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_stats(sink, NULL), PERFSINK_NULL_PARAMETER);
+    CHECK(perfsink_sink_last_write_error(NULL, buf, sizeof buf) == 0);
+    CHECK(perfsink_sink_last_write_error(sink, NULL, 0) == 0); /* no write failed */
+}
+
+/* Points that cannot be written are refused with their own code and counted. */
+static void invalid_points(perfsink_sink *sink)
+{
+    perfsink_tag tags[1];
+    perfsink_field fields[2];
+    perfsink_point points[4];
+    perfsink_stats before = stats_of(sink), after;
+    uint64_t refused = 0; /* points offered to the sink and refused by it */
+    uint32_t series = 0, again = 1;
+    size_t accepted = 777;
+    const int64_t t0 = 1700000000000000000;
+
+    tags[0] = tag("case", "fast");
+    CHECK_RC(perfsink_sink_register_series(sink, S("abi_errors_ok"), tags, 1, NULL, 0, &series),
+             PERFSINK_OK);
+    CHECK_RC(perfsink_sink_register_series(sink, S("abi_errors_ok"), tags, 1, NULL, 0, &again),
+             PERFSINK_OK);
+    CHECK(series == again);
+    CHECK_RC(perfsink_sink_register_series(sink, S("\xff\xfe"), tags, 1, NULL, 0, &again),
+             PERFSINK_INVALID_UTF8);
+
+    /* The convenience path. */
+    fields[0] = float_field("duration", 0.5);
+    CHECK_RC(perfsink_sink_record(sink, S("\xff\xfe"), tags, 1, fields, 1, t0),
+             PERFSINK_INVALID_UTF8);
+    CHECK_MSG("measurement is not valid UTF-8 (at byte 0)");
+    tags[0] = tag("case", "\xc3");
+    CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 1, t0), PERFSINK_INVALID_UTF8);
+    CHECK_MSG("tag value");
+    tags[0] = tag("case", "record");
+    fields[0].kind = 77;
+    CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 1, t0),
+             PERFSINK_INVALID_ARGUMENT);
+    CHECK_MSG("\"duration\" has unknown type 77");
+    fields[0] = float_field("duration", NAN);
+    CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 1, t0), PERFSINK_INVALID_VALUE);
+    refused++;
+    fields[0] = float_field("duration", -HUGE_VAL);
+    CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 1, t0), PERFSINK_INVALID_VALUE);
+    refused++;
+    CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, NULL, 0, t0), PERFSINK_INVALID_INPUT);
+    refused++;
+    fields[0] = float_field("duration", 0.5);
+    CHECK_RC(perfsink_sink_record(sink, S(""), tags, 1, fields, 1, t0), PERFSINK_INVALID_INPUT);
+    refused++;
+    fields[1] = field("count", PERFSINK_FIELD_UINT);
+    fields[1].uint_value = UINT64_MAX; /* InfluxDB 1.x has no unsigned integers */
+    CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 2, t0), PERFSINK_INVALID_VALUE);
+    refused++;
+    CHECK_RC(perfsink_sink_record(sink, S("abi_errors_ok"), tags, 1, fields, 1, t0), PERFSINK_OK);
+
+    /* The fast path. */
+    points[0] = point(99999, 1.0, t0);
+    CHECK_RC(perfsink_sink_submit(sink, points, 1, &accepted), PERFSINK_UNKNOWN_SERIES);
+    CHECK_MSG("unknown series id 99999");
+    CHECK(accepted == 0);
+    refused++;
+    points[0] = point(series, NAN, t0);
+    CHECK_RC(perfsink_sink_submit(sink, points, 1, &accepted), PERFSINK_INVALID_VALUE);
+    refused++;
+    /* One bad point does not stop the others; the code is that of the first refusal. */
+    points[0] = point(series, 1.0, t0 + 1);
+    points[1] = point(424242, 2.0, t0 + 2);
+    points[2] = point(series, HUGE_VAL, t0 + 3);
+    points[3] = point(series, 4.0, t0 + 4);
+    CHECK_RC(perfsink_sink_submit(sink, points, 4, &accepted), PERFSINK_UNKNOWN_SERIES);
+    CHECK_MSG("2 of 4 points not taken");
+    CHECK(accepted == 2);
+    refused += 2;
+    /* Extra fields of a fast-path point are checked like those of perfsink_sink_record. */
+    points[0] = point(series, 1.0, t0 + 5);
+    fields[0] = float_field("extra", 1.0);
+    fields[0].kind = 77;
+    points[0].fields = fields;
+    points[0].field_count = 1;
+    CHECK_RC(perfsink_sink_submit(sink, points, 1, &accepted), PERFSINK_INVALID_ARGUMENT);
+    CHECK_MSG("unknown type 77");
+    refused++;
+    points[0].fields = NULL;
+    points[0].field_count = 2;
+    CHECK_RC(perfsink_sink_submit(sink, points, 1, &accepted), PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("fields is NULL but its length is 2");
+    refused++;
+    fields[0] = field("\xff", PERFSINK_FIELD_INT);
+    points[0].fields = fields;
+    points[0].field_count = 1;
+    CHECK_RC(perfsink_sink_submit(sink, points, 1, &accepted), PERFSINK_INVALID_UTF8);
+    refused++;
+    fields[0] = float_field("extra", NAN);
+    CHECK_RC(perfsink_sink_submit(sink, points, 1, &accepted), PERFSINK_INVALID_VALUE);
+    refused++;
+    CHECK(accepted == 0);
+
+    CHECK_RC(perfsink_sink_flush(sink, 30000), PERFSINK_OK);
+    after = stats_of(sink);
+    CHECK(after.rejected_invalid - before.rejected_invalid == refused);
+    CHECK(after.accepted - before.accepted == 3);
+    CHECK(after.written - before.written == 3);
+    if (after.rejected_invalid - before.rejected_invalid != refused) {
+        fprintf(stderr, "abi_errors.c: rejected_invalid grew by %" PRIu64 ", want %" PRIu64 "\n",
+                after.rejected_invalid - before.rejected_invalid, refused);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    perfsink_sink *sink = NULL;
+    perfsink_stats st;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s 'INFLUXDB_URL=...;...'\n", argv[0]);
+        return 2;
+    }
+    names_and_version();
+    open_misuse();
+    config_errors();
+    secrets_stay_secret();
+    last_error_buffer();
+
+    CHECK_RC(perfsink_sink_open(argv[1], strlen(argv[1]), &sink), PERFSINK_OK);
+    if (sink != NULL) {
+        null_arguments(sink);
+        invalid_points(sink);
+        memset(&st, 0, sizeof st);
+        CHECK_RC(perfsink_sink_close(sink, &st), PERFSINK_OK);
+        CHECK(st.written == 3 && st.dropped == 0 && st.queue_depth == 0);
+    }
+    CHECK_RC(perfsink_sink_close(NULL, NULL), PERFSINK_OK);
+    CHECK_RC(perfsink_sink_close(NULL, &st), PERFSINK_OK);
+
+    printf("abi_errors: %d checks, %d failed\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}
