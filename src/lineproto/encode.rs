@@ -50,7 +50,7 @@ pub fn write_field(
     result
 }
 
-/// Appends a finite float with ryu (`1.0`, `1e16`, `1.5e-7`); `Err` for NaN/±Inf.
+/// Appends a finite float as ryu prints it (`1.0`, `1e16`, `1.5e-7`); `Err` for NaN/±Inf.
 #[inline]
 pub fn write_float(out: &mut Vec<u8>, v: f64) -> Result<()> {
     if !v.is_finite() {
@@ -58,14 +58,145 @@ pub fn write_float(out: &mut Vec<u8>, v: f64) -> Result<()> {
             "float {v} is not finite; InfluxDB rejects NaN and infinities"
         )));
     }
-    out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    push_float(out, v);
     Ok(())
 }
 
-/// Appends an integer timestamp with itoa.
+/// Appends an integer timestamp as itoa prints it.
 #[inline]
 pub fn write_timestamp(out: &mut Vec<u8>, ts: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(ts).as_bytes());
+    // Every ns timestamp from 2001-09-09 to 2262 has 19 digits: a fixed-size copy, no call.
+    if ts >= 1_000_000_000_000_000_000 {
+        let mut digits = [0u8; 19];
+        put_digits(&mut digits, ts as u64);
+        out.extend_from_slice(&digits);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(ts).as_bytes());
+    }
+}
+
+/// Appends a finite float exactly as `ryu::Buffer::format_finite` does (the tests compare the
+/// two), with a fast path for the values metrics are made of.
+#[inline]
+fn push_float(out: &mut Vec<u8>, v: f64) {
+    if !push_short_decimal(out, v) {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    }
+}
+
+/// The fast path of [`push_float`]: `v` is the double nearest to a decimal `m / 10^6` with
+/// `10 <= m < 10^15` (so `1e-5 <= |v| < 1e9` with at most six fraction digits: k6's
+/// milliseconds, which are nanoseconds / 1e6, and every integer up to 1e9). Returns `false`,
+/// writing nothing, for any other value.
+///
+/// Why it prints what ryu prints: ryu writes the shortest decimal within half an ulp of `v`.
+/// `m / 10^6` is within it, and it has at most 15 significant digits; two different decimals
+/// of at most 15 digits are at least 10^-15 apart relative to their size, an ulp at most
+/// 2^-52 (2.2e-16), so no other decimal as short or shorter is within it. For that range ryu
+/// writes the digits in plain notation, `ddd.ddd`, `0.000ddd` or `ddd.0`, as below.
+#[inline]
+fn push_short_decimal(out: &mut Vec<u8>, v: f64) -> bool {
+    let a = v.abs();
+    if !(1e-5..1e9).contains(&a) {
+        return false;
+    }
+    // Any rounding of the product is caught by the check, which is exact: `m` and 1e6 are
+    // exact doubles and IEEE division rounds to nearest.
+    let m = (a * 1e6 + 0.5) as u64;
+    if m < 10 || m as f64 / 1e6 != a {
+        return false;
+    }
+    let (int, frac) = (m / 1_000_000, m % 1_000_000);
+    // Sign, up to 9 integer digits, point, 6 fraction digits.
+    let mut text = [0u8; 17];
+    text[0] = b'-';
+    let mut n = usize::from(v < 0.0);
+    let int_digits = decimal_digits(int);
+    put_digits(&mut text[n..n + int_digits], int);
+    n += int_digits;
+    text[n] = b'.';
+    n += 1;
+    if frac == 0 {
+        text[n] = b'0';
+        n += 1;
+    } else {
+        put_digits(&mut text[n..n + 6], frac);
+        n += 6;
+        while text[n - 1] == b'0' {
+            n -= 1;
+        }
+    }
+    push_prefix(out, &text, n);
+    true
+}
+
+/// Appends an integer as itoa prints it; small non-negative values without a call.
+#[inline]
+fn push_i64(out: &mut Vec<u8>, v: i64) {
+    if (0..100_000_000).contains(&v) {
+        let mut text = [0u8; 8];
+        let n = decimal_digits(v as u64);
+        put_digits(&mut text[..n], v as u64);
+        push_prefix(out, &text, n);
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+}
+
+/// Appends `text[..n]`. Copying the whole fixed-size array and cutting it back compiles to a
+/// few moves, where a copy of a variable length is a `memcpy` call.
+#[inline(always)]
+fn push_prefix<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], n: usize) {
+    let len = out.len();
+    out.extend_from_slice(text);
+    out.truncate(len + n);
+}
+
+/// Number of decimal digits of `v` (1 for 0).
+#[inline]
+fn decimal_digits(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 10 {
+        v /= 10;
+        n += 1;
+    }
+    n
+}
+
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Writes the last `out.len()` decimal digits of `v` into `out`, zero-padded on the left.
+#[inline]
+fn put_digits(out: &mut [u8], mut v: u64) {
+    // Eight digits at a time in 32-bit arithmetic, cheaper than 64-bit steps of two.
+    let mut end = out.len();
+    while end > 8 {
+        put_digits_u32(&mut out[end - 8..end], (v % 100_000_000) as u32);
+        v /= 100_000_000;
+        end -= 8;
+    }
+    put_digits_u32(&mut out[..end], (v % 100_000_000) as u32);
+}
+
+/// [`put_digits`] for at most eight digits.
+#[inline]
+fn put_digits_u32(out: &mut [u8], mut v: u32) {
+    let mut end = out.len();
+    while end >= 2 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        end -= 2;
+        out[end] = DIGIT_PAIRS[pair];
+        out[end + 1] = DIGIT_PAIRS[pair + 1];
+    }
+    if end == 1 {
+        out[0] = b'0' + (v % 10) as u8;
+    }
 }
 
 fn series_key(out: &mut Vec<u8>, measurement: &str, tags: &[(&str, &str)]) -> Result<()> {
@@ -116,8 +247,10 @@ fn is_trimmed_duplicate(tags: &[(&str, &str)], i: usize, k: &str) -> bool {
 }
 
 fn field(out: &mut Vec<u8>, key: &str, value: FieldValue<'_>, opts: FieldOptions) -> Result<()> {
-    check_key(key, Element::FieldKey)?;
-    escape_identifier(out, key, Element::FieldKey)?;
+    if !push_plain_short_key(out, key) {
+        check_key(key, Element::FieldKey)?;
+        escape_identifier(out, key, Element::FieldKey)?;
+    }
     out.push(b'=');
     match value {
         FieldValue::Float(v) => {
@@ -127,10 +260,10 @@ fn field(out: &mut Vec<u8>, key: &str, value: FieldValue<'_>, opts: FieldOptions
                     show(key)
                 )));
             }
-            out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+            push_float(out, v);
         }
         FieldValue::Int(v) => {
-            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            push_i64(out, v);
             out.push(b'i');
         }
         FieldValue::UInt(v) if opts.uint_as_int => {
@@ -164,6 +297,28 @@ fn field(out: &mut Vec<u8>, key: &str, value: FieldValue<'_>, opts: FieldOptions
         }
     }
     Ok(())
+}
+
+/// Appends a field key of at most 8 bytes that is written as it is (nothing to escape or
+/// trim, not reserved), which is what nearly every key looks like (`value`, `vu`, `iter`),
+/// without the general path's calls. Writes nothing and returns `false` for any other key,
+/// which then goes through `check_key` and `escape_identifier`.
+#[inline]
+fn push_plain_short_key(out: &mut Vec<u8>, key: &str) -> bool {
+    let b = key.as_bytes();
+    if b.is_empty() || b.len() > 8 || b == b"time" || b == b"_field" {
+        return false;
+    }
+    let mut text = [0u8; 8];
+    for (t, &c) in text.iter_mut().zip(b) {
+        // What `escape_identifier` escapes or refuses, and the backslash it may trim.
+        if c < 0x21 || c == b',' || c == b'=' || c == b'\\' || c == 0x7f {
+            return false;
+        }
+        *t = c;
+    }
+    push_prefix(out, &text, b.len());
+    true
 }
 
 /// The trimmed key, or an error if it is empty or a name InfluxDB reserves (1.x rejects
@@ -625,5 +780,152 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "http\\ req,name=GET\\ /a\\ b,status=200 value=12.5,err=\"x\\\"y\" 1700000000000000000"
         );
+    }
+
+    fn ryu_text(v: f64) -> String {
+        ryu::Buffer::new().format_finite(v).to_string()
+    }
+
+    fn ours(v: f64) -> String {
+        let mut out = b"x".to_vec();
+        write_float(&mut out, v).unwrap();
+        String::from_utf8(out[1..].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn floats_are_written_exactly_as_ryu_writes_them() {
+        let mut rng = fastrand::Rng::with_seed(0x5eed);
+        let check = |v: f64| {
+            if v.is_finite() {
+                assert_eq!(ours(v), ryu_text(v), "{v:e} (bits {:#x})", v.to_bits());
+            }
+        };
+        for _ in 0..50_000 {
+            let m = rng.u64(..);
+            // k6 milliseconds (ns / 1e6), integers, small and large decimals, any double.
+            for v in [
+                (m % 1_000_000_000_000_000) as f64 / 1e6,
+                (m % 100_000_000) as f64 / 1e6,
+                (m % 10_000) as f64 / 1e6,
+                (m % 2_000_000_000) as f64,
+                (m % 1_000_000_000) as f64 / 1e3 + 0.5,
+                f64::from_bits(m),
+            ] {
+                check(v);
+                check(-v);
+            }
+        }
+        for x in (0..200_000u64).chain(999_999_000_000_000..999_999_000_010_000) {
+            check(x as f64 / 1e6);
+        }
+        for v in [
+            0.0,
+            1e-5,
+            1e-6,
+            9e-6,
+            1.5e-5,
+            0.1,
+            0.2,
+            0.3,
+            1.0 / 3.0,
+            1.0,
+            100.0,
+            123456.789012,
+            999_999_999.999_999,
+            1e9,
+            1e15,
+            1e16,
+            1e17,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+        ] {
+            for w in [
+                v,
+                f64::from_bits(v.to_bits() + 1),
+                f64::from_bits(v.to_bits().max(1) - 1),
+            ] {
+                check(w);
+                check(-w);
+            }
+        }
+    }
+
+    #[test]
+    fn integers_and_timestamps_are_written_exactly_as_itoa_writes_them() {
+        let mut rng = fastrand::Rng::with_seed(0x1d);
+        let itoa_text = |v: i64| itoa::Buffer::new().format(v).to_string();
+        let check = |v: i64| {
+            let mut ts = Vec::new();
+            write_timestamp(&mut ts, v);
+            assert_eq!(String::from_utf8(ts).unwrap(), itoa_text(v));
+            assert_eq!(f("n", FieldValue::Int(v)), format!("n={}i", itoa_text(v)));
+        };
+        for _ in 0..100_000 {
+            let m = rng.u64(..);
+            for v in [
+                m as i64,
+                (m % 100_000_000) as i64,
+                (m % 1000) as i64,
+                -((m % 1000) as i64),
+                1_000_000_000_000_000_000 + (m % 8_000_000_000_000_000_000) as i64,
+            ] {
+                check(v);
+            }
+        }
+        for v in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            9,
+            10,
+            99_999_999,
+            100_000_000,
+            999_999_999_999_999_999,
+            1_000_000_000_000_000_000,
+            i64::MAX,
+        ] {
+            check(v);
+        }
+    }
+
+    #[test]
+    fn short_keys_take_the_fast_path_only_when_the_general_one_agrees() {
+        let general = |key: &str| -> Result<String> {
+            let mut out = Vec::new();
+            check_key(key, Element::FieldKey)?;
+            escape_identifier(&mut out, key, Element::FieldKey)?;
+            out.extend_from_slice(b"=1i");
+            Ok(String::from_utf8(out).unwrap())
+        };
+        let alphabet = [
+            "a",
+            "Z",
+            "_",
+            "0",
+            " ",
+            ",",
+            "=",
+            "\\",
+            "\"",
+            "\t",
+            "\n",
+            "\u{1}",
+            "\u{7f}",
+            "é",
+            "✓",
+            "time",
+            "_field",
+            "_measurement",
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..20_000 {
+            let key: String = (0..rng.usize(0..5))
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            let ours = fld(&key, FieldValue::Int(1), FieldOptions::default());
+            assert_eq!(ours, general(&key), "key {key:?}");
+        }
     }
 }

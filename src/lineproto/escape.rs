@@ -116,7 +116,7 @@ fn zero_bytes(w: u64) -> u64 {
 
 /// High bit set in each byte of `w` equal to `c` (exact for the lowest one).
 #[inline(always)]
-fn bytes_eq(w: u64, c: u8) -> u64 {
+pub(super) fn bytes_eq(w: u64, c: u8) -> u64 {
     zero_bytes(w ^ (LOW * c as u64))
 }
 
@@ -141,7 +141,7 @@ fn string_special_bytes(w: u64) -> u64 {
 /// Position of the first byte `mask` marks, testing eight bytes per step (SWAR). Several
 /// times faster than a byte loop on typical names, without `unsafe` or a dependency.
 #[inline(always)]
-fn find(bytes: &[u8], mask: impl Fn(u64) -> u64) -> Option<usize> {
+pub(super) fn find(bytes: &[u8], mask: impl Fn(u64) -> u64) -> Option<usize> {
     let word_at = |at: usize| {
         let mut word = [0; 8];
         word.copy_from_slice(&bytes[at..at + 8]);
