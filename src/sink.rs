@@ -12,12 +12,13 @@ use tokio::sync::Notify;
 use crate::config::{Api, Config};
 use crate::error::{Error, Result};
 use crate::lineproto::{write_field, write_float, write_timestamp, FieldOptions};
+use crate::lineproto::{Forward, InputPrecision, LineError, ParseError, ParsedLine};
 use crate::model::{Field, Point, Precision, SeriesId, Tag};
 use crate::pipeline::queue::Produced;
 use crate::pipeline::Queue;
 use crate::series::{SeriesEntry, SeriesRegistry};
 use crate::stats::{Counters, Stats};
-use crate::writer::Writer;
+use crate::writer::{Writer, WriterState};
 
 /// What `submit` did with a batch.
 #[derive(Debug, Default, PartialEq)]
@@ -50,6 +51,34 @@ impl From<Produced> for Submitted {
             dropped: p.dropped,
             first_error: p.first_error,
         }
+    }
+}
+
+/// What `ingest` did with a body of line protocol.
+#[derive(Debug, Default, PartialEq)]
+pub struct Ingested {
+    /// Lines taken into the pipeline.
+    pub accepted: usize,
+    /// Lines refused as malformed (InfluxDB's own rules, see `lineproto::parse`); counted in
+    /// `rejected_invalid`.
+    pub rejected: usize,
+    /// Valid lines dropped by the full-queue policy (counted in `dropped_queue_full`), or not
+    /// taken because the sink is closed.
+    pub dropped: usize,
+    /// The first ten refused lines: line number in the body and
+    /// `unable to parse '<line>': <reason>`, as InfluxDB words it.
+    pub errors: Vec<(usize, String)>,
+    /// Why valid lines were dropped or will not reach InfluxDB: `QueueFull`, `Closed`, or the
+    /// writer's fatal error (credentials refused).
+    pub sink_error: Option<Error>,
+}
+
+/// How many refused lines `Ingested::errors` lists.
+const MAX_INGEST_ERRORS: usize = 10;
+
+fn note_line_error(errors: &mut Vec<(usize, String)>, number: usize, e: LineError<'_>) {
+    if errors.len() < MAX_INGEST_ERRORS {
+        errors.push((number, e.to_string()));
     }
 }
 
@@ -91,6 +120,8 @@ impl std::fmt::Display for Report {
 struct Engine {
     queue: Arc<Queue>,
     writer: Mutex<Writer>,
+    /// The writer's shared state, read on every call without taking the writer's lock.
+    state: Arc<WriterState>,
 }
 
 /// A metric sink. Thread-safe: share it (`Arc<Sink>`) between producer threads.
@@ -129,6 +160,7 @@ impl Sink {
                     Writer::start(&config, endpoint, queue.clone(), counters.clone(), wake)?;
                 Some(Engine {
                     queue,
+                    state: writer.state.clone(),
                     writer: Mutex::new(writer),
                 })
             }
@@ -267,6 +299,97 @@ impl Sink {
         self.with_fatal(produced.into()).into_result().map(|_| ())
     }
 
+    /// The relay's path: a body of line protocol as a client POSTs it to InfluxDB (`/write`,
+    /// `/api/v2/write`), its timestamps in `precision`. Each valid line is copied into the
+    /// pipeline as it came, with its timestamp rescaled to the sink's precision (a line without
+    /// one gets the receive time, truncated to `precision` as InfluxDB does), the global tags
+    /// merged into its tag set, and, for a v1 target, unsigned fields written as integers.
+    /// Malformed lines are refused one by one (counted in `rejected_invalid`); the others are
+    /// still taken. Lines are not interned and their timestamps not de-duplicated: they reach
+    /// InfluxDB with the identity their client gave them, so its merge rules stay theirs.
+    pub fn ingest(&self, body: &[u8], precision: InputPrecision) -> Ingested {
+        /// Lines parsed (outside the queue lock) per `produce` call.
+        const BATCH: usize = 512;
+        let forward = Forward::new(
+            precision,
+            self.config.precision,
+            crate::model::now_ns(),
+            &self.config.global_tags,
+            self.field_options.uint_as_int,
+        );
+        let engine = self.live_engine();
+        let disabled = self.engine.is_none() && !self.closed.load(Relaxed);
+        let mut out = Ingested::default();
+        let mut lines = crate::lineproto::lines(body);
+        let mut batch: Vec<(usize, ParsedLine<'_>)> = Vec::with_capacity(BATCH);
+        let mut scratch = Vec::new();
+        loop {
+            batch.clear();
+            for (number, line) in lines.by_ref() {
+                match line {
+                    Ok(line) => {
+                        batch.push((number, line));
+                        if batch.len() == BATCH {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        out.rejected += 1;
+                        if engine.is_some() {
+                            Counters::add(&self.counters.rejected_invalid, 1);
+                        }
+                        note_line_error(&mut out.errors, number, e);
+                    }
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let refused = |number: usize, line: &ParsedLine<'_>, reason, errors: &mut _| {
+                let error = ParseError { reason, offset: 0 };
+                let text = line.line();
+                note_line_error(errors, number, LineError { text, error });
+            };
+            match engine {
+                Some(engine) => {
+                    let errors = &mut out.errors;
+                    let p = engine.queue.produce(batch.len(), |i, buf| {
+                        let (number, line) = &batch[i];
+                        forward.write(buf, line).map(|()| 1).map_err(|reason| {
+                            refused(*number, line, reason, errors);
+                            Error::InvalidInput(reason.into())
+                        })
+                    });
+                    out.accepted += p.accepted;
+                    out.rejected += p.rejected;
+                    out.dropped += p.dropped;
+                    if p.dropped > 0 {
+                        out.sink_error.get_or_insert(Error::QueueFull);
+                    }
+                }
+                None => {
+                    for (number, line) in &batch {
+                        scratch.clear();
+                        match forward.write(&mut scratch, line) {
+                            Ok(()) if disabled => out.accepted += 1,
+                            Ok(()) => out.dropped += 1,
+                            Err(reason) => {
+                                out.rejected += 1;
+                                refused(*number, line, reason, &mut out.errors);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if engine.is_none() && !disabled {
+            out.sink_error = Some(Error::Closed);
+        } else if out.sink_error.is_none() {
+            out.sink_error = self.fatal().err();
+        }
+        out
+    }
+
     /// Sends everything submitted so far and waits until InfluxDB confirmed (or refused) it,
     /// at most `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
@@ -354,7 +477,7 @@ impl Sink {
 
     fn fatal(&self) -> Result<()> {
         match &self.engine {
-            Some(engine) => match engine.writer.lock().state.fatal.lock().clone() {
+            Some(engine) => match engine.state.fatal.lock().clone() {
                 Some(e) => Err(e),
                 None => Ok(()),
             },

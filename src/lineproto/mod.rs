@@ -10,7 +10,11 @@
 
 pub mod encode;
 pub mod escape;
+pub mod forward;
+pub mod parse;
 
 pub use encode::{
     write_field, write_float, write_series_key, write_timestamp, FieldOptions, MAX_STRING_FIELD,
 };
+pub use forward::Forward;
+pub use parse::{lines, parse_line, InputPrecision, LineError, ParseError, ParsedLine};

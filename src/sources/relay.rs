@@ -1,0 +1,965 @@
+//! The line-protocol relay: an InfluxDB-compatible HTTP ingest endpoint in front of a sink, so
+//! anything that writes to InfluxDB (k6's `--out influxdb`, JMeter's InfluxDB listener,
+//! Telegraf, curl) can write through perfsink instead, with its batching, gzip, retries,
+//! spool and delivery report. It runs on a tokio runtime of its own (one thread for the
+//! connections; parsing and forwarding run on its blocking pool, one request per thread).
+//!
+//! Endpoints, shaped like InfluxDB's:
+//! - `POST /write` (1.x: `db`, `rp`, `precision` = `n`/`ns`, `u`/`us`, `ms`, `s`, `m`, `h`;
+//!   `u`/`p` are credentials) and `POST /api/v2/write` (`org`, `bucket`, `precision` = `ns`,
+//!   `us`, `ms`, `s`). Bodies may be gzipped (`Content-Encoding: gzip`). 204 when every line
+//!   was taken. Malformed lines are refused one by one and the others kept: 400 with 1.x's
+//!   partial-write shape `{"error":"partial write: unable to parse '...': ... dropped=N"}`
+//!   (2.x shape `{"code":"invalid","message":...}` on `/api/v2/write`). A full sink queue is
+//!   a 503 with `Retry-After` (the lines before it were taken; InfluxDB overwrites identical
+//!   points, so a client that retries duplicates nothing that carries a timestamp).
+//! - `POST /query`, `GET /query`: `CREATE DATABASE ...` is answered with 1.x's success shape
+//!   (`{"results":[{"statement_id":0}]}`), since k6 sends it before writing; the sink creates
+//!   its own database itself. Any other statement is a 400 that says so.
+//! - `GET|HEAD /ping`: 204 with `X-Influxdb-Version`. `GET /health`: JSON with `"status":"pass"`
+//!   and the relay's and the sink's counters.
+//!
+//! Lines are forwarded as they came (see `Sink::ingest`): timestamps rescaled to the sink's
+//! precision, the sink's global tags merged in, no series interning or de-duplication.
+//!
+//! Databases: the sink has one writer and one target database (`INFLUXDB_DB` /
+//! `INFLUXDB_BUCKET`). A request's `db`/`bucket` does not route: every line goes to the sink's
+//! database, and the first requests naming another one are logged once per name.
+//!
+//! Limits: bodies over `max_body_bytes` (default 25,000,000 like 1.x) are a 413, judged on
+//! `Content-Length` before reading, while reading, and again on the inflated size of a gzipped
+//! body, which is never inflated past the limit (a gzip bomb costs at most the limit).
+//!
+//! Security: it listens on loopback unless told otherwise (`allow_remote`). With a token set,
+//! writes and queries need it, as `Authorization: Bearer <token>`, `Token <token>`, `Basic`
+//! with the token as password, or 1.x's `p=<token>` query parameter; `/ping` and `/health`
+//! stay open, as on InfluxDB.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::config::{Api, Secret};
+use crate::error::{Error, Result};
+use crate::lineproto::InputPrecision;
+use crate::sink::{Ingested, Sink};
+
+// Constants are not `pub`: cbindgen would put them into the C header. The defaults are those
+// of `RelayOptions::default()`.
+
+/// Where the relay listens unless told otherwise.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8186";
+/// Largest request body, compressed or inflated (InfluxDB 1.x's `max-body-size` default).
+const DEFAULT_MAX_BODY_BYTES: usize = 25_000_000;
+/// The 1.x API level the relay speaks, sent as `X-Influxdb-Version` (1.x clients check that
+/// the header is there; 1.8 is the release that added `/api/v2/write`).
+const INFLUXDB_VERSION: &str = concat!("1.8.10-perfsink-", env!("CARGO_PKG_VERSION"));
+/// How long a client may take to send a request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest `/query` form body.
+const MAX_QUERY_BODY: usize = 1 << 20;
+/// How many distinct foreign database names are logged.
+const MAX_DB_NOTES: usize = 8;
+
+/// How the relay runs.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// Address to listen on (default `127.0.0.1:8186`); port 0 picks a free one (see
+    /// [`Relay::addr`]).
+    pub listen: SocketAddr,
+    /// Must be set to listen on anything but a loopback address.
+    pub allow_remote: bool,
+    /// When set, writes and queries must carry it.
+    pub token: Option<Secret>,
+    /// Largest request body, compressed or inflated (default 25,000,000, as InfluxDB 1.x).
+    pub max_body_bytes: usize,
+    /// Longest time to receive a request body.
+    pub body_timeout: Duration,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            listen: DEFAULT_LISTEN.parse().expect("a valid default address"),
+            allow_remote: false,
+            token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the relay did so far. Lines are counted by what became of them in the sink.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RelayStats {
+    /// HTTP requests answered, any path and status.
+    pub requests: u64,
+    /// Write requests whose body was read (`/write`, `/api/v2/write`).
+    pub writes: u64,
+    /// Lines taken into the sink.
+    pub lines_accepted: u64,
+    /// Lines refused as malformed.
+    pub lines_rejected: u64,
+    /// Valid lines the sink could not take (queue full, closing).
+    pub lines_dropped: u64,
+    /// Body bytes received, after gunzip.
+    pub bytes_received: u64,
+    /// Requests refused before their lines were read (auth, limits, bad parameters).
+    pub refused: u64,
+}
+
+impl RelayStats {
+    /// Lines received: accepted, rejected or dropped.
+    pub fn lines(&self) -> u64 {
+        self.lines_accepted + self.lines_rejected + self.lines_dropped
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    writes: AtomicU64,
+    lines_accepted: AtomicU64,
+    lines_rejected: AtomicU64,
+    lines_dropped: AtomicU64,
+    bytes_received: AtomicU64,
+    refused: AtomicU64,
+}
+
+struct Shared {
+    sink: Arc<Sink>,
+    token: Option<Secret>,
+    max_body: usize,
+    body_timeout: Duration,
+    /// The sink's database (v1 `db`, v2 `bucket`), for the notes on foreign names.
+    database: Option<String>,
+    noted: Mutex<HashSet<String>>,
+    counters: Counters,
+    started: Instant,
+}
+
+/// A running relay. Dropping it stops it (see [`Relay::shutdown`]); the sink stays open.
+pub struct Relay {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<Duration>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Binds `options.listen` and serves in the background. Fails when the address cannot be
+    /// bound, or is not a loopback address and `allow_remote` is not set.
+    pub fn start(sink: Arc<Sink>, options: RelayOptions) -> Result<Relay> {
+        if !options.listen.ip().is_loopback() && !options.allow_remote {
+            return Err(Error::Config(format!(
+                "the relay would listen on {}, which is not a loopback address: anyone who \
+                 reaches it could write to InfluxDB; allow it explicitly (perfsink serve \
+                 --allow-remote) and consider a token",
+                options.listen
+            )));
+        }
+        let listener = StdListener::bind(options.listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| Error::Io(format!("relay: cannot listen on {}: {e}", options.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Io(format!("relay: {e}")))?;
+        let database = sink.config().endpoint.as_ref().map(|e| match &e.api {
+            Api::V1 { db, .. } => db.clone(),
+            Api::V2 { bucket, .. } => bucket.clone(),
+        });
+        let shared = Arc::new(Shared {
+            sink,
+            token: options.token,
+            max_body: options.max_body_bytes,
+            body_timeout: options.body_timeout,
+            database,
+            noted: Mutex::new(HashSet::new()),
+            counters: Counters::default(),
+            started: Instant::now(),
+        });
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(threads)
+            .thread_name("perfsink-relay-work")
+            .build()
+            .map_err(|e| Error::Io(format!("relay: tokio runtime: {e}")))?;
+        let (stop, stopped) = oneshot::channel();
+        let serving = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("perfsink-relay".into())
+            .spawn(move || {
+                let grace = runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => serve(listener, serving, stopped).await,
+                        Err(e) => {
+                            eprintln!("perfsink relay: {e}");
+                            Duration::ZERO
+                        }
+                    }
+                });
+                runtime.shutdown_timeout(grace);
+            })
+            .map_err(|e| Error::Io(format!("relay thread: {e}")))?;
+        Ok(Relay {
+            addr,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr`, for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> RelayStats {
+        self.shared.stats()
+    }
+
+    /// Stops accepting connections, lets requests in progress finish for up to `grace`, and
+    /// returns once the relay is down. The sink is not closed: its owner closes it after this,
+    /// so that the lines of those last requests are delivered too.
+    pub fn shutdown(&mut self, grace: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(grace);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.shutdown(Duration::from_secs(1));
+    }
+}
+
+/// Accepts connections until told to stop; returns the grace period it was given.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<Duration>,
+) -> Duration {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let grace = loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    let service = service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(handle(req, shared).await) }
+                    });
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                // Out of file descriptors and the like: wait instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            grace = &mut stop => break grace.unwrap_or(Duration::ZERO),
+        }
+    };
+    drop(listener);
+    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    grace
+}
+
+impl Shared {
+    fn stats(&self) -> RelayStats {
+        let c = &self.counters;
+        RelayStats {
+            requests: c.requests.load(Relaxed),
+            writes: c.writes.load(Relaxed),
+            lines_accepted: c.lines_accepted.load(Relaxed),
+            lines_rejected: c.lines_rejected.load(Relaxed),
+            lines_dropped: c.lines_dropped.load(Relaxed),
+            bytes_received: c.bytes_received.load(Relaxed),
+            refused: c.refused.load(Relaxed),
+        }
+    }
+
+    /// Whether the request carries the token (or none is required).
+    fn authorized(&self, headers: &HeaderMap, params: &Params) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let token = token.expose().as_bytes();
+        let header = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .unwrap_or("");
+        let (scheme, credentials) = header.split_once(' ').unwrap_or((header, ""));
+        let credentials = credentials.trim();
+        let by_header =
+            if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") {
+                same(credentials.as_bytes(), token)
+            } else if scheme.eq_ignore_ascii_case("basic") {
+                base64_decode(credentials).is_some_and(|pair| {
+                    match pair.iter().position(|&b| b == b':') {
+                        Some(colon) => same(&pair[colon + 1..], token),
+                        None => false,
+                    }
+                })
+            } else {
+                false
+            };
+        by_header || params.get("p").is_some_and(|p| same(p.as_bytes(), token))
+    }
+
+    /// Logs, once per name, that a request named another database than the sink's.
+    fn note_database(&self, named: Option<&str>) {
+        let (Some(named), Some(ours)) = (named, self.database.as_deref()) else {
+            return;
+        };
+        // `bucket=db/rp` is the 1.8 compatibility spelling of a database.
+        if named.is_empty() || named == ours || named.split('/').next() == Some(ours) {
+            return;
+        }
+        let mut noted = self.noted.lock();
+        if noted.len() < MAX_DB_NOTES && noted.insert(named.to_string()) {
+            eprintln!(
+                "perfsink relay: a request names database {named:?}; the relay writes \
+                 everything to the sink's database {ours:?}"
+            );
+        }
+    }
+}
+
+/// Constant-time comparison of a presented credential with the token.
+fn same(presented: &[u8], token: &[u8]) -> bool {
+    presented.len() == token.len()
+        && presented
+            .iter()
+            .zip(token)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Which write API a request came in on: it decides precision spellings and error shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    V1,
+    V2,
+}
+
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
+    shared.counters.requests.fetch_add(1, Relaxed);
+    let path = req.uri().path().to_string();
+    let params = Params::parse(req.uri().query().unwrap_or(""));
+    let method = req.method().clone();
+    match (method, path.as_str()) {
+        (Method::GET | Method::HEAD, "/ping") => ping(&params),
+        (Method::GET | Method::HEAD, "/health") => health(&shared),
+        (Method::POST, "/write") => write(req, params, shared, Flavor::V1).await,
+        (Method::POST, "/api/v2/write") => write(req, params, shared, Flavor::V2).await,
+        (Method::GET | Method::POST, "/query") => query(req, params, shared).await,
+        (_, "/ping" | "/health" | "/write" | "/api/v2/write" | "/query") => {
+            let allow = match path.as_str() {
+                "/ping" | "/health" => "GET, HEAD",
+                "/query" => "GET, POST",
+                _ => "POST",
+            };
+            let mut r = error(
+                Flavor::V1,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            r
+        }
+        _ => error(
+            Flavor::V1,
+            StatusCode::NOT_FOUND,
+            "not found: the perfsink relay serves /write, /api/v2/write, /query, /ping and /health",
+        ),
+    }
+}
+
+/// A response with the headers InfluxDB puts on every answer (1.x clients check them).
+fn respond(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(match &body {
+        Some(v) => Full::new(Bytes::from(v.to_string())),
+        None => Full::new(Bytes::new()),
+    });
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        "X-Influxdb-Version",
+        HeaderValue::from_static(INFLUXDB_VERSION),
+    );
+    h.insert("X-Influxdb-Build", HeaderValue::from_static("perfsink"));
+    if body.is_some() {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    r
+}
+
+/// An error in the shape of the API the request used, with the message also in
+/// `X-Influxdb-Error` (one line, at most 1024 bytes) as 1.x sends it.
+fn error(flavor: Flavor, status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let body = match flavor {
+        Flavor::V1 => json!({ "error": message }),
+        Flavor::V2 => {
+            let code = match status {
+                StatusCode::UNAUTHORIZED => "unauthorized",
+                StatusCode::NOT_FOUND => "not found",
+                StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+                StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
+                s if s.is_server_error() => "internal error",
+                _ => "invalid",
+            };
+            json!({ "code": code, "message": message })
+        }
+    };
+    let mut r = respond(status, Some(body));
+    let mut line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > 1024 {
+        let mut cut = 1024;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+    }
+    if let Ok(v) = HeaderValue::from_str(&line) {
+        r.headers_mut().insert("X-Influxdb-Error", v);
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"perfsink\""),
+        );
+    }
+    r
+}
+
+fn ping(params: &Params) -> Response<Full<Bytes>> {
+    if params.get("verbose").is_some_and(|v| v == "true") {
+        return respond(StatusCode::OK, Some(json!({ "version": INFLUXDB_VERSION })));
+    }
+    respond(StatusCode::NO_CONTENT, None)
+}
+
+fn health(shared: &Shared) -> Response<Full<Bytes>> {
+    let r = shared.stats();
+    let s = shared.sink.stats();
+    let body = json!({
+        "name": "perfsink-relay",
+        "message": "ready for writes",
+        "status": "pass",
+        "checks": [],
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": shared.started.elapsed().as_secs(),
+        "database": shared.database,
+        "relay": {
+            "requests": r.requests,
+            "writes": r.writes,
+            "lines_accepted": r.lines_accepted,
+            "lines_rejected": r.lines_rejected,
+            "lines_dropped": r.lines_dropped,
+            "bytes_received": r.bytes_received,
+            "refused": r.refused,
+        },
+        "sink": {
+            "accepted": s.accepted,
+            "replayed": s.replayed,
+            "written": s.written,
+            "retried": s.retried,
+            "rejected": s.rejected,
+            "rejected_invalid": s.rejected_invalid,
+            "rejected_server": s.rejected_server,
+            "dropped": s.dropped,
+            "dropped_queue_full": s.dropped_queue_full,
+            "dropped_undelivered": s.dropped_undelivered,
+            "spooled": s.spooled,
+            "queue_depth": s.queue_depth,
+            "requests": s.requests,
+            "bytes_sent": s.bytes_sent,
+            "write_latency_us_mean": s.write_latency_us_mean,
+            "write_latency_us_max": s.write_latency_us_max,
+        },
+        "last_error": shared.sink.last_error(),
+    });
+    respond(StatusCode::OK, Some(body))
+}
+
+/// Why a request body could not be had.
+enum BodyError {
+    TooLarge,
+    Timeout,
+    Broken(String),
+}
+
+/// Reads a body of at most `max` bytes, judging `Content-Length` before reading anything.
+async fn read_body(
+    req: Request<Incoming>,
+    max: usize,
+    timeout: Duration,
+) -> std::result::Result<Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let body = Limited::new(req.into_body(), max).collect();
+    match tokio::time::timeout(timeout, body).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge),
+        Ok(Err(e)) => Err(BodyError::Broken(e.to_string())),
+    }
+}
+
+/// Inflates a gzip body (several members allowed), never past `max` bytes.
+fn gunzip(data: &[u8], max: usize) -> std::result::Result<Vec<u8>, BodyError> {
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(max));
+    let mut decoder = flate2::read::MultiGzDecoder::new(data).take(max as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::Broken(format!("gzip: {e}")))?;
+    if out.len() > max {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(out)
+}
+
+fn too_large(flavor: Flavor, max: usize) -> Response<Full<Bytes>> {
+    error(
+        flavor,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "Request Entity Too Large: the body is over {max} bytes (compressed or inflated; \
+             see --max-body-bytes)"
+        ),
+    )
+}
+
+async fn write(
+    req: Request<Incoming>,
+    params: Params,
+    shared: Arc<Shared>,
+    flavor: Flavor,
+) -> Response<Full<Bytes>> {
+    let refuse = |r: Response<Full<Bytes>>| {
+        shared.counters.refused.fetch_add(1, Relaxed);
+        r
+    };
+    if !shared.authorized(req.headers(), &params) {
+        return refuse(unauthorized(flavor));
+    }
+    let given = params.get("precision").unwrap_or("");
+    let precision = match flavor {
+        Flavor::V1 => InputPrecision::from_v1(given),
+        Flavor::V2 => InputPrecision::from_v2(given),
+    };
+    let Some(precision) = precision else {
+        let allowed = match flavor {
+            Flavor::V1 => "n, ns, u, us, ms, s, m or h",
+            Flavor::V2 => "ns, us, ms or s",
+        };
+        return refuse(error(
+            flavor,
+            StatusCode::BAD_REQUEST,
+            &format!("invalid precision {given:?}: use {allowed}"),
+        ));
+    };
+    shared.note_database(match flavor {
+        Flavor::V1 => params.get("db"),
+        Flavor::V2 => params.get("bucket"),
+    });
+    let encoding = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let gzipped = match encoding.as_deref() {
+        None | Some("") | Some("identity") => false,
+        Some("gzip") | Some("x-gzip") => true,
+        Some(other) => {
+            return refuse(error(
+                flavor,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("unsupported Content-Encoding {other:?}: send gzip or identity"),
+            ))
+        }
+    };
+    let max = shared.max_body;
+    let body = match read_body(req, max, shared.body_timeout).await {
+        Ok(b) => b,
+        Err(e) => return refuse(body_error(flavor, e, max)),
+    };
+    let work = shared.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let inflated;
+        let data: &[u8] = if gzipped {
+            inflated = gunzip(&body, max)?;
+            &inflated
+        } else {
+            &body
+        };
+        work.counters
+            .bytes_received
+            .fetch_add(data.len() as u64, Relaxed);
+        Ok(work.sink.ingest(data, precision))
+    })
+    .await;
+    let ingested = match done {
+        Ok(Ok(i)) => i,
+        Ok(Err(e)) => return refuse(body_error(flavor, e, max)),
+        Err(e) => {
+            return error(
+                flavor,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("perfsink relay: {e}"),
+            )
+        }
+    };
+    let c = &shared.counters;
+    c.writes.fetch_add(1, Relaxed);
+    c.lines_accepted
+        .fetch_add(ingested.accepted as u64, Relaxed);
+    c.lines_rejected
+        .fetch_add(ingested.rejected as u64, Relaxed);
+    c.lines_dropped.fetch_add(ingested.dropped as u64, Relaxed);
+    write_answer(flavor, &ingested)
+}
+
+fn body_error(flavor: Flavor, e: BodyError, max: usize) -> Response<Full<Bytes>> {
+    match e {
+        BodyError::TooLarge => too_large(flavor, max),
+        BodyError::Timeout => error(
+            flavor,
+            StatusCode::REQUEST_TIMEOUT,
+            "timed out reading the request body",
+        ),
+        BodyError::Broken(m) => error(
+            flavor,
+            StatusCode::BAD_REQUEST,
+            &format!("reading the request body: {m}"),
+        ),
+    }
+}
+
+fn unauthorized(flavor: Flavor) -> Response<Full<Bytes>> {
+    let message = match flavor {
+        Flavor::V1 => "authorization failed: the perfsink relay needs its token",
+        Flavor::V2 => "unauthorized access: the perfsink relay needs its token",
+    };
+    error(flavor, StatusCode::UNAUTHORIZED, message)
+}
+
+/// The answer to a write, from what the sink did with its lines.
+fn write_answer(flavor: Flavor, i: &Ingested) -> Response<Full<Bytes>> {
+    match &i.sink_error {
+        Some(Error::Closed) => {
+            return error(
+                flavor,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "perfsink relay is shutting down: {} lines not taken",
+                    i.dropped
+                ),
+            )
+        }
+        Some(Error::QueueFull) => {
+            let mut r = error(
+                flavor,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "perfsink queue full: {} lines dropped, {} taken, {} malformed; retry later \
+                     (or raise PERFSINK_QUEUE_CAPACITY)",
+                    i.dropped, i.accepted, i.rejected
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        }
+        Some(e) if i.rejected == 0 => {
+            return error(
+                flavor,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "perfsink took {} lines but cannot deliver them: {e}",
+                    i.accepted
+                ),
+            )
+        }
+        _ => {}
+    }
+    if i.rejected == 0 {
+        return respond(StatusCode::NO_CONTENT, None);
+    }
+    let mut reason = i
+        .errors
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    if i.rejected > i.errors.len() {
+        reason.push_str(&format!(
+            "\n(and {} more malformed lines)",
+            i.rejected - i.errors.len()
+        ));
+    }
+    // InfluxDB 1.x: a body with no valid line is a plain parse error; otherwise the good lines
+    // are written and the answer is a partial write.
+    let message = if i.accepted == 0 {
+        reason
+    } else {
+        format!("partial write: {reason} dropped={}", i.rejected)
+    };
+    error(flavor, StatusCode::BAD_REQUEST, &message)
+}
+
+async fn query(
+    req: Request<Incoming>,
+    mut params: Params,
+    shared: Arc<Shared>,
+) -> Response<Full<Bytes>> {
+    let refuse = |r: Response<Full<Bytes>>| {
+        shared.counters.refused.fetch_add(1, Relaxed);
+        r
+    };
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let headers = req.headers().clone();
+    if req.method() == Method::POST && form {
+        match read_body(req, MAX_QUERY_BODY, shared.body_timeout).await {
+            // Form values come first, as Go's `FormValue` takes them.
+            Ok(body) => {
+                let mut from_body = Params::parse(&String::from_utf8_lossy(&body));
+                from_body.0.append(&mut params.0);
+                params = from_body;
+            }
+            Err(e) => return refuse(body_error(Flavor::V1, e, MAX_QUERY_BODY)),
+        }
+    }
+    if !shared.authorized(&headers, &params) {
+        return refuse(unauthorized(Flavor::V1));
+    }
+    let Some(q) = params.get("q").filter(|q| !q.trim().is_empty()) else {
+        return refuse(error(
+            Flavor::V1,
+            StatusCode::BAD_REQUEST,
+            "missing required parameter \"q\"",
+        ));
+    };
+    let statements: Vec<&str> = q
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if statements.iter().all(|s| is_create_database(s)) {
+        let results: Vec<Value> = (0..statements.len())
+            .map(|i| json!({ "statement_id": i }))
+            .collect();
+        return respond(StatusCode::OK, Some(json!({ "results": results })));
+    }
+    let database = shared
+        .database
+        .as_deref()
+        .unwrap_or("(none: reporting disabled)");
+    refuse(error(
+        Flavor::V1,
+        StatusCode::BAD_REQUEST,
+        &format!(
+            "the perfsink relay answers only CREATE DATABASE on /query (it writes to the \
+             sink's database {database:?}, which the sink creates itself); send other \
+             queries to InfluxDB: {q:?}"
+        ),
+    ))
+}
+
+/// `CREATE DATABASE <name> [WITH ...]`, keywords in any case.
+fn is_create_database(statement: &str) -> bool {
+    let mut words = statement.split_ascii_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some(c), Some(d), Some(_)) => {
+            c.eq_ignore_ascii_case("create") && d.eq_ignore_ascii_case("database")
+        }
+        _ => false,
+    }
+}
+
+/// Decoded `application/x-www-form-urlencoded` pairs, in order.
+#[derive(Debug, Default)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(s: &str) -> Params {
+        Params(
+            s.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (url_decode(k), url_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// The first value of `key`, as Go's `Values.Get`.
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Percent-decoding with `+` as space; malformed escapes stay as they are.
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Standard base64 (padding optional), for `Authorization: Basic`.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_decode_like_go() {
+        let p = Params::parse("db=k6&q=CREATE+DATABASE+%22k6%22&precision=&rp=&x=%zz&db=other");
+        assert_eq!(p.get("db"), Some("k6"));
+        assert_eq!(p.get("q"), Some("CREATE DATABASE \"k6\""));
+        assert_eq!(p.get("precision"), Some(""));
+        assert_eq!(p.get("x"), Some("%zz"));
+        assert_eq!(p.get("nope"), None);
+        assert_eq!(url_decode("a%2"), "a%2");
+        assert_eq!(url_decode("%41%62%"), "Ab%");
+        assert_eq!(url_decode("%C3%BC"), "ü");
+    }
+
+    #[test]
+    fn create_database_statements() {
+        for s in [
+            "CREATE DATABASE k6",
+            "create database \"k6\"",
+            "CREATE  DATABASE jmeter WITH DURATION 1d",
+        ] {
+            assert!(is_create_database(s), "{s}");
+        }
+        for s in [
+            "CREATE DATABASE",
+            "SHOW DATABASES",
+            "DROP DATABASE k6",
+            "SELECT 1",
+        ] {
+            assert!(!is_create_database(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn base64_and_token_comparison() {
+        assert_eq!(base64_decode("dXNlcjpzM2NyM3Q=").unwrap(), b"user:s3cr3t");
+        assert_eq!(base64_decode("dXNlcjpzM2NyM3Q").unwrap(), b"user:s3cr3t");
+        assert_eq!(base64_decode("").unwrap(), b"");
+        assert!(base64_decode("a b").is_none());
+        assert!(same(b"tok", b"tok"));
+        assert!(!same(b"tok", b"toK"));
+        assert!(!same(b"to", b"tok"));
+    }
+}

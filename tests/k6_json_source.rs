@@ -1,0 +1,155 @@
+//! `sources::k6json`: k6 JSON output lines in, the exact line protocol k6's built-in `influxdb`
+//! output writes (plus vu/iter) out, captured by a scripted HTTP server.
+
+mod common;
+
+use common::{FaultServer, Resp};
+use perfsink::sources::k6json::{K6JsonSource, K6Stats, MetricType, TagsAsFields};
+use perfsink::{Config, Sink};
+
+type Types = Vec<(String, MetricType)>;
+
+/// Feeds `input` (one k6 JSON line a line) and returns the lines written, in order, the
+/// source's counters and the metric types it kept.
+fn convert(input: &str, tags_as_fields: &str) -> (Vec<String>, K6Stats, Types) {
+    let srv = FaultServer::start(vec![]).with_default(Resp::status(204));
+    let url = format!("{}/k6", srv.url());
+    let config = Config::from_pairs([
+        ("INFLUXDB_URL", url.as_str()),
+        ("PERFSINK_SELF_METRICS_INTERVAL_MS", "0"),
+        ("PERFSINK_CREATE_DATABASE", "false"),
+        ("PERFSINK_GZIP_LEVEL", "0"),
+    ])
+    .unwrap();
+    let sink = Sink::open(config).unwrap();
+    let (stats, mut types) = {
+        let mut source = K6JsonSource::new(&sink, TagsAsFields::parse(tags_as_fields).unwrap());
+        let stats = source.run(input.as_bytes()).unwrap();
+        let types: Types = source
+            .metric_types()
+            .map(|(n, t)| (n.to_string(), t))
+            .collect();
+        (stats, types)
+    };
+    types.sort_by(|a, b| a.0.cmp(&b.0));
+    let report = sink.close();
+    assert_eq!(report.stats.written, stats.samples, "{report}");
+    let lines = srv
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/write")
+        .flat_map(|r| r.lines())
+        .collect();
+    (lines, stats, types)
+}
+
+const DEFINITION: &str = r#"{"type":"Metric","data":{"name":"http_req_duration","type":"trend","contains":"time","thresholds":["p(95)<500"],"submetrics":[{"name":"http_req_duration{expected_response:true}","suffix":"expected_response:true","tags":{"expected_response":"true"}}]},"metric":"http_req_duration"}"#;
+
+#[test]
+fn an_http_sample_becomes_k6s_influxdb_line() {
+    let input = format!(
+        "{DEFINITION}\n{}\n",
+        r#"{"metric":"http_req_duration","type":"Point","data":{"time":"2025-06-25T10:00:00.123456789Z","value":105.3,"tags":{"expected_response":"true","group":"","method":"GET","name":"http://x/a b","proto":"HTTP/1.1","scenario":"default","status":"200","url":"http://x/a b"},"metadata":{"vu":"3","iter":"17"}}}"#
+    );
+    let (lines, stats, types) = convert(&input, "vu:int,iter:int,url");
+    assert_eq!(
+        types,
+        vec![("http_req_duration".to_string(), MetricType::Trend)]
+    );
+    assert_eq!(
+        lines,
+        vec![
+            "http_req_duration,expected_response=true,method=GET,name=http://x/a\\ b,proto=HTTP/1.1,\
+             scenario=default,status=200 value=105.3,url=\"http://x/a b\",vu=3i,iter=17i 1750845600123456789"
+        ]
+    );
+    assert_eq!(stats.samples, 1);
+    assert_eq!(stats.metrics, 1);
+    assert_eq!(stats.malformed, 0);
+}
+
+#[test]
+fn escapes_key_orders_offsets_and_missing_parts() {
+    let input = [
+        // Escaped and non-ASCII tag values, a custom tag; no metadata (vu/iter system tags off).
+        r#"{"metric":"my_counter","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":2,"tags":{"group":"::g \"1\"","weird":"a b,c=d \u00fc\t✓"}}}"#,
+        // `data` before `type`, whitespace, an offset timestamp, null metadata, no tags.
+        r#" { "data" : { "value" : 1e-3 , "time" : "2025-06-25T12:00:00.5+02:00", "metadata": null } , "type" : "Point" , "metric" : "my_gauge" } "#,
+        // A Metric line with `type` after `data`.
+        r#"{"data":{"type":"gauge","name":"my_gauge"},"metric":"my_gauge","type":"Metric"}"#,
+        // Other metadata keys are string fields; an unparsable vu falls back to a string.
+        r#"{"metric":"my_rate","type":"Point","data":{"time":"2025-06-25T10:00:01Z","value":0,"tags":{"scenario":"s"},"metadata":{"trace_id":"abc \"x\"","vu":"x"}}}"#,
+    ]
+    .join("\n");
+    let (lines, stats, types) = convert(&input, "vu:int,iter:int,url");
+    assert_eq!(types, vec![("my_gauge".to_string(), MetricType::Gauge)]);
+    assert_eq!(
+        lines,
+        vec![
+            "my_counter,group=::g\\ \"1\",weird=a\\ b\\,c\\=d\\ ü\\t✓ value=2.0 1750845600000000000",
+            "my_gauge value=0.001 1750845600500000000",
+            "my_rate,scenario=s value=0.0,trace_id=\"abc \\\"x\\\"\",vu=\"x\" 1750845601000000000",
+        ]
+    );
+    assert_eq!((stats.samples, stats.metrics, stats.malformed), (3, 1, 0));
+}
+
+#[test]
+fn tags_as_fields_are_typed_and_fall_back_to_strings() {
+    let input = r#"{"metric":"http_reqs","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":1,"tags":{"expected_response":"true","method":"GET","name":"n1","status":"200","url":"u","vu":"7"},"metadata":{"vu":"3","iter":"4"}}}"#;
+    let (lines, _, _) = convert(
+        input,
+        "vu:int,url,status:int,expected_response:bool,name:float",
+    );
+    // `name` is not a float: a string, as k6 does. The `vu` tag wins over the `vu` metadata.
+    assert_eq!(
+        lines,
+        vec![
+            "http_reqs,method=GET value=1.0,expected_response=true,name=\"n1\",status=200i,url=\"u\",vu=7i,iter=4i 1750845600000000000"
+        ]
+    );
+}
+
+#[test]
+fn lines_that_are_not_k6_output_are_counted_and_skipped() {
+    let good = r#"{"metric":"vus","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":4,"tags":{}}}"#;
+    let input = [
+        "garbage",
+        r#"{"type":"Point"}"#,
+        r#"{"metric":"vus","type":"Point","data":{"time":"yesterday","value":4}}"#,
+        r#"{"metric":"vus","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":4,"tags":{"a":"b"}"#,
+        r#"{"metric":"vus","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":"4"}}"#,
+        r#"{"type":"Something","data":{}}"#,
+        "",
+        good,
+    ]
+    .join("\n");
+    let (lines, stats, _) = convert(&input, "vu:int,iter:int,url");
+    assert_eq!(lines, vec!["vus value=4.0 1750845600000000000"]);
+    assert_eq!(stats.malformed, 6);
+    assert_eq!(stats.samples, 1);
+}
+
+#[test]
+fn many_samples_of_few_series_are_all_written() {
+    // The cache path: 20 000 samples over 4 tag sets, in batches.
+    let mut input = String::new();
+    for i in 0..20_000u64 {
+        input.push_str(&format!(
+            r#"{{"metric":"http_reqs","type":"Point","data":{{"time":"2025-06-25T10:00:{:02}.{:09}Z","value":1,"tags":{{"status":"{}","url":"http://x/{}"}},"metadata":{{"vu":"{}","iter":"{}"}}}}}}"#,
+            i / 1_000_000_000 % 60,
+            i,
+            200 + i % 2,
+            i % 2,
+            i % 7,
+            i
+        ));
+        input.push('\n');
+    }
+    let (lines, stats, _) = convert(&input, "vu:int,iter:int,url");
+    assert_eq!(stats.samples, 20_000);
+    assert_eq!(lines.len(), 20_000);
+    assert!(
+        lines[1].starts_with("http_reqs,status=201 value=1.0,url=\"http://x/1\",vu=1i,iter=1i ")
+    );
+}
