@@ -1,0 +1,3 @@
+module github.com/perfsink/perfsink/go-shim
+
+go 1.24
