@@ -29,9 +29,13 @@ examples: build
 test: setup lint
 	$(CARGO) build --locked --lib
 	$(CARGO) test --locked -- --test-threads=4
+	bash go-shim/test.sh
 
+# Not part of `make test`: each part compares against a baseline measured in the same run.
 bench: setup
 	$(CARGO) bench --locked --bench engine
+	bash scripts/bench-k6.sh
+	bash go-shim/bench.sh
 
 demo: examples
 	bash scripts/demo.sh
