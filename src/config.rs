@@ -240,6 +240,7 @@ impl Config {
     pub fn from_kv(s: &str) -> Result<Config> {
         let entries = split_kv(s);
         let mut pairs = Vec::with_capacity(entries.len());
+        let mut after_secret: Option<&str> = None;
         for (i, entry) in entries.iter().enumerate() {
             let entry = entry.trim();
             if entry.is_empty() {
@@ -259,6 +260,16 @@ impl Config {
                     i + 1
                 )));
             }
+            // `INFLUXDB_PASSWORD=ab;cd=ef` splits a secret at an unescaped ';': the "key" of
+            // the next entry is then part of the secret and must not be echoed.
+            if let (Some(secret), None) = (after_secret, key_index(key)) {
+                return Err(Error::Config(format!(
+                    "entry {} of the configuration string, after {secret}, is not a known key \
+                     (not shown: if the {secret} value contains ';', write it as '\\;')",
+                    i + 1
+                )));
+            }
+            after_secret = SECRET_KEYS.iter().find(|k| **k == key).copied();
             pairs.push((key, value.trim()));
         }
         Self::from_pairs(pairs)
@@ -1310,6 +1321,23 @@ mod tests {
         // Even a valid pair before it does not hide it.
         err(&[URL, ("PERFSINK_NOPE", "1")]);
         err(&[(" INFLUXDB_URL", "http://h")]);
+    }
+
+    #[test]
+    fn a_secret_split_at_an_unescaped_semicolon_is_not_echoed() {
+        for s in [
+            "INFLUXDB_URL=http://h;INFLUXDB_USERNAME=u;INFLUXDB_PASSWORD=ab;s3cr=et",
+            "INFLUXDB_URL=http://h;INFLUXDB_TOKEN=ab;s3cr=et",
+            "INFLUXDB_URL=http://h;INFLUXDB_TOKEN=ab;s3cret",
+        ] {
+            let m = Config::from_kv(s).unwrap_err().to_string();
+            assert!(!m.contains("s3cr") && !m.contains("ab"), "{m}");
+            assert!(m.contains("entry"), "{m}");
+        }
+        let m = Config::from_kv("INFLUXDB_URL=http://h;INFLUXDB_TOKEN=ab;s3cr=et")
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("INFLUXDB_TOKEN") && m.contains("\\;"), "{m}");
     }
 
     #[test]
