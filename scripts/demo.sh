@@ -59,4 +59,5 @@ q 'SELECT percentile("duration", 95) AS p95, mean("duration") AS mean, sum("succ
 import json, sys
 s = json.load(sys.stdin)["results"][0]["series"][0]
 row = dict(zip(s["columns"], s["values"][0]))
-print(f"workflow_step.duration: p95 {row[\"p95\"]:.3f} s, mean {row[\"mean\"]:.3f} s, {row[\"ok\"]} of {row[\"n\"]} steps succeeded")'
+print("workflow_step.duration: p95 %.3f s, mean %.3f s, %s of %s steps succeeded"
+      % (row["p95"], row["mean"], row["ok"], row["n"]))'
