@@ -39,6 +39,29 @@ target/examples/workflow_steps "INFLUXDB_URL=$base;INFLUXDB_DB=$DB;PERFSINK_FLUS
 echo "== Rust example: 1000 iterations x 4 steps, plus fast-path request metrics"
 cargo run --quiet --release --locked --example workflow -- 1000
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cargo build --quiet --release --locked --bin perfsink --example k6_target
+tport=$(free_port)
+target/release/examples/k6_target "$tport" >/dev/null &
+target_pid=$!
+rport=$(free_port)
+# Stops the helpers of the k6 part; the InfluxDB trap (if any) runs after.
+cleanup_k6() { kill "$target_pid" "${relay_pid:-}" 2>/dev/null || true; }
+trap 'cleanup_k6; kill ${influx_pid:-} 2>/dev/null; wait ${influx_pid:-} 2>/dev/null; rm -rf "${dir:-/nonexistent}"' EXIT
+export TARGET="http://127.0.0.1:$tport"
+
+echo "== k6 through perfsink k6: a stock k6 (--out json into a pipe), 4 VUs for 5 s"
+K6DB="${DB}_k6"
+INFLUXDB_DB="$K6DB" TESTID=demo-k6 target/release/perfsink k6 run --quiet --no-summary examples/k6/demo.js
+
+echo "== k6 through the relay: perfsink serve on 127.0.0.1:$rport, stock k6 --out influxdb"
+RELAYDB="${DB}_relay"
+INFLUXDB_DB="$RELAYDB" target/release/perfsink serve --listen "127.0.0.1:$rport" &
+relay_pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$rport/ping" >/dev/null && break; sleep 0.1; done
+TESTID=demo-relay k6 run --quiet --no-summary --out "influxdb=http://127.0.0.1:$rport/$RELAYDB" examples/k6/demo.js
+kill -INT "$relay_pid"; wait "$relay_pid" 2>/dev/null || true
+
 q() { curl -sfG "$base/query" --data-urlencode "db=$DB" --data-urlencode "q=$1"; }
 echo
 echo "== What landed in InfluxDB (database $DB)"
@@ -61,3 +84,20 @@ s = json.load(sys.stdin)["results"][0]["series"][0]
 row = dict(zip(s["columns"], s["values"][0]))
 print("workflow_step.duration: p95 %.3f s, mean %.3f s, %s of %s steps succeeded"
       % (row["p95"], row["mean"], row["ok"], row["n"]))'
+
+for kdb in "$K6DB" "$RELAYDB"; do
+  echo
+  echo "== k6 metrics in database $kdb"
+  curl -sfG "$base/query" --data-urlencode "db=$kdb" \
+    --data-urlencode 'q=SELECT count("value") FROM "http_reqs", "http_req_duration", "checks", "demo_think_time", "iterations"' \
+    | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["results"][0].get("series", []):
+    print("  %-20s %8d points" % (s["name"], s["values"][0][1]))'
+  curl -sfG "$base/query" --data-urlencode "db=$kdb" \
+    --data-urlencode 'q=SELECT percentile("value", 95) FROM "http_req_duration"' \
+    | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["results"][0]["series"][0]
+print("  http_req_duration p95 %.3f ms" % s["values"][0][1])'
+done
