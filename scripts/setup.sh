@@ -46,6 +46,15 @@ if command -v rustup >/dev/null 2>&1; then
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done
 fi
+# Go (go-shim/, its tests and the xk6 build) comes with the machine in /usr/local/go; Debian's
+# golang-go is 1.19, older than go-shim's go.mod (1.24), so it is no substitute.
+export PATH="/usr/local/go/bin:$PATH"
+go_minor=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+if [ -z "$go_minor" ] || [ "$go_minor" -lt 24 ]; then
+  echo "[setup] Go >= 1.24 is missing (go-shim needs it): install it to /usr/local/go from go.dev" >&2
+  exit 1
+fi
+
 say "cargo fetch"
 cargo fetch --locked -q
 say "ready"
