@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# k6 with each way of getting its samples into InfluxDB, against no output, in one go:
+#
+#   none          k6 with no output (the baseline)
+#   k6-influxdb   k6's built-in `--out influxdb=http://127.0.0.1:<influxd>/<db>`
+#   perfsink-k6   `perfsink k6` (k6 `--out json=<FIFO>`, parsed and written by perfsink)
+#   relay         `perfsink serve` + k6 `--out influxdb=http://127.0.0.1:<relay>/k6`
+# and two that tell where the throughput goes (no InfluxDB involved):
+#   json-cat      k6 `--out json=<FIFO>`, the FIFO drained by `cat`: what k6's JSON output costs
+#                 k6 itself, the ceiling of anything that reads k6's JSON stream
+#   perfsink-null `perfsink k6` writing to a null InfluxDB (the target answers 200 to writes):
+#                 perfsink's own cost on top of json-cat, without influxd's
+#
+# Everything runs on this machine: a private influxd (Debian's influxdb package) on a free
+# loopback port with a temporary data directory, the tiny HTTP target examples/k6_target.rs,
+# and a constant-VU k6 script that hammers it (`http.get` in a loop), so k6 is the bottleneck
+# and whatever else takes CPU shows up as fewer requests/s. Variants alternate round by round
+# (none, k6-influxdb, perfsink-k6, relay, none, ...), ROUNDS times; the table shows medians.
+#
+#   req/s      k6's `http_reqs` rate (--summary-export), median over the rounds
+#   ratio      req/s of the variant / req/s of `none` (same run, same machine state)
+#   delivered  points in InfluxDB: `SELECT count(value) FROM /.*/` in the variant's own database
+#              (a new one per run, dropped after counting), summed over k6's metrics
+#   emitted    samples k6 emitted, counted exactly from k6's own end-of-test summary
+#              (`--summary-export` with `--summary-trend-stats count`):
+#                Trend metrics      their `count` (one sample per value)
+#                Rate metrics       `passes + fails` (one sample per 0/1 value)
+#                http_reqs, iterations  `count` (k6 emits these counters with value 1 each)
+#                data_sent, data_received  one sample each per iteration (k6 emits the
+#                                   iteration's network I/O once at its end), = iterations
+#              The two gauges `vus` and `vus_max` are left out of both numbers: k6 emits them on
+#              a 1 s ticker and reports their count nowhere (they are ~2 of ~2 M points a run).
+#              The counts were checked against a `--out json` file of the same script: equal
+#              per metric. `perfsink k6` also counts the samples of the JSON stream: that count
+#              minus the gauges equals `emitted` (shown per run as `stream`).
+#   cpu        CPU seconds per run (median): k6, perfsink (or the relay), influxd, the target;
+#              the machine has $(nproc) cores, i.e. 2 x DURATION CPU seconds per run.
+#
+# Then the relay's parse-and-forward rate: k6-like lines (~166 B, 5000 a body, as k6 sends them)
+# POSTed with curl to `perfsink serve`, which forwards them (gzip, HTTP) to a null InfluxDB (the
+# target answers 200 to everything); lines per CPU second of the relay process (all its
+# threads), i.e. what one core does.
+#
+# Targets: perfsink-k6 >= 0.85 of no-output req/s with 100 % of points delivered; relay
+# >= 1 M lines/s parse-and-forward on one core. The other variants are shown for comparison.
+#
+#   ROUNDS=3 DURATION=10s VUS=20 bash scripts/bench-k6.sh
+#   VARIANTS="none perfsink-k6" ROUNDS=5 bash scripts/bench-k6.sh
+# PERFSINK_* settings in the environment apply to the perfsink variants; INFLUXDB_* and
+# K6_INFLUXDB_* are ignored (everything goes to the private influxd). BENCH_STRICT=1 makes a
+# FAIL the exit code (default: 0, a shared machine can be noisy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+VUS=${VUS:-20}
+VARIANTS=${VARIANTS:-none json-cat k6-influxdb perfsink-null perfsink-k6 relay}
+RELAY_POSTS=${RELAY_POSTS:-400}
+TARGET_RATIO=0.85
+TARGET_RELAY_LPS=1000000
+
+say() { printf '[bench-k6] %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+# Only this run's private influxd is written to; influxd itself also reads INFLUXDB_* variables.
+for v in "${!INFLUXDB_@}" "${!K6_INFLUXDB_@}"; do unset "$v"; done
+
+# --- what it needs --------------------------------------------------------------------------
+if ! command -v influxd >/dev/null 2>&1 || ! command -v k6 >/dev/null 2>&1; then
+  bash scripts/setup.sh
+  hash -r
+fi
+K6=${PERFSINK_K6:-$(command -v k6)}
+# pyenv puts a shell shim on PATH: run the binary itself (no shell and pyenv per start).
+if [ "$(head -c 2 "$K6")" = '#!' ] && command -v pyenv >/dev/null 2>&1; then
+  K6=$(pyenv which k6 2>/dev/null || echo "$K6")
+fi
+"$K6" version | grep -q 'v1\.' || die "k6 v1.x expected at $K6 (scripts/setup.sh installs k6 1.1.0)"
+for tool in curl python3 influxd; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (scripts/setup.sh)"
+done
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
+
+say "building release binaries"
+cargo build --release --locked -q --example k6_target --bin perfsink
+PERFSINK=$PWD/target/release/perfsink
+TARGET=$PWD/target/release/examples/k6_target
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/perfsink-bench-k6.XXXXXX")
+pids=()   # influxd, the target
+relay=""  # a relay while it runs
+# shellcheck disable=SC2317  # (the EXIT trap)
+cleanup() {
+  local p
+  for p in $relay "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in $relay "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# CPU seconds (user + system) a live process has used so far.
+cpu_of() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+# CPU seconds the whole machine has been busy so far (all cores).
+busy_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat
+}
+# A line of text appearing in a file, within $3 seconds.
+wait_for_line() { # file regex seconds
+  for _ in $(seq $(($3 * 20))); do
+    grep -Eq "$2" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# --- influxd ------------------------------------------------------------------------------
+mkdir -p "$work/influx"
+cat >"$work/influx/influxdb.conf" <<EOF
+reporting-enabled = false
+bind-address = "127.0.0.1:0"
+[meta]
+  dir = "$work/influx/meta"
+  logging-enabled = false
+[data]
+  dir = "$work/influx/data"
+  wal-dir = "$work/influx/wal"
+  index-version = "inmem"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:0"
+  log-enabled = false
+  suppress-write-log = true
+  pprof-enabled = false
+[logging]
+  format = "logfmt"
+  level = "info"
+  suppress-logo = true
+[subscriber]
+  enabled = false
+[continuous_queries]
+  enabled = false
+EOF
+influxd run -config "$work/influx/influxdb.conf" >"$work/influx/influxd.log" 2>&1 &
+influx_pid=$!
+pids+=("$influx_pid")
+# The HTTP port the kernel picked, from influxd's log line `msg="Listening on HTTP" ... addr=`.
+influx_port=""
+for _ in $(seq 600); do
+  kill -0 "$influx_pid" 2>/dev/null || die "influxd exited: $(tail -n 5 "$work/influx/influxd.log")"
+  port=$(sed -n '/Listening on HTTP/s/.*addr=[^ ]*:\([0-9]*\).*/\1/p' "$work/influx/influxd.log" | head -n 1)
+  if [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping")" = 204 ]; then
+    influx_port=$port
+    break
+  fi
+  sleep 0.05
+done
+[ -n "$influx_port" ] || die "influxd did not answer /ping in 30 s"
+INFLUX=http://127.0.0.1:$influx_port
+say "influxd $(influxd version 2>/dev/null | awk '{print $2}') on $INFLUX (data in $work/influx)"
+
+influx_q() { # db statement -> JSON
+  curl -sS -XPOST "$INFLUX/query" --data-urlencode "db=$1" --data-urlencode "q=$2"
+}
+
+# --- the target and the k6 script ---------------------------------------------------------
+"$TARGET" >"$work/target.out" &
+target_pid=$!
+pids+=("$target_pid")
+wait_for_line "$work/target.out" '^listening on ' 10 || die "the target did not start"
+addr=$(sed -n 's/^listening on //p' "$work/target.out")
+cat >"$work/script.js" <<JS
+import http from 'k6/http';
+export default function () { http.get('http://$addr/'); }
+JS
+
+# k6 under /usr/bin/time (its CPU), used directly and as PERFSINK_K6 by `perfsink k6`.
+cat >"$work/k6" <<EOF
+#!/bin/sh
+exec /usr/bin/time -f '%U %S' -o "\$BENCH_K6_CPU" "$K6" "\$@"
+EOF
+chmod +x "$work/k6"
+
+K6_ARGS=(--quiet --vus "$VUS" --duration "$DURATION" --summary-trend-stats count)
+
+# emitted <summary.json>: samples k6 emitted, without the vus/vus_max gauges (see the top).
+emitted() {
+  python3 - "$1" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+iterations = m["iterations"]["count"]
+n = 0
+for name, v in m.items():
+    if "{" in name or name in ("vus", "vus_max"):
+        continue  # submetrics repeat samples of their metric; gauges: see the script's top
+    if name in ("data_sent", "data_received"):
+        n += iterations
+    elif "passes" in v:
+        n += v["passes"] + v["fails"]
+    elif name in ("http_reqs", "iterations") or "avg" not in v and "rate" not in v:
+        n += v["count"]
+    else:
+        sys.exit(f"cannot count the samples of metric {name}: {v}")
+print(int(n))
+PY
+}
+
+# delivered <db> <summary.json>: points of k6's metrics (without the gauges) in the database.
+delivered() {
+  influx_q "$1" 'SELECT count(value) FROM /.*/' | python3 -c '
+import json, sys
+counted = set(json.load(open(sys.argv[1]))["metrics"]) - {"vus", "vus_max"}
+r = json.load(sys.stdin)["results"][0]
+if "error" in r:
+    sys.exit(r["error"])
+print(sum(s["values"][0][1] for s in r.get("series", []) if s["name"] in counted))
+' "$2"
+}
+
+rate() { python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["http_reqs"]["rate"]))' "$1"; }
+
+# One run of one variant; appends a line to $work/results:
+#   variant round req/s emitted delivered cpu_k6 cpu_perfsink cpu_influxd cpu_target note
+# A variant may carry settings for perfsink: `perfsink-k6+PERFSINK_GZIP_LEVEL=0+...` (A/B tests).
+run_variant() { # variant round
+  local v=${1%%+*} r=$2 db base n
+  n=$(printf '%s' "$1" | cksum | awk '{ print $1 }')
+  db="bench_${v//-/_}_${n}_$r"
+  base="$work/$v.$n.$r"
+  local -a settings=()
+  [ "$v" = "$1" ] || IFS=+ read -r -a settings <<<"${1#*+}"
+  local sum="$base.summary.json" emit="-" deliv="-" cpu_ps="-" note=""
+  local i0 t0 b0 i1 t1 b1 relay_pid relay_url
+  export BENCH_K6_CPU="$base.k6cpu"
+  i0=$(cpu_of "$influx_pid"); t0=$(cpu_of "$target_pid"); b0=$(busy_cpu)
+  case $v in
+    none)
+      "$work/k6" run "${K6_ARGS[@]}" --summary-export "$sum" "$work/script.js" >/dev/null 2>"$base.err"
+      ;;
+    json-cat)
+      mkfifo "$base.fifo"
+      cat "$base.fifo" >/dev/null &
+      "$work/k6" run "${K6_ARGS[@]}" --summary-export "$sum" --out "json=$base.fifo" \
+        "$work/script.js" >/dev/null 2>"$base.err"
+      wait $!
+      rm -f "$base.fifo"
+      ;;
+    k6-influxdb)
+      "$work/k6" run "${K6_ARGS[@]}" --summary-export "$sum" --out "influxdb=$INFLUX/$db" \
+        "$work/script.js" >/dev/null 2>"$base.err"
+      ;;
+    perfsink-k6|perfsink-null)
+      local url="$INFLUX/$db"
+      [ "$v" = perfsink-k6 ] || url="http://$addr/null"
+      env "${settings[@]}" PERFSINK_K6="$work/k6" INFLUXDB_URL="$url" /usr/bin/time -f '%U %S' -o "$base.pscpu" \
+        "$PERFSINK" k6 --no-progress run "${K6_ARGS[@]}" --summary-export "$sum" "$work/script.js" \
+        >/dev/null 2>"$base.err"
+      # perfsink's CPU: perfsink + its waited-for child k6, minus k6.
+      cpu_ps=$(awk 'NR == FNR { t = $1 + $2; next } { printf "%.2f", t - $1 - $2 }' "$base.pscpu" "$BENCH_K6_CPU")
+      note="stream $(sed -n 's/.*k6 stream: \([0-9]*\) samples.*/\1/p' "$base.err")"
+      ;;
+    relay)
+      env "${settings[@]}" INFLUXDB_URL="$INFLUX/$db" "$PERFSINK" serve --listen 127.0.0.1:0 --quiet \
+        >"$base.relay.out" 2>"$base.relay.err" &
+      relay_pid=$!
+      relay=$relay_pid
+      wait_for_line "$base.relay.out" 'listening on http' 10 || die "the relay did not start: $(cat "$base.relay.err")"
+      relay_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$base.relay.out")
+      "$work/k6" run "${K6_ARGS[@]}" --summary-export "$sum" --out "influxdb=$relay_url/k6" \
+        "$work/script.js" >/dev/null 2>"$base.err"
+      kill -TERM "$relay_pid"
+      # Its CPU, with the final delivery: read it from the last /proc sample before it exits.
+      while kill -0 "$relay_pid" 2>/dev/null; do
+        cpu_ps=$(cpu_of "$relay_pid" 2>/dev/null || echo "$cpu_ps")
+        sleep 0.02
+      done
+      wait "$relay_pid" || note="relay exit $?"
+      relay=""
+      ;;
+    *) die "unknown variant $v" ;;
+  esac
+  [ -s "$sum" ] || die "$v: k6 wrote no summary: $(tail -n 5 "$base.err")"
+  i1=$(cpu_of "$influx_pid"); t1=$(cpu_of "$target_pid"); b1=$(busy_cpu)
+  if [ "$v" != none ] && [ "$v" != json-cat ] && [ "$v" != perfsink-null ]; then
+    emit=$(emitted "$sum")
+    deliv=$(delivered "$db" "$sum")
+    influx_q "" "DROP DATABASE \"$db\"" >/dev/null
+  fi
+  local k6cpu ic tc other
+  k6cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$BENCH_K6_CPU")
+  ic=$(awk -v a="$i0" -v b="$i1" 'BEGIN { printf "%.2f", b - a }')
+  tc=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+  # Everything else the machine did meanwhile (other users' work; k6 start-up and counting).
+  other=$(awk -v a="$b0" -v b="$b1" -v k="$k6cpu" -v p="$cpu_ps" -v i="$ic" -v t="$tc" \
+    'BEGIN { o = b - a - k - i - t - (p == "-" ? 0 : p); printf "%.2f", o < 0 ? 0 : o }')
+  printf '%s %s %s %s %s %s %s %s %s %s %s\n' "$1" "$r" "$(rate "$sum")" "$emit" "$deliv" "$k6cpu" \
+    "$cpu_ps" "$ic" "$tc" "$other" "${note// /=}" >>"$work/results"
+  say "round $r $(tail -n 1 "$work/results" | awk '{ printf "%-12s %6s req/s  delivered %s/%s  cpu s: k6 %s perfsink %s influxd %s target %s other %s %s", $1, $3, $5, $4, $6, $7, $8, $9, $10, $11 }')"
+  grep -h -m 3 -iE 'level=(error|warning)|error' "$base.err" >&2 || true
+  sleep 1 # let influxd settle (WAL snapshot) before the next run
+}
+
+# --- the rounds ---------------------------------------------------------------------------
+say "$ROUNDS rounds of: $VARIANTS ($VUS VUs, $DURATION each, k6 $("$K6" version | awk '{print $2}'))"
+BENCH_K6_CPU=$work/warmup.k6cpu "$work/k6" run --quiet --vus "$VUS" --duration 2s "$work/script.js" >/dev/null 2>&1
+: >"$work/results"
+for r in $(seq "$ROUNDS"); do
+  for v in $VARIANTS; do
+    run_variant "$v" "$r"
+  done
+done
+
+# --- the relay's parse-and-forward rate ---------------------------------------------------
+relay_lps=""
+if [[ " $VARIANTS " == *" relay "* ]]; then
+  say "relay parse-and-forward: $RELAY_POSTS POSTs of 5000 k6-like lines, forwarded to a null InfluxDB"
+  python3 - >"$work/body.lp" <<'PY'
+t0 = 1_750_000_000_000_000_000
+for i in range(5000):
+    print(f'http_req_duration,expected_response=true,method=GET,name=http://test.k6.io/,'
+          f'proto=HTTP/1.1,scenario=default,status=200 url="http://test.k6.io/",'
+          f'value={100 + i % 50}.{i % 1000} {t0 + i * 1000}')
+PY
+  INFLUXDB_URL="http://$addr/null" PERFSINK_CREATE_DATABASE=false PERFSINK_SELF_METRICS_INTERVAL_MS=0 \
+    "$PERFSINK" serve --listen 127.0.0.1:0 --quiet >"$work/relay-lps.out" 2>"$work/relay-lps.err" &
+  relay_pid=$!
+  relay=$relay_pid
+  wait_for_line "$work/relay-lps.out" 'listening on http' 10 || die "the relay did not start"
+  relay_url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/relay-lps.out")
+  urls=()
+  for _ in $(seq "$RELAY_POSTS"); do urls+=("$relay_url/write?db=k6"); done
+  total=$((RELAY_POSTS * 5000))
+  c0=$(cpu_of "$relay_pid")
+  w0=$(date +%s.%N)
+  codes=$(curl -sS -H 'Expect:' -H 'Content-Type: text/plain' --data-binary "@$work/body.lp" \
+    -o /dev/null -w '%{http_code}\n' "${urls[@]}" | sort | uniq -c | awk '{ printf "%s x %s ", $1, $2 }')
+  # Until the sink has written (gzip + HTTP) every line to the null server.
+  for _ in $(seq 600); do
+    written=$(curl -s "$relay_url/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sink"]["written"])')
+    [ "$written" -ge "$total" ] && break
+    sleep 0.05
+  done
+  w1=$(date +%s.%N)
+  c1=$(cpu_of "$relay_pid")
+  kill -TERM "$relay_pid"
+  wait "$relay_pid" || true
+  relay=""
+  relay_lps=$(awk -v n="$total" -v a="$c0" -v b="$c1" 'BEGIN { printf "%.0f", n / (b - a) }')
+  relay_wall=$(awk -v n="$total" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.0f", n / (b - a) }')
+  say "relay: answers ${codes}; written $written of $total lines; $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }') CPU s, $relay_wall lines/s wall"
+fi
+
+# --- the table ----------------------------------------------------------------------------
+status=0
+python3 - "$work/results" "$TARGET_RATIO" "${relay_lps:-}" "$TARGET_RELAY_LPS" "$ROUNDS" "$VUS" "$DURATION" \
+  >"$work/table" <<'PY' || status=$?
+import statistics, sys
+path, target_ratio, relay_lps, target_lps, rounds, vus, duration = sys.argv[1:8]
+target_ratio, target_lps = float(target_ratio), float(target_lps)
+runs, order = {}, []
+for line in open(path):
+    f = line.split()
+    if f[0] not in runs:
+        runs[f[0]] = []
+        order.append(f[0])
+    runs[f[0]].append(f)
+def med(xs):
+    xs = [float(x) for x in xs if x != "-"]
+    return statistics.median(xs) if xs else None
+base = med(f[2] for f in runs.get("none", []))
+names = {
+    "none": "k6, no output",
+    "k6-influxdb": "k6 --out influxdb",
+    "perfsink-k6": "perfsink k6",
+    "relay": "k6 -> perfsink serve",
+    "json-cat": "(k6 --out json, cat)",
+    "perfsink-null": "(perfsink k6, null)",
+}
+fail = False
+print(f"k6 v1.1.0 -> InfluxDB 1.6.7, {vus} VUs, {duration} a run, {rounds} alternated rounds (medians)")
+head = f"{'variant':<21} {'req/s':>6} {'ratio':>5} {'delivered/emitted':>27} {'CPU s k6/sink/influxd/other':>28}  {'target':<15} result"
+print(head)
+print("-" * len(head))
+for v in order:
+    fs = runs[v]
+    rate = med(f[2] for f in fs)
+    ratio = rate / base if base else float("nan")
+    if fs[0][3] == "-":
+        de, all_delivered = "-", None
+    else:
+        e = sum(int(f[3]) for f in fs)
+        d = sum(int(f[4]) for f in fs)
+        all_delivered = all(f[3] == f[4] for f in fs)
+        de = f"{d}/{e} {100 * d / e:6.2f} %"
+    cpu = "/".join("-" if med(f[i] for f in fs) is None else f"{med(f[i] for f in fs):.1f}" for i in (5, 6, 7, 9))
+    result = ""
+    if v == "perfsink-k6":
+        target = f">= {target_ratio:.2f}, 100 %"
+        ok = ratio >= target_ratio and all_delivered
+        result = "PASS" if ok else "FAIL"
+        fail |= not ok
+    elif v == "none":
+        target = "baseline"
+    else:
+        target = "-"
+    name = names.get(v, v) if "+" not in v else v
+    print(f"{name:<21} {rate:>6.0f} {ratio:>5.2f} {de:>27} {cpu:>28}  {target:<15} {result}")
+if relay_lps:
+    lps = float(relay_lps)
+    ok = lps >= target_lps
+    fail |= not ok
+    text = f"{lps / 1e6:.2f} M lines/s per CPU second (one core)"
+    print(f"{'relay parse+forward':<21} {text:<70}  {'>= %.0f M lines/s' % (target_lps / 1e6):<15} {'PASS' if ok else 'FAIL'}")
+print("req/s of each run:", "; ".join(f"{v} " + " ".join(f[2] for f in runs[v]) for v in order))
+sys.exit(1 if fail else 0)
+PY
+cat "$work/table"
+if [ "$status" -ne 0 ] && [ "${BENCH_STRICT:-0}" = 1 ]; then
+  exit 1
+fi
+exit 0
