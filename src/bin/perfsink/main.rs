@@ -1,5 +1,5 @@
-//! The `perfsink` command line. Subcommands of this version: `check` (configuration and
-//! connectivity) and `version`.
+//! The `perfsink` command line: `check` (configuration and connectivity), `k6` (stock k6
+//! streamed through the engine), `serve` (the line-protocol relay) and `version`.
 
 use std::process::ExitCode;
 
