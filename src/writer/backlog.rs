@@ -32,9 +32,10 @@ impl Backlog {
         }
     }
 
-    /// Room for another chunk, in memory or on disk.
+    /// Room for another chunk, in memory or on disk. Without room the writer leaves chunks on
+    /// the queue, so producers feel the queue policy rather than losing points unseen.
     pub fn has_room(&self) -> bool {
-        self.held < self.max_mem || self.spool.is_some()
+        self.held < self.max_mem || self.spool.as_ref().is_some_and(|s| s.has_room())
     }
 
     pub fn is_empty(&self) -> bool {

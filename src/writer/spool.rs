@@ -71,10 +71,16 @@ impl Spool {
         self.bytes
     }
 
+    /// Room for another chunk: the spool takes chunks while it holds less than its cap, so
+    /// it may end one chunk over it (as memory does; see `Backlog::push`).
+    pub fn has_room(&self) -> bool {
+        self.bytes < self.max_bytes
+    }
+
     /// Stores a chunk at the tail; gives it back when the cap or the disk refuses it.
     pub fn push(&mut self, chunk: Chunk) -> Result<(), (Chunk, Option<io::Error>)> {
         let len = chunk.data.len() as u64;
-        if self.bytes + len > self.max_bytes {
+        if !self.has_room() {
             return Err((chunk, None));
         }
         let seq = self.next_seq;
@@ -150,7 +156,7 @@ mod tests {
     #[test]
     fn fifo_cap_and_reopen() {
         let dir = tmpdir("fifo");
-        let mut s = Spool::open(&dir, 20).unwrap();
+        let mut s = Spool::open(&dir, 16).unwrap();
         s.push(Chunk::from_lines(b"a v=1 1\n".to_vec(), ChunkKind::User))
             .unwrap();
         s.push(Chunk::from_lines(
@@ -165,7 +171,7 @@ mod tests {
         assert_eq!(back.data, b"c v=1 1\n");
         assert_eq!(s.user_lines(), 1);
         drop(s);
-        let mut s = Spool::open(&dir, 20).unwrap();
+        let mut s = Spool::open(&dir, 16).unwrap();
         assert_eq!(s.bytes(), 16);
         let first = s.pop().unwrap().unwrap();
         assert_eq!(
