@@ -248,6 +248,9 @@ perfsink_result perfsink_sink_register_series(const struct perfsink_sink *sink,
  * the first refusal (the other points are still taken, and every refused one is counted).
  * `*out_accepted` (optional) receives how many were taken.
  *
+ * Consecutive points with the same `fields` array (pointer and count, as the points of one
+ * tag set may share) reuse its encoding instead of reading it again.
+ *
  * # Safety
  * `points` must point to `count` points whose field arrays and strings are readable.
  */

@@ -228,12 +228,18 @@ impl Sink {
         self.submit_with(points.len(), |i| Ok(points[i]))
     }
 
-    /// `submit` for callers whose points live in another shape (the C ABI): `point(i)` gives
-    /// point `i`, or the reason it cannot be read; no copy of the batch is made.
-    pub fn submit_with<'p, F>(&self, n: usize, mut point: F) -> Submitted
+    /// `submit` for callers whose points live in another shape: `point(i)` gives point `i`,
+    /// or the reason it cannot be read; no copy of the batch is made.
+    pub fn submit_with<'p, F>(&self, n: usize, point: F) -> Submitted
     where
         F: FnMut(usize) -> Result<Point<'p>>,
     {
+        self.submit_source(n, &mut ClosurePoints { point, extra: &[] })
+    }
+
+    /// The fast path over any [`PointSource`] (the C ABI reads its points straight from C
+    /// memory, and writes their extra fields into the line without building `Field`s).
+    pub fn submit_source<S: PointSource>(&self, n: usize, source: &mut S) -> Submitted {
         let Some(engine) = self.live_engine() else {
             return self.not_live(n);
         };
@@ -243,9 +249,31 @@ impl Sink {
         let opts = self.field_options;
         let mut shifted = 0u64;
         let produced = engine.queue.produce(n, |i, buf| {
-            let p = point(i)?;
-            let entry = view.get(p.series).ok_or(Error::UnknownSeries(p.series))?;
-            encode_point(buf, entry, &p, precision, dedup, opts, &mut shifted)
+            let head = source.read(i)?;
+            let entry = match view.get(head.series) {
+                Some(entry) if entry.has_value_field() => entry,
+                Some(_) => return Err(source.refused(i, no_value_field(head.series))),
+                None => return Err(source.refused(i, Error::UnknownSeries(head.series))),
+            };
+            let start = buf.len();
+            buf.extend_from_slice(entry.prefix());
+            if let Err(e) = write_float(buf, head.value) {
+                buf.truncate(start);
+                return Err(source.refused(i, e));
+            }
+            if let Err(e) = source.write_fields(i, buf, opts) {
+                buf.truncate(start);
+                return Err(e);
+            }
+            finish_line(
+                buf,
+                entry,
+                head.timestamp_ns,
+                precision,
+                dedup,
+                &mut shifted,
+            );
+            Ok(1)
         });
         Counters::add(&self.counters.deduplicated, shifted);
         self.with_fatal(produced.into())
@@ -503,37 +531,77 @@ impl Drop for Sink {
     }
 }
 
-/// `prefix value[,extra fields] timestamp\n` for one fast-path point.
-fn encode_point(
+/// The parts of a fast-path point the sink reads before its extra fields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointHead {
+    pub series: SeriesId,
+    pub value: f64,
+    pub timestamp_ns: i64,
+}
+
+/// Points of a `submit_source` call, read one at a time: `read(i)` first, then (when the
+/// point's series and value are good) `write_fields(i, ..)` for the same `i`.
+pub trait PointSource {
+    /// The head of point `i`, or why the point cannot be read.
+    fn read(&mut self, i: usize) -> Result<PointHead>;
+    /// Appends `,key=value` for each extra field of point `i` (nothing when it has none).
+    /// On error `buf` may hold a partial field; the caller cuts the line back.
+    fn write_fields(&mut self, i: usize, buf: &mut Vec<u8>, opts: FieldOptions) -> Result<()>;
+    /// Point `i` is refused for `reason` (its series or value) before its fields were
+    /// written: the error to report. A source whose fields can be unreadable (the C ABI)
+    /// reports that first, as if the fields had been read before anything else.
+    #[cold]
+    fn refused(&mut self, _i: usize, reason: Error) -> Error {
+        reason
+    }
+}
+
+/// `submit_with`'s source: a closure giving `Point`s.
+struct ClosurePoints<'p, F> {
+    point: F,
+    extra: &'p [Field<'p>],
+}
+
+impl<'p, F> PointSource for ClosurePoints<'p, F>
+where
+    F: FnMut(usize) -> Result<Point<'p>>,
+{
+    #[inline]
+    fn read(&mut self, i: usize) -> Result<PointHead> {
+        let p = (self.point)(i)?;
+        self.extra = p.extra_fields;
+        Ok(PointHead {
+            series: p.series,
+            value: p.value,
+            timestamp_ns: p.timestamp_ns,
+        })
+    }
+
+    #[inline]
+    fn write_fields(&mut self, _: usize, buf: &mut Vec<u8>, opts: FieldOptions) -> Result<()> {
+        write_fields(buf, self.extra, opts)
+    }
+}
+
+/// Appends `,key=value` for each field.
+#[inline]
+pub(crate) fn write_fields(
     buf: &mut Vec<u8>,
-    entry: &SeriesEntry,
-    p: &Point<'_>,
-    precision: Precision,
-    dedup: bool,
+    fields: &[Field<'_>],
     opts: FieldOptions,
-    shifted: &mut u64,
-) -> Result<u64> {
-    if !entry.has_value_field() {
-        return Err(Error::InvalidInput(format!(
-            "series {} was registered without a value field; use record()",
-            p.series
-        )));
-    }
-    let start = buf.len();
-    buf.extend_from_slice(entry.prefix());
-    if let Err(e) = write_float(buf, p.value) {
-        buf.truncate(start);
-        return Err(e);
-    }
-    for f in p.extra_fields {
+) -> Result<()> {
+    for f in fields {
         buf.push(b',');
-        if let Err(e) = write_field(buf, f.key, f.value, opts) {
-            buf.truncate(start);
-            return Err(e);
-        }
+        write_field(buf, f.key, f.value, opts)?;
     }
-    finish_line(buf, entry, p.timestamp_ns, precision, dedup, shifted);
-    Ok(1)
+    Ok(())
+}
+
+#[cold]
+fn no_value_field(series: SeriesId) -> Error {
+    Error::InvalidInput(format!(
+        "series {series} was registered without a value field; use record()"
+    ))
 }
 
 /// ` timestamp\n`, the timestamp made unique within its series when de-duplication is on.

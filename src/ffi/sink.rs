@@ -7,8 +7,10 @@ use super::boundary::{guard, ref_arg, slice_arg, str_arg, try_ffi};
 use super::error::{copy_last_error, fail, fail_with, last_error_message, perfsink_result};
 use super::types::{self, perfsink_field, perfsink_point, perfsink_stats, perfsink_tag};
 use crate::error::Error;
-use crate::model::{now_ns, Field, Point};
-use crate::sink::{Sink, Submitted};
+use crate::lineproto::write_field;
+use crate::lineproto::FieldOptions;
+use crate::model::now_ns;
+use crate::sink::{PointHead, PointSource, Sink, Submitted};
 use crate::Config;
 
 use perfsink_result::*;
@@ -100,6 +102,9 @@ pub unsafe extern "C" fn perfsink_sink_register_series(
 /// the first refusal (the other points are still taken, and every refused one is counted).
 /// `*out_accepted` (optional) receives how many were taken.
 ///
+/// Consecutive points with the same `fields` array (pointer and count, as the points of one
+/// tag set may share) reuse its encoding instead of reading it again.
+///
 /// # Safety
 /// `points` must point to `count` points whose field arrays and strings are readable.
 #[no_mangle]
@@ -112,32 +117,12 @@ pub unsafe extern "C" fn perfsink_sink_submit(
     guard(|| {
         let sink = try_ffi!(ref_arg(sink, "sink"));
         let points = try_ffi!(slice_arg(points, count, "points"));
-        let unreadable: Vec<Unreadable>;
-        let submitted = if points.iter().all(|p| p.field_count == 0) {
-            unreadable = Vec::new();
-            sink.0.submit_with(points.len(), |i| {
-                let p = &points[i];
-                Ok(Point::new(p.series, p.value, p.timestamp_ns))
-            })
-        } else {
-            let extra = point_fields(points);
-            let submitted = sink.0.submit_with(points.len(), |i| {
-                let p = &points[i];
-                let fields = extra[i].as_ref().map_err(|u| u.error.clone())?;
-                Ok(Point {
-                    series: p.series,
-                    value: p.value,
-                    timestamp_ns: p.timestamp_ns,
-                    extra_fields: fields,
-                })
-            });
-            unreadable = extra.into_iter().filter_map(Result::err).collect();
-            submitted
-        };
+        let mut source = CPoints::new(points);
+        let submitted = sink.0.submit_source(points.len(), &mut source);
         if !out_accepted.is_null() {
             *out_accepted = submitted.accepted;
         }
-        finish_submit(submitted, &unreadable)
+        finish_submit(submitted, &source.unreadable)
     })
 }
 
@@ -150,24 +135,137 @@ struct Unreadable {
     error: Error,
 }
 
-/// Converts each point's extra fields; a point whose fields cannot be read gets the reason.
-unsafe fn point_fields<'a>(
+/// The points of one `perfsink_sink_submit` call, read straight from C memory: no copy of the
+/// batch and no allocation per point; each point's extra fields are checked and written into
+/// its line as they are read. Points often share one field array (the fields of a tag set):
+/// when a point has the same array (pointer and count: the same C memory, which cannot change
+/// during the call) as the one before, its encoded bytes are kept, and the points after that
+/// copy them instead of reading the array again.
+struct CPoints<'a> {
     points: &'a [perfsink_point],
-) -> Vec<Result<Vec<Field<'a>>, Unreadable>> {
-    points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            types::fields(p.fields, p.field_count as usize).map_err(|code| {
-                let message = format!("point {i}: {}", last_error_message());
-                Unreadable {
-                    code,
-                    error: Error::InvalidInput(message.clone()),
-                    message,
-                }
-            })
+    /// The array of the previous point with fields.
+    last_key: Option<FieldsKey>,
+    /// `,k=v...` as written for `last_key`, once a second point used that array.
+    encoded: Vec<u8>,
+    encoded_valid: bool,
+    unreadable: Vec<Unreadable>,
+}
+
+type FieldsKey = (*const perfsink_field, u32);
+
+impl<'a> CPoints<'a> {
+    fn new(points: &'a [perfsink_point]) -> Self {
+        CPoints {
+            points,
+            last_key: None,
+            encoded: Vec::new(),
+            encoded_valid: false,
+            unreadable: Vec::new(),
+        }
+    }
+
+    /// Reads and writes the extra fields of point `i`.
+    #[inline]
+    fn encode_fields(
+        &mut self,
+        i: usize,
+        key: FieldsKey,
+        buf: &mut Vec<u8>,
+        opts: FieldOptions,
+    ) -> Result<(), Error> {
+        // SAFETY: the caller of `perfsink_sink_submit` promises that the field arrays and
+        // their strings are readable for the call.
+        let fields = match unsafe { slice_arg(key.0, key.1 as usize, "fields") } {
+            Ok(fields) => fields,
+            Err(code) => return Err(self.note_unreadable(i, code)),
+        };
+        for f in fields {
+            // SAFETY: as above.
+            let field = match unsafe { types::field(f) } {
+                Ok(field) => field,
+                Err(code) => return Err(self.note_unreadable(i, code)),
+            };
+            buf.push(b',');
+            if let Err(e) = write_field(buf, field.key, field.value, opts) {
+                // A field after this one may be unreadable; that is reported first.
+                return Err(self.refused(i, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records why point `i`'s fields cannot be read (the message `fail` just set).
+    #[cold]
+    fn note_unreadable(&mut self, i: usize, code: perfsink_result) -> Error {
+        let message = format!("point {i}: {}", last_error_message());
+        let error = Error::InvalidInput(message.clone());
+        self.unreadable.push(Unreadable {
+            code,
+            message,
+            error: error.clone(),
+        });
+        error
+    }
+}
+
+impl PointSource for CPoints<'_> {
+    #[inline]
+    fn read(&mut self, i: usize) -> Result<PointHead, Error> {
+        let p = &self.points[i];
+        Ok(PointHead {
+            series: p.series,
+            value: p.value,
+            timestamp_ns: p.timestamp_ns,
         })
-        .collect()
+    }
+
+    #[inline]
+    fn write_fields(
+        &mut self,
+        i: usize,
+        buf: &mut Vec<u8>,
+        opts: FieldOptions,
+    ) -> Result<(), Error> {
+        let p = &self.points[i];
+        if p.field_count == 0 {
+            return Ok(());
+        }
+        let key = (p.fields, p.field_count);
+        if self.last_key == Some(key) {
+            if self.encoded_valid {
+                buf.extend_from_slice(&self.encoded);
+                return Ok(());
+            }
+            // The second point with this array: keep its bytes for the points after it.
+            let start = buf.len();
+            self.encode_fields(i, key, buf, opts)?;
+            self.encoded.clear();
+            self.encoded.extend_from_slice(&buf[start..]);
+            self.encoded_valid = true;
+            return Ok(());
+        }
+        self.last_key = Some(key);
+        self.encoded_valid = false;
+        self.encode_fields(i, key, buf, opts)
+    }
+
+    /// A point with unreadable fields is refused for that first, as `perfsink_sink_record`
+    /// refuses a point whose fields it cannot read before looking at anything else.
+    #[cold]
+    fn refused(&mut self, i: usize, reason: Error) -> Error {
+        let p = &self.points[i];
+        // SAFETY: as in `encode_fields`.
+        let readable =
+            unsafe { slice_arg(p.fields, p.field_count as usize, "fields") }.and_then(|fields| {
+                fields
+                    .iter()
+                    .try_for_each(|f| unsafe { types::field(f) }.map(drop))
+            });
+        match readable {
+            Ok(()) => reason,
+            Err(code) => self.note_unreadable(i, code),
+        }
+    }
 }
 
 fn finish_submit(s: Submitted, unreadable: &[Unreadable]) -> perfsink_result {
@@ -377,4 +475,276 @@ pub(crate) fn copy_str(msg: &str, buf: *mut c_char, buf_len: usize) -> usize {
         }
     }
     msg.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::model::{Field, FieldValue, Point, Tag};
+    use types::perfsink_field_type::*;
+
+    /// A null InfluxDB on loopback that keeps the (gunzipped) bodies it is sent.
+    fn capture() -> (u16, Arc<Mutex<Vec<u8>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let keep = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let keep = keep.clone();
+                std::thread::spawn(move || {
+                    let mut w = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    loop {
+                        let (mut len, mut gzip, mut line) = (0usize, false, String::new());
+                        loop {
+                            line.clear();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let l = line.to_ascii_lowercase();
+                            if let Some(v) = l.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap();
+                            }
+                            gzip |= l.starts_with("content-encoding:") && l.contains("gzip");
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).unwrap();
+                        if gzip {
+                            let mut plain = Vec::new();
+                            flate2::read::GzDecoder::new(&body[..])
+                                .read_to_end(&mut plain)
+                                .unwrap();
+                            body = plain;
+                        }
+                        keep.lock().unwrap().extend_from_slice(&body);
+                        w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+                    }
+                });
+            }
+        });
+        (port, got)
+    }
+
+    fn open(port: u16) -> *mut perfsink_sink {
+        let cfg = format!(
+            "INFLUXDB_URL=http://127.0.0.1:{port}/db;PERFSINK_CREATE_DATABASE=false;\
+             PERFSINK_SELF_METRICS_INTERVAL_MS=0"
+        );
+        let mut sink = std::ptr::null_mut();
+        let rc = unsafe { perfsink_sink_open(cfg.as_ptr().cast(), cfg.len(), &mut sink) };
+        assert_eq!(rc, PERFSINK_OK);
+        sink
+    }
+
+    fn c_field(key: &'static str, value: FieldValue<'static>) -> perfsink_field {
+        let mut f = perfsink_field {
+            key: key.as_ptr().cast(),
+            key_len: key.len(),
+            kind: 0,
+            bool_value: 0,
+            float_value: 0.0,
+            int_value: 0,
+            uint_value: 0,
+            string_value: std::ptr::null(),
+            string_len: 0,
+        };
+        match value {
+            FieldValue::Float(v) => (f.kind, f.float_value) = (PERFSINK_FIELD_FLOAT as u32, v),
+            FieldValue::Int(v) => (f.kind, f.int_value) = (PERFSINK_FIELD_INT as u32, v),
+            FieldValue::UInt(v) => (f.kind, f.uint_value) = (PERFSINK_FIELD_UINT as u32, v),
+            FieldValue::Bool(v) => (f.kind, f.bool_value) = (PERFSINK_FIELD_BOOL as u32, v as u8),
+            FieldValue::Str(s) => {
+                f.kind = PERFSINK_FIELD_STRING as u32;
+                (f.string_value, f.string_len) = (s.as_ptr().cast(), s.len());
+            }
+        }
+        f
+    }
+
+    fn c_point(series: u32, value: f64, ts: i64, fields: &[perfsink_field]) -> perfsink_point {
+        perfsink_point {
+            series,
+            field_count: fields.len() as u32,
+            fields: if fields.is_empty() {
+                std::ptr::null()
+            } else {
+                fields.as_ptr()
+            },
+            value,
+            timestamp_ns: ts,
+        }
+    }
+
+    fn submit(sink: *mut perfsink_sink, points: &[perfsink_point]) -> (perfsink_result, usize) {
+        let mut accepted = usize::MAX;
+        let rc =
+            unsafe { perfsink_sink_submit(sink, points.as_ptr(), points.len(), &mut accepted) };
+        (rc, accepted)
+    }
+
+    fn last_error() -> String {
+        let mut buf = [0 as c_char; 512];
+        let n = unsafe { perfsink_last_error(buf.as_mut_ptr(), buf.len()) };
+        let bytes: Vec<u8> = buf[..n.min(511)].iter().map(|&c| c as u8).collect();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// Points sharing field arrays (in runs, alternating, interleaved with points without
+    /// fields or with arrays of their own) are written byte for byte as the Rust API writes
+    /// the same points.
+    #[test]
+    fn shared_field_arrays_are_written_as_the_rust_api_writes_them() {
+        let (port, got) = capture();
+        let c = open(port);
+        let tags = [Tag::new("method", "GET"), Tag::new("name", "x")];
+        let rust = Sink::open(
+            Config::from_kv(&format!(
+                "INFLUXDB_URL=http://127.0.0.1:{port}/db;PERFSINK_CREATE_DATABASE=false;\
+             PERFSINK_SELF_METRICS_INTERVAL_MS=0"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let ids: Vec<u32> = (0..3)
+            .map(|i| {
+                let m = format!("m{i}");
+                let a = unsafe { &(*c).0 }
+                    .register_series(&m, &tags, "value")
+                    .unwrap();
+                assert_eq!(rust.register_series(&m, &tags, "value").unwrap(), a);
+                a
+            })
+            .collect();
+        let sets: [&[Field<'static>]; 3] = [
+            &[
+                Field::new("url", FieldValue::Str("https://a/?q=\"x\\y\"")),
+                Field::new("ok", FieldValue::Bool(true)),
+            ],
+            &[Field::new("vu", FieldValue::Int(7))],
+            &[
+                Field::new("n", FieldValue::UInt(3)),
+                Field::new("f", FieldValue::Float(0.25)),
+            ],
+        ];
+        let c_sets: Vec<Vec<perfsink_field>> = sets
+            .iter()
+            .map(|s| s.iter().map(|f| c_field(f.key, f.value)).collect())
+            .collect();
+        // Which set each point uses (3: none, 4: an array of its own with the same fields).
+        let pattern = [0, 0, 0, 1, 1, 0, 3, 0, 0, 2, 4, 4, 1, 2, 1, 1, 1, 3, 3, 0];
+        let own: Vec<Vec<perfsink_field>> = pattern
+            .iter()
+            .map(|_| sets[1].iter().map(|f| c_field(f.key, f.value)).collect())
+            .collect();
+        let t0 = 1_700_000_000_000_000_000i64;
+        let mut c_points = Vec::new();
+        let mut r_points = Vec::new();
+        for (i, &s) in pattern.iter().enumerate() {
+            let (series, value, ts) = (ids[i % 3], i as f64 * 1.5, t0 + i as i64);
+            let (c_fields, r_fields): (&[perfsink_field], &[Field]) = match s {
+                3 => (&[], &[]),
+                4 => (&own[i], sets[1]),
+                s => (&c_sets[s], sets[s]),
+            };
+            c_points.push(c_point(series, value, ts, c_fields));
+            r_points.push(Point {
+                series,
+                value,
+                timestamp_ns: ts,
+                extra_fields: r_fields,
+            });
+        }
+        assert_eq!(submit(c, &c_points), (PERFSINK_OK, pattern.len()));
+        assert_eq!(unsafe { perfsink_sink_flush(c, 10_000) }, PERFSINK_OK);
+        let from_c = std::mem::take(&mut *got.lock().unwrap());
+        assert_eq!(rust.submit(&r_points).accepted, pattern.len());
+        rust.flush(Duration::from_secs(10)).unwrap();
+        let from_rust = std::mem::take(&mut *got.lock().unwrap());
+        assert_eq!(
+            from_c.iter().filter(|&&b| b == b'\n').count(),
+            pattern.len()
+        );
+        assert_eq!(
+            String::from_utf8(from_c).unwrap(),
+            String::from_utf8(from_rust).unwrap()
+        );
+        assert!(String::from_utf8_lossy(&got.lock().unwrap()).is_empty());
+        unsafe { perfsink_sink_close(c, std::ptr::null_mut()) };
+        rust.close();
+    }
+
+    /// A point with unreadable fields is refused for them, even when its series, its value or
+    /// an earlier field is bad too, and each such point gets its own message; a shared array
+    /// with a bad value refuses every point that uses it.
+    #[test]
+    fn unreadable_fields_are_the_reason_given_first() {
+        let (port, got) = capture();
+        let c = open(port);
+        let id = unsafe { &(*c).0 }
+            .register_series("m", &[], "value")
+            .unwrap();
+        let t0 = 1_700_000_000_000_000_000i64;
+        let mut bad = [
+            c_field("a", FieldValue::Float(f64::NAN)),
+            c_field("b", FieldValue::Int(1)),
+        ];
+        bad[1].kind = 77;
+        let nan = [c_field("a", FieldValue::Float(f64::NAN))];
+        let good = [c_field("a", FieldValue::Int(1))];
+        for p in [
+            c_point(id, 1.0, t0, &bad),
+            c_point(999, 1.0, t0, &bad),
+            c_point(id, f64::NAN, t0, &bad),
+        ] {
+            assert_eq!(submit(c, &[p]), (PERFSINK_INVALID_ARGUMENT, 0));
+            assert!(
+                last_error().contains("point 0: field \"b\" has unknown type 77"),
+                "{}",
+                last_error()
+            );
+        }
+        let points = [
+            c_point(id, 1.0, t0, &good),
+            c_point(id, 2.0, t0 + 1, &nan),
+            c_point(id, 3.0, t0 + 2, &nan),
+            c_point(id, 4.0, t0 + 3, &nan),
+            c_point(id, 5.0, t0 + 4, &good),
+            c_point(id, 6.0, t0 + 5, &bad),
+            c_point(id, 7.0, t0 + 6, &bad),
+            c_point(id, 8.0, t0 + 7, &good),
+            c_point(id, 9.0, t0 + 8, &good),
+        ];
+        assert_eq!(submit(c, &points), (PERFSINK_INVALID_VALUE, 4));
+        assert!(last_error().starts_with("5 of 9 points not taken (5 rejected, 0 dropped)"));
+        assert_eq!(submit(c, &points[5..]), (PERFSINK_INVALID_ARGUMENT, 2));
+        assert!(
+            last_error().contains("first: point 0: field \"b\""),
+            "{}",
+            last_error()
+        );
+        assert_eq!(unsafe { perfsink_sink_flush(c, 10_000) }, PERFSINK_OK);
+        let text = String::from_utf8(std::mem::take(&mut *got.lock().unwrap())).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "m value=1.0,a=1i {}\nm value=5.0,a=1i {}\nm value=8.0,a=1i {}\nm value=9.0,a=1i {}\n\
+                 m value=8.0,a=1i {}\nm value=9.0,a=1i {}\n",
+                t0,
+                t0 + 4,
+                t0 + 7,
+                t0 + 8,
+                t0 + 9,
+                t0 + 10
+            )
+        );
+        unsafe { perfsink_sink_close(c, std::ptr::null_mut()) };
+    }
 }
