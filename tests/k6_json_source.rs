@@ -12,6 +12,11 @@ type Types = Vec<(String, MetricType)>;
 /// Feeds `input` (one k6 JSON line a line) and returns the lines written, in order, the
 /// source's counters and the metric types it kept.
 fn convert(input: &str, tags_as_fields: &str) -> (Vec<String>, K6Stats, Types) {
+    convert_from(input.as_bytes(), tags_as_fields)
+}
+
+/// `convert` from any reader.
+fn convert_from(input: impl std::io::Read, tags_as_fields: &str) -> (Vec<String>, K6Stats, Types) {
     let srv = FaultServer::start(vec![]).with_default(Resp::status(204));
     let url = format!("{}/k6", srv.url());
     let config = Config::from_pairs([
@@ -24,7 +29,7 @@ fn convert(input: &str, tags_as_fields: &str) -> (Vec<String>, K6Stats, Types) {
     let sink = Sink::open(config).unwrap();
     let (stats, mut types) = {
         let mut source = K6JsonSource::new(&sink, TagsAsFields::parse(tags_as_fields).unwrap());
-        let stats = source.run(input.as_bytes()).unwrap();
+        let stats = source.run(input).unwrap();
         let types: Types = source
             .metric_types()
             .map(|(n, t)| (n.to_string(), t))
@@ -152,4 +157,81 @@ fn many_samples_of_few_series_are_all_written() {
     assert!(
         lines[1].starts_with("http_reqs,status=201 value=1.0,url=\"http://x/1\",vu=1i,iter=1i ")
     );
+}
+
+/// A reader that hands out its input in small pieces of random size, as a pipe may.
+struct Trickle {
+    data: Vec<u8>,
+    pos: usize,
+    rng: fastrand::Rng,
+}
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self
+            .rng
+            .usize(1..=300)
+            .min(buf.len())
+            .min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn lines_split_between_reads_read_like_whole_ones() {
+    let mut input = String::new();
+    for i in 0..3_000u64 {
+        let line = match i % 6 {
+            // k6's own layout (the fast path), tags with a brace and an escape in values.
+            0 => format!(
+                r#"{{"metric":"http_reqs","type":"Point","data":{{"time":"2025-06-25T10:00:{:02}.{:09}Z","value":1,"tags":{{"name":"a}}b","status":"200","url":"http://x/\"{}\""}}}}}}"#,
+                i % 60,
+                i,
+                i % 3
+            ),
+            1 => format!(
+                r#"{{"metric":"http_req_duration","type":"Point","data":{{"time":"2025-06-25T10:00:{:02}.5Z","value":{}.25,"tags":{{"group":"","method":"GET"}},"metadata":{{"vu":"{}","iter":"{}"}}}}}}"#,
+                i % 60,
+                i,
+                i % 5,
+                i
+            ),
+            // Another key order and whitespace (the general scanner).
+            2 => format!(
+                r#" {{ "type":"Point", "metric":"vus", "data":{{ "value":{}, "tags":{{ "a" : "b" }}, "time":"2025-06-25T10:00:00+02:00" }} }} "#,
+                i % 50
+            ),
+            3 => r#"{"type":"Metric","data":{"name":"vus","type":"gauge"},"metric":"vus"}"#.into(),
+            4 => r#"{"metric":"vus","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":1,"tags":{"a":"b"}}x}"#.into(),
+            _ => format!(
+                r#"{{"metric":"my\u005fcounter","type":"Point","data":{{"time":"2025-06-25T10:00:00.{:09}Z","value":2,"tags":null}}}}"#,
+                i
+            ),
+        };
+        input.push_str(&line);
+        input.push(if i % 2 == 0 { '\n' } else { '\r' });
+        if i % 2 == 1 {
+            input.push('\n');
+        }
+    }
+    // The last line without its newline.
+    input.push_str(
+        r#"{"metric":"vus","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":7,"tags":{}}}"#,
+    );
+    let whole = convert(&input, "vu:int,iter:int,url");
+    assert_eq!(whole.1.samples, 2_001);
+    assert_eq!(whole.1.malformed, 500);
+    assert_eq!(whole.1.metrics, 500);
+    for seed in 0..3 {
+        let trickle = Trickle {
+            data: input.clone().into_bytes(),
+            pos: 0,
+            rng: fastrand::Rng::with_seed(seed),
+        };
+        let pieces = convert_from(trickle, "vu:int,iter:int,url");
+        assert_eq!(pieces.1, whole.1);
+        assert_eq!(pieces.0, whole.0);
+    }
 }

@@ -19,6 +19,7 @@
 //! [`Sink::submit_with`]. Tags are decoded and the series registered only on a cache miss.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -278,13 +279,65 @@ struct Pending {
     fields_end: u32,
 }
 
+/// The hash of the cache's keys (metric name and raw tag set, ~200 bytes a sample): eight
+/// bytes a step with a multiply (FxHash's), seeded per source, a final mix for the high bits the
+/// table uses. SipHash, the default, costs several times more on keys this long, and the keys
+/// come from the user's own k6 run, so flooding it with collisions would only slow that run.
+#[derive(Debug, Clone, Copy)]
+struct KeyHash(u64);
+
+impl BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(self.0)
+    }
+}
+
+struct KeyHasher(u64);
+
+const HASH_K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(HASH_K).rotate_left(26);
+    }
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.add(word_at(w));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        let h = self.0;
+        (h ^ (h >> 29)).wrapping_mul(HASH_K) ^ (h >> 32)
+    }
+}
+
 /// The reusable state of the stream: cache, metric types and the pending batch.
 pub struct K6JsonSource<'s> {
     sink: &'s Sink,
     tags_as_fields: TagsAsFields,
     counters: Arc<K6Counters>,
     /// metric name, `\0`, raw `tags` object → index into `entries`.
-    cache: HashMap<Box<[u8]>, u32>,
+    cache: HashMap<Box<[u8]>, u32, KeyHash>,
     entries: Vec<Entry>,
     metric_types: HashMap<Box<str>, MetricType>,
     pending: Vec<Pending>,
@@ -298,6 +351,13 @@ pub struct K6JsonSource<'s> {
     /// The allocation of the field list handed to the sink, kept between batches.
     fields_store: Vec<Field<'static>>,
     first_error: Option<String>,
+    /// The first 19 bytes of the last timestamp (k6's samples come in time order, so most
+    /// share them) and their seconds ([`rfc3339_seconds`]).
+    time_prefix: [u8; 19],
+    time_seconds: Option<i64>,
+    /// Lines and samples not yet added to `counters` (added once a batch, not once a line).
+    unpublished_lines: u64,
+    unpublished_samples: u64,
 }
 
 impl<'s> K6JsonSource<'s> {
@@ -315,7 +375,7 @@ impl<'s> K6JsonSource<'s> {
             sink,
             tags_as_fields,
             counters,
-            cache: HashMap::new(),
+            cache: HashMap::with_hasher(KeyHash(fastrand::u64(..))),
             entries: Vec::new(),
             metric_types: HashMap::new(),
             pending: Vec::with_capacity(BATCH),
@@ -326,6 +386,10 @@ impl<'s> K6JsonSource<'s> {
             line: Vec::with_capacity(1024),
             fields_store: Vec::new(),
             first_error: None,
+            time_prefix: [0; 19],
+            time_seconds: None,
+            unpublished_lines: 0,
+            unpublished_samples: 0,
         }
     }
 
@@ -335,7 +399,21 @@ impl<'s> K6JsonSource<'s> {
     }
 
     pub fn stats(&self) -> K6Stats {
-        self.counters.snapshot()
+        let mut stats = self.counters.snapshot();
+        stats.lines += self.unpublished_lines;
+        stats.samples += self.unpublished_samples;
+        stats
+    }
+
+    fn publish_counts(&mut self) {
+        if self.unpublished_lines > 0 {
+            let lines = std::mem::take(&mut self.unpublished_lines);
+            self.counters.lines.fetch_add(lines, Relaxed);
+        }
+        if self.unpublished_samples > 0 {
+            let samples = std::mem::take(&mut self.unpublished_samples);
+            self.counters.samples.fetch_add(samples, Relaxed);
+        }
     }
 
     /// The type of a metric whose `Metric` line was seen.
@@ -358,30 +436,50 @@ impl<'s> K6JsonSource<'s> {
     pub fn run<R: Read>(&mut self, input: R) -> io::Result<K6Stats> {
         let mut reader = BufReader::with_capacity(READ_BUFFER, input);
         loop {
-            let mut line = std::mem::take(&mut self.line);
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line);
-            let n = match n {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    self.line = line;
-                    continue;
-                }
+            let chunk = match reader.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.line = line;
                     self.flush();
                     return Err(e);
                 }
             };
-            if n == 0 {
-                self.line = line;
+            if chunk.is_empty() {
                 break;
             }
+            // Whole lines are parsed where they lie in the read buffer; only a line split
+            // between two reads is copied (into `self.line`).
+            let mut rest = chunk;
+            if !self.line.is_empty() {
+                let Some(nl) = find_byte(b'\n', rest) else {
+                    self.line.extend_from_slice(rest);
+                    let n = rest.len();
+                    reader.consume(n);
+                    continue;
+                };
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(&rest[..=nl]);
+                self.feed_line(&line);
+                line.clear();
+                self.line = line;
+                rest = &rest[nl + 1..];
+            }
+            while let Some(nl) = find_byte(b'\n', rest) {
+                self.feed_line(&rest[..=nl]);
+                rest = &rest[nl + 1..];
+            }
+            self.line.extend_from_slice(rest);
+            let n = chunk.len();
+            reader.consume(n);
+            // Nothing more is buffered: hand over what is pending, so points flow while k6
+            // runs.
+            self.flush();
+        }
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
             self.feed_line(&line);
             self.line = line;
-            if reader.buffer().is_empty() {
-                self.flush();
-            }
+            self.line.clear();
         }
         self.flush();
         Ok(self.stats())
@@ -398,7 +496,7 @@ impl<'s> K6JsonSource<'s> {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        self.counters.lines.fetch_add(1, Relaxed);
+        self.unpublished_lines += 1;
         let result = match std::str::from_utf8(line) {
             Ok(text) => self.parse_line(text),
             Err(_) => Err("not valid UTF-8"),
@@ -416,6 +514,9 @@ impl<'s> K6JsonSource<'s> {
     }
 
     fn parse_line(&mut self, text: &str) -> std::result::Result<(), &'static str> {
+        if let Some((metric, point)) = k6_point(text) {
+            return self.point(text, metric, point);
+        }
         let mut s = Scan::new(text);
         s.expect(b'{')?;
         let mut kind: Option<&str> = None;
@@ -487,7 +588,9 @@ impl<'s> K6JsonSource<'s> {
         if time.escaped {
             return Err("an escaped time");
         }
-        let timestamp_ns = parse_rfc3339_ns(time.raw(text)).ok_or("a time that is not RFC 3339")?;
+        let timestamp_ns = self
+            .timestamp(time.raw(text).as_bytes())
+            .ok_or("a time that is not RFC 3339")?;
         let tags_raw = p.tags.map(|(a, b)| &text[a..b]).unwrap_or("{}");
 
         self.key_buf.clear();
@@ -520,8 +623,24 @@ impl<'s> K6JsonSource<'s> {
             fields_start: 0,
             fields_end: 0,
         });
-        self.counters.samples.fetch_add(1, Relaxed);
+        self.unpublished_samples += 1;
         Ok(())
+    }
+
+    /// [`parse_rfc3339_ns`], reusing the date and time of day of the previous timestamp when
+    /// they are the same bytes.
+    fn timestamp(&mut self, b: &[u8]) -> Option<i64> {
+        let prefix = b.get(..19)?;
+        let seconds = match self.time_seconds {
+            Some(s) if *prefix == self.time_prefix => s,
+            _ => {
+                let s = rfc3339_seconds(b)?;
+                self.time_prefix.copy_from_slice(prefix);
+                self.time_seconds = Some(s);
+                s
+            }
+        };
+        rfc3339_ns(seconds, b)
     }
 
     /// The cache miss: decodes the tags, registers the series and caches it.
@@ -594,13 +713,15 @@ impl<'s> K6JsonSource<'s> {
         start: usize,
         entry: u32,
     ) -> std::result::Result<(), &'static str> {
+        // `text` ends where the value does: `end` checks that the value is all of it.
         let mut s = Scan::at(text, start);
         if s.peek() == Some(b'n') {
-            return s.skip_value();
+            s.skip_value()?;
+            return s.end();
         }
         s.expect(b'{')?;
         if s.eat(b'}') {
-            return Ok(());
+            return s.end();
         }
         loop {
             let k = s.string()?;
@@ -636,12 +757,14 @@ impl<'s> K6JsonSource<'s> {
             if s.eat(b',') {
                 continue;
             }
-            return s.expect(b'}');
+            s.expect(b'}')?;
+            return s.end();
         }
     }
 
     /// Hands the queued samples to the sink (one `submit_with` call).
     pub fn flush(&mut self) {
+        self.publish_counts();
         if self.pending.is_empty() {
             return;
         }
@@ -745,6 +868,45 @@ fn typed_scalar(value: &str, kind: FieldKind) -> Option<MetaValue> {
     }
 }
 
+/// A `Point` line laid out the way k6 writes it, read without the general scanner:
+/// `{"metric":"NAME","type":"Point","data":{"time":"T","value":V,"tags":{..}[,"metadata":{..}]}}`
+/// with no escape in the name and the time. `None` for any other layout, which the general
+/// scanner then reads (it accepts keys in any order, whitespace and escapes).
+fn k6_point(text: &str) -> Option<(JStr, PointData)> {
+    let mut s = Scan::new(text);
+    s.literal(b"{\"metric\":\"").ok()?;
+    let metric = s.plain_string_rest()?;
+    s.literal(b",\"type\":\"Point\",\"data\":{\"time\":\"")
+        .ok()?;
+    let time = s.plain_string_rest()?;
+    s.literal(b",\"value\":").ok()?;
+    let value = s.number().ok()?;
+    s.literal(b",\"tags\":").ok()?;
+    let tags = match s.b.get(s.pos) {
+        Some(b'{') => Some(s.flat_object().ok()?),
+        _ => {
+            s.literal(b"null").ok()?;
+            None
+        }
+    };
+    let metadata = match s.literal(b",\"metadata\":") {
+        Ok(()) if s.b.get(s.pos) == Some(&b'{') => Some(s.flat_object().ok()?),
+        Ok(()) => return None,
+        Err(_) => None,
+    };
+    s.literal(b"}}").ok()?;
+    s.end().ok()?;
+    Some((
+        metric,
+        PointData {
+            time: Some(time),
+            value: Some(value),
+            tags,
+            metadata,
+        },
+    ))
+}
+
 /// The `data` object of a `Point` line.
 #[derive(Debug, Default, Clone, Copy)]
 struct PointData {
@@ -838,6 +1000,86 @@ fn hex4(b: &[u8]) -> u32 {
 
 type ScanResult<T> = std::result::Result<T, &'static str>;
 
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// The first eight bytes of `b` (at least eight) as a word, first byte lowest.
+#[inline]
+fn word_at(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// Up to eight bytes of `b` as a word, first byte lowest, zeros past its end.
+#[inline]
+fn word_padded(b: &[u8]) -> u64 {
+    match b.get(..8) {
+        Some(w) => word_at(w),
+        None => {
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(w)
+        }
+    }
+}
+
+/// The high bit of each byte of `w` that is `byte`, no other bit (exact per byte).
+#[inline]
+fn byte_mask(w: u64, byte: u8) -> u64 {
+    const LOWS: u64 = !HIGHS;
+    let t = w ^ (ONES * u64::from(byte));
+    !(((t & LOWS).wrapping_add(LOWS)) | t) & HIGHS
+}
+
+/// Whether any byte of `w` is zero (exact as a yes/no answer; not which byte).
+#[inline]
+fn has_zero_byte(w: u64) -> bool {
+    w.wrapping_sub(ONES) & !w & HIGHS != 0
+}
+
+/// Whether any byte of `w` is `"`, `\\` or a control character (below 0x20): the bytes that
+/// end a plain run in a JSON string.
+#[inline]
+fn has_string_special(w: u64) -> bool {
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    // The zero-byte test of each, and "a byte below 0x20" (exact for limits up to 0x80).
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    (zero(quote) | zero(backslash) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGHS != 0
+}
+
+/// The position of the first `a` or `b` in `bytes` (eight bytes at a time).
+fn find_either(a: u8, b: u8, bytes: &[u8]) -> Option<usize> {
+    let (pa, pb) = (ONES * u64::from(a), ONES * u64::from(b));
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let w = word_at(word);
+        let (x, y) = (w ^ pa, w ^ pb);
+        if (x.wrapping_sub(ONES) & !x | y.wrapping_sub(ONES) & !y) & HIGHS != 0 {
+            break;
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|&c| c == a || c == b)
+        .map(|p| i + p)
+}
+
+/// The position of the first `byte` in `b` (eight bytes at a time).
+fn find_byte(byte: u8, b: &[u8]) -> Option<usize> {
+    let pattern = ONES * u64::from(byte);
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8) {
+        if has_zero_byte(word_at(word) ^ pattern) {
+            break;
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == byte).map(|p| i + p)
+}
+
 /// A JSON scanner over one line, just enough for k6's output: it validates what it reads and
 /// never allocates.
 struct Scan<'a> {
@@ -913,6 +1155,14 @@ impl<'a> Scan<'a> {
         let start = self.pos;
         let mut escaped = false;
         loop {
+            // Plain bytes eight at a time; the byte loop below sees only the word with a
+            // quote, backslash or control character in it.
+            while let Some(word) = self.b.get(self.pos..self.pos + 8) {
+                if has_string_special(word_at(word)) {
+                    break;
+                }
+                self.pos += 8;
+            }
             let Some(&c) = self.b.get(self.pos) else {
                 return Err("unterminated string");
             };
@@ -946,6 +1196,34 @@ impl<'a> Scan<'a> {
                 _ => self.pos += 1,
             }
         }
+    }
+
+    /// The rest of a string whose opening quote was read, when it has no escape and no
+    /// control character (`None` otherwise); the scanner stands after its closing quote.
+    fn plain_string_rest(&mut self) -> Option<JStr> {
+        let start = self.pos;
+        let rest = self.b.get(start..)?;
+        let mut i = 0;
+        while let Some(word) = rest.get(i..i + 8) {
+            if has_string_special(word_at(word)) {
+                break;
+            }
+            i += 8;
+        }
+        let end = start
+            + i
+            + rest[i..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if self.b[end] != b'"' {
+            return None;
+        }
+        self.pos = end + 1;
+        Some(JStr {
+            start,
+            end,
+            escaped: false,
+        })
     }
 
     fn number(&mut self) -> ScanResult<f64> {
@@ -1026,6 +1304,56 @@ impl<'a> Scan<'a> {
         Ok((start, self.pos))
     }
 
+    /// The byte range of an object whose values are strings or scalars (k6's `tags` and
+    /// `metadata`), found fast and not validated: its end is the first `}` outside a string.
+    /// The caller validates the range when it reads it (a cache hit is a copy of bytes that
+    /// were validated). The scanner stands at the `{`.
+    fn flat_object(&mut self) -> ScanResult<(usize, usize)> {
+        let start = self.pos;
+        // Without a backslash, a `}` is outside the strings when an even number of quotes
+        // stands before it: count them a word at a time.
+        let mut pos = start + 1;
+        let mut quotes = 0u32;
+        while pos < self.b.len() {
+            let w = word_padded(&self.b[pos..]);
+            if byte_mask(w, b'\\') != 0 {
+                break;
+            }
+            let q = byte_mask(w, b'"');
+            let mut close = byte_mask(w, b'}');
+            while close != 0 {
+                let bit = close.trailing_zeros();
+                if (quotes + (q & ((1u64 << bit) - 1)).count_ones()) % 2 == 0 {
+                    self.pos = pos + bit as usize / 8 + 1;
+                    return Ok((start, self.pos));
+                }
+                close &= close - 1;
+            }
+            quotes += q.count_ones();
+            pos += 8;
+        }
+        // With escapes (or no end): string by string.
+        self.pos = start + 1;
+        loop {
+            let rest = self.b.get(self.pos..).unwrap_or_default();
+            let i = find_either(b'"', b'}', rest).ok_or("unterminated object")?;
+            self.pos += i + 1;
+            if rest[i] == b'}' {
+                return Ok((start, self.pos));
+            }
+            // Inside a string: to its closing quote, stepping over escapes.
+            loop {
+                let rest = self.b.get(self.pos..).unwrap_or_default();
+                let i = find_either(b'"', b'\\', rest).ok_or("unterminated string")?;
+                if rest[i] == b'"' {
+                    self.pos += i + 1;
+                    break;
+                }
+                self.pos += i + 2;
+            }
+        }
+    }
+
     /// The `data` object of a `Point` line.
     fn point_data(&mut self) -> ScanResult<PointData> {
         let mut d = PointData::default();
@@ -1043,12 +1371,20 @@ impl<'a> Scan<'a> {
                     if self.peek() == Some(b'n') {
                         self.skip_value()?;
                     } else if self.peek() == Some(b'{') {
-                        d.tags = Some(self.span()?);
+                        // Validated by `register` when its bytes are new to the cache.
+                        d.tags = Some(self.flat_object()?);
                     } else {
                         return Err("tags is not an object");
                     }
                 }
-                b"metadata" => d.metadata = Some(self.span()?),
+                b"metadata" => {
+                    d.metadata = Some(if self.peek() == Some(b'{') {
+                        // Validated by `metadata`.
+                        self.flat_object()?
+                    } else {
+                        self.span()?
+                    })
+                }
                 _ => self.skip_value()?,
             }
             if self.eat(b',') {
@@ -1088,6 +1424,12 @@ impl<'a> Scan<'a> {
 /// outside the years 1678–2261 that ns in an i64 cover.
 pub fn parse_rfc3339_ns(s: &str) -> Option<i64> {
     let b = s.as_bytes();
+    rfc3339_ns(rfc3339_seconds(b)?, b)
+}
+
+/// The date and time of day of an RFC 3339 timestamp (`2025-06-25T10:00:00`, the first 19
+/// bytes), validated, as seconds since the epoch before the offset is applied.
+fn rfc3339_seconds(b: &[u8]) -> Option<i64> {
     if b.len() < 20 {
         return None;
     }
@@ -1116,6 +1458,13 @@ pub fn parse_rfc3339_ns(s: &str) -> Option<i64> {
     if hour > 23 || min > 59 || sec > 60 {
         return None;
     }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec)
+}
+
+/// ns since the epoch of the RFC 3339 timestamp `b` whose first 19 bytes are `seconds`
+/// ([`rfc3339_seconds`]): the fraction and the offset are read here. `None` outside the years
+/// that ns in an i64 cover.
+fn rfc3339_ns(seconds: i64, b: &[u8]) -> Option<i64> {
     let mut i = 19;
     let mut frac_ns = 0i64;
     if b.get(i) == Some(&b'.') {
@@ -1138,7 +1487,9 @@ pub fn parse_rfc3339_ns(s: &str) -> Option<i64> {
     let offset_s = match b.get(i)? {
         b'Z' | b'z' if i + 1 == b.len() => 0,
         &sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
-            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            let digit = |j: usize| b[j].is_ascii_digit().then(|| i64::from(b[j] - b'0'));
+            let oh = digit(i + 1)? * 10 + digit(i + 2)?;
+            let om = digit(i + 4)? * 10 + digit(i + 5)?;
             if oh > 23 || om > 59 {
                 return None;
             }
@@ -1151,9 +1502,9 @@ pub fn parse_rfc3339_ns(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_s;
-    secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+    (seconds - offset_s)
+        .checked_mul(1_000_000_000)?
+        .checked_add(frac_ns)
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -1277,6 +1628,138 @@ mod tests {
         let mut out = String::new();
         unescape(r#"a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00\ud800x"#, &mut out);
         assert_eq!(out, "a\"b\\c/d\u{8}\u{c}\n\r\té😀\u{FFFD}x");
+    }
+
+    #[test]
+    fn word_tests_match_byte_by_byte_ones() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let alphabet = b"\"\\}{\n\x00\x1f\x20\x7f\x80\xffa0";
+        for _ in 0..20_000 {
+            let bytes: Vec<u8> = (0..rng.usize(0..20))
+                .map(|_| {
+                    if rng.bool() {
+                        alphabet[rng.usize(..alphabet.len())]
+                    } else {
+                        rng.u8(..)
+                    }
+                })
+                .collect();
+            let w = word_padded(&bytes);
+            let shown = &bytes[..bytes.len().min(8)];
+            let special = shown.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            if bytes.len() >= 8 {
+                assert_eq!(has_string_special(w), special, "{bytes:?}");
+            }
+            for probe in [b'"', b'}', b'\\', 0] {
+                let mask: u64 = (0..8)
+                    .filter(|&i| shown.get(i) == Some(&probe) || (i >= shown.len() && probe == 0))
+                    .map(|i| 0x80u64 << (8 * i))
+                    .sum();
+                assert_eq!(byte_mask(w, probe), mask, "{bytes:?} {probe}");
+                assert_eq!(
+                    find_byte(probe, &bytes),
+                    bytes.iter().position(|&c| c == probe),
+                    "{bytes:?} {probe}"
+                );
+                assert_eq!(
+                    find_either(probe, b'x', &bytes),
+                    bytes.iter().position(|&c| c == probe || c == b'x'),
+                    "{bytes:?} {probe}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn flat_objects_end_at_the_first_brace_outside_strings() {
+        for (text, end) in [
+            ("{}", 2),
+            (r#"{"a":"b"}"#, 9),
+            (r#"{"a":"}"}, x"#, 9),
+            (r#"{"a}":"}}}"}}"#, 12),
+            (r#"{"a":"\"}"}"#, 11),
+            (r#"{"a":"x\\"}"#, 11),
+            (r#"{"a":"\\\"}","b":"c"}}"#, 21),
+            (
+                r#"{"long key beyond a word":"and a value \u00fc","n":null}}"#,
+                56,
+            ),
+            (r#"{"ü✓":"é"}"#, 14),
+        ] {
+            let mut s = Scan::new(text);
+            assert_eq!(s.flat_object(), Ok((0, end)), "{text}");
+            assert_eq!(s.pos, end, "{text}");
+        }
+        for bad in [r#"{"a":"b""#, r#"{"a":"b\"}"#, r#"{"a"#, "{"] {
+            let mut s = Scan::new(bad);
+            assert!(s.flat_object().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn k6s_own_layout_reads_like_the_general_scanner() {
+        let lines = [
+            r#"{"metric":"http_reqs","type":"Point","data":{"time":"2025-06-25T10:00:00.123456789Z","value":1,"tags":{"group":"","method":"GET","url":"http://x/}"}}}"#,
+            r#"{"metric":"vus","type":"Point","data":{"time":"2025-06-25T10:00:01Z","value":-2.5e-3,"tags":{}}}"#,
+            r#"{"metric":"m","type":"Point","data":{"time":"2025-06-25T10:00:01+02:00","value":3,"tags":null,"metadata":{"vu":"1","iter":"2"}}}  "#,
+        ];
+        for line in lines {
+            let (metric, fast) = k6_point(line).unwrap_or_else(|| panic!("{line}"));
+            let mut s = Scan::new(line);
+            s.expect(b'{').unwrap();
+            let mut general = None;
+            let mut name = None;
+            loop {
+                let key = s.string().unwrap();
+                s.expect(b':').unwrap();
+                match key.raw(line) {
+                    "metric" => name = Some(s.string().unwrap().raw(line)),
+                    "data" => general = Some(s.point_data().unwrap()),
+                    _ => s.skip_value().unwrap(),
+                }
+                if !s.eat(b',') {
+                    break;
+                }
+            }
+            let general = general.unwrap();
+            assert_eq!(Some(metric.raw(line)), name, "{line}");
+            assert_eq!(
+                fast.time.map(|t| t.raw(line)),
+                general.time.map(|t| t.raw(line))
+            );
+            assert_eq!(fast.value, general.value, "{line}");
+            assert_eq!(fast.tags, general.tags, "{line}");
+            assert_eq!(fast.metadata, general.metadata, "{line}");
+        }
+        // Other layouts are left to the general scanner.
+        for line in [
+            r#"{"type":"Point","metric":"m","data":{"time":"2025-06-25T10:00:00Z","value":1,"tags":{}}}"#,
+            r#"{"metric":"m\u0041","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":1,"tags":{}}}"#,
+            r#"{"metric":"m","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":1,"tags":{}}}x"#,
+            r#"{"metric":"m","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":1,"tags":{},"metadata":null}}"#,
+            r#"{"metric":"m","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":1,"tags":"x"}}"#,
+        ] {
+            assert!(k6_point(line).is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn timestamps_reuse_the_previous_date_and_time_of_day() {
+        let sink = Sink::from_kv("").unwrap();
+        let mut source = K6JsonSource::new(&sink, TagsAsFields::default());
+        for t in [
+            "2026-11-25T20:31:41.243487003Z",
+            "2026-11-25T20:31:41.5Z",
+            "2026-11-25T20:31:41+02:00",
+            "2026-11-25T20:31:41.1-05:30",
+            "2026-11-25T20:31:42Z",
+            "2026-11-25T20:31:42.Z",
+            "2026-11-25T20:31:42.7Z",
+            "2026-13-25T20:31:42.7Z",
+            "2026-11-25T20:31:42.7",
+        ] {
+            assert_eq!(source.timestamp(t.as_bytes()), parse_rfc3339_ns(t), "{t}");
+        }
     }
 
     #[test]
