@@ -5,6 +5,8 @@
 //! * [`FaultServer`] / [`Resp`] / [`Request`]: scripted loopback HTTP/1.1
 //!   server that records what a client sent (gunzipped).
 //! * [`http`]: tiny blocking HTTP/1.1 client and URL helpers.
+//! * [`k6`]: the real k6 binary, its test script and load target, and the checks of what
+//!   InfluxDB holds against k6's own references (`k6_runner.rs`, `k6_relay.rs`).
 //!
 //! Not every test binary uses every item, hence the blanket allows.
 #![allow(dead_code, unused_imports)]
@@ -12,6 +14,7 @@
 pub mod fault_server;
 pub mod http;
 pub mod influx;
+pub mod k6;
 
 pub use fault_server::{FaultServer, Request, Resp};
 pub use http::HttpResponse;
