@@ -43,6 +43,8 @@ through unchanged; a one-line delivery report is printed on stderr at the end.
 k6 is $PERFSINK_K6, else `k6` from PATH. Configuration: INFLUXDB_* / PERFSINK_* (README.md), and
 k6's own K6_INFLUXDB_* variables (INFLUXDB_* / PERFSINK_* win when both are set). With neither
 INFLUXDB_URL nor K6_INFLUXDB_* set, reporting is disabled and k6 runs on its own.
+InfluxDB on this machine (localhost, 127.x, [::1]) gets uncompressed request bodies unless
+PERFSINK_GZIP_LEVEL is set: on loopback gzip saves nothing and costs CPU k6 could use.
 To write vu and iter as fields, enable them in k6: --system-tags with vu,iter added.";
 
 /// How often the progress line is printed.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use perfsink::config::{Api, Config, Secret};
+use perfsink::sources::k6env::loopback_fallbacks;
 use perfsink::sources::relay::{Relay, RelayOptions};
 use perfsink::Sink;
 
@@ -25,7 +26,8 @@ INFLUXDB_URL must be set.
   --token TOKEN       require this token on writes and queries (default: $PERFSINK_RELAY_TOKEN),
                       as `Authorization: Bearer|Token <token>`, Basic auth with the token as
                       password, or the 1.x `p=<token>` parameter
-  --max-body-bytes N  largest request body, compressed or inflated (default 25000000)
+  --max-body-bytes N  largest request body, compressed or inflated (default 134217728: k6
+                      sends all samples of a second in one body, ~37 MB at 17 k requests/s)
   --quiet             no progress line on stderr
 
 Endpoints: POST /write (1.x: db, rp, precision n|ns|u|us|ms|s|m|h), POST /api/v2/write (2.x:
@@ -36,6 +38,9 @@ the body are kept. Timestamps are rescaled from the request's precision to the s
 without one gets the time the relay received it. Lines are otherwise forwarded as they came:
 no series de-duplication (PERFSINK_DEDUP applies to the library paths), global tags
 (PERFSINK_TAGS) are merged in.
+
+InfluxDB on this machine (localhost, 127.x, [::1]) gets uncompressed request bodies unless
+PERFSINK_GZIP_LEVEL is set: on loopback gzip saves nothing and costs CPU in both processes.
 
 Database: the sink has one writer and one database (INFLUXDB_DB, INFLUXDB_BUCKET, or the path of
 INFLUXDB_URL). Every line goes there, whatever db or bucket a request names (a different name is
@@ -126,7 +131,11 @@ pub fn run(args: &[String]) -> ExitCode {
             .ok()
             .filter(|t| !t.is_empty())
     });
-    let mut config = match Config::from_env() {
+    // InfluxDB on this machine: uncompressed bodies unless PERFSINK_GZIP_LEVEL says otherwise.
+    let url = std::env::var("INFLUXDB_URL").ok();
+    let fallbacks = loopback_fallbacks(url.as_deref());
+    let fallbacks: Vec<(&str, &str)> = fallbacks.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut config = match Config::from_env_with_fallbacks(&fallbacks) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("perfsink serve: {e}");
@@ -244,7 +253,7 @@ mod tests {
         let a = args(&[]).unwrap().unwrap();
         assert_eq!(a.listen.to_string(), "127.0.0.1:8186");
         assert!(!a.allow_remote && !a.quiet && a.token.is_none());
-        assert_eq!(a.max_body_bytes, 25_000_000);
+        assert_eq!(a.max_body_bytes, 128 << 20);
         let a = args(&[
             "--listen",
             "127.0.0.1:0",
