@@ -181,9 +181,12 @@ impl<'a> CPoints<'a> {
         };
         for f in fields {
             // SAFETY: as above.
-            let field = match unsafe { types::field(f) } {
-                Ok(field) => field,
-                Err(code) => return Err(self.note_unreadable(i, code)),
+            let field = match unsafe { types::field_fast(f) } {
+                Some(field) => field,
+                None => match unsafe { types::field(f) } {
+                    Ok(field) => field,
+                    Err(code) => return Err(self.note_unreadable(i, code)),
+                },
             };
             buf.push(b',');
             if let Err(e) = write_field(buf, field.key, field.value, opts) {
@@ -632,6 +635,11 @@ mod tests {
             &[
                 Field::new("n", FieldValue::UInt(3)),
                 Field::new("f", FieldValue::Float(0.25)),
+                Field::new("Zürich ✓", FieldValue::Str("")),
+                Field::new(
+                    "a key of more than sixty-four bytes, which is read the slower way: 70+",
+                    FieldValue::Str("é"),
+                ),
             ],
         ];
         let c_sets: Vec<Vec<perfsink_field>> = sets

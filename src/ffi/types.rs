@@ -150,6 +150,34 @@ pub(crate) unsafe fn field<'a>(f: &perfsink_field) -> Result<Field<'a>, perfsink
     Ok(Field::new(key, value))
 }
 
+/// [`field`] for the usual field, without its calls: a non-empty ASCII key of at most 64
+/// bytes and a known type (a string value is checked as `field` checks it). `None` for
+/// anything else, which `field` then reads or refuses with its message.
+///
+/// # Safety
+/// As for [`field`].
+#[inline]
+pub(crate) unsafe fn field_fast<'a>(f: &perfsink_field) -> Option<Field<'a>> {
+    if f.key.is_null() || f.key_len == 0 || f.key_len > 64 {
+        return None;
+    }
+    let key = std::slice::from_raw_parts(f.key.cast::<u8>(), f.key_len);
+    if !key.is_ascii() {
+        return None;
+    }
+    // SAFETY: ASCII is UTF-8.
+    let key = std::str::from_utf8_unchecked(key);
+    let value = match f.kind {
+        0 => FieldValue::Float(f.float_value),
+        1 => FieldValue::Int(f.int_value),
+        2 => FieldValue::UInt(f.uint_value),
+        3 => FieldValue::Bool(f.bool_value != 0),
+        4 => FieldValue::Str(str_arg(f.string_value, f.string_len, "string field value").ok()?),
+        _ => return None,
+    };
+    Some(Field::new(key, value))
+}
+
 /// # Safety
 /// `fields` must point to `count` valid fields whose strings live for `'a`.
 pub(crate) unsafe fn fields<'a>(
