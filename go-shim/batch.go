@@ -148,6 +148,30 @@ func (b *Batch) Add(p Point) {
 	}
 }
 
+// AddShared appends a point whose extra fields are only those of shared (nil: none), with
+// its time in ns since the epoch: Add for the hot path, without per-point fields.
+func (b *Batch) AddShared(series SeriesID, value float64, unixNano int64, shared *FieldSet) {
+	var fields *C.perfsink_field
+	n := 0
+	if shared != nil && len(shared.fields) > 0 {
+		fields, n = &shared.fields[0], len(shared.fields)
+		if k := len(b.keep); k == 0 || b.keep[k-1] != shared {
+			b.keep = append(b.keep, shared)
+		}
+	}
+	if len(b.pts) == cap(b.pts) {
+		b.pts = b.mem.growPoints(b.pts)
+	}
+	b.pts = b.pts[:len(b.pts)+1]
+	b.pts[len(b.pts)-1] = C.perfsink_point{
+		series:       C.uint32_t(series),
+		field_count:  C.uint32_t(n),
+		fields:       fields,
+		value:        C.double(value),
+		timestamp_ns: C.int64_t(unixNano),
+	}
+}
+
 // Free releases the batch's C memory now; the batch must not be used afterwards.
 func (b *Batch) Free() {
 	b.Reset()

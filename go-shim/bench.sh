@@ -12,6 +12,9 @@ COUNT=${1:-5}
 N=${2:-3000000}
 
 (cd "$ROOT" && cargo build --release --lib --locked)
+# Go's build cache does not hash the static library named in `#cgo LDFLAGS`: without this, a
+# rebuilt engine can be skipped and the Go binaries linked against the previous one.
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DPERFSINK_LIB_ID=$(sha1sum "$ROOT/target/release/libperfsink.a" | cut -c1-16)"
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 (cd xk6 && go test -c -o "$bin/xk6.test" .)

@@ -19,6 +19,9 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 step "static library (cargo build --release --lib)"
 (cd "$ROOT" && cargo build --release --lib --locked)
 test -f "$ROOT/target/release/libperfsink.a" || fail "target/release/libperfsink.a was not built"
+# Go's build cache does not hash the static library named in `#cgo LDFLAGS`: without this, a
+# rebuilt engine can be skipped and the Go binaries linked against the previous one.
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DPERFSINK_LIB_ID=$(sha1sum "$ROOT/target/release/libperfsink.a" | cut -c1-16)"
 
 step "gofmt -l"
 unformatted=$(gofmt -l .)

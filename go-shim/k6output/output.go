@@ -361,12 +361,17 @@ func (f *Feed) Add(s Sample) {
 		f.unreg++
 		return
 	}
-	var fields []perfsink.Field
-	if len(s.Metadata) != 0 {
-		fields = f.metadata(f.extra[:0], e, s.Metadata)
+	if len(s.Metadata) == 0 {
+		ts := s.Time.UnixNano()
+		if s.Time.IsZero() {
+			ts = time.Now().UnixNano()
+		}
+		f.batch.AddShared(id, s.Value, ts, e.fields)
+	} else {
+		fields := f.metadata(f.extra[:0], e, s.Metadata)
 		f.extra = fields
+		f.batch.Add(perfsink.Point{Series: id, Value: s.Value, Time: s.Time, Shared: e.fields, Fields: fields})
 	}
-	f.batch.Add(perfsink.Point{Series: id, Value: s.Value, Time: s.Time, Shared: e.fields, Fields: fields})
 	if f.batch.Len() >= maxBatch {
 		f.submit()
 	}
