@@ -172,6 +172,28 @@ func (b *Batch) AddShared(series SeriesID, value float64, unixNano int64, shared
 	}
 }
 
+// AddRepeat appends a point with the same extra fields as the point added last, by reference
+// (the engine then reads and encodes them once for both). It returns false, adding nothing,
+// when the batch is empty.
+func (b *Batch) AddRepeat(series SeriesID, value float64, unixNano int64) bool {
+	if len(b.pts) == 0 {
+		return false
+	}
+	last := b.pts[len(b.pts)-1]
+	if len(b.pts) == cap(b.pts) {
+		b.pts = b.mem.growPoints(b.pts)
+	}
+	b.pts = b.pts[:len(b.pts)+1]
+	b.pts[len(b.pts)-1] = C.perfsink_point{
+		series:       C.uint32_t(series),
+		field_count:  last.field_count,
+		fields:       last.fields,
+		value:        C.double(value),
+		timestamp_ns: C.int64_t(unixNano),
+	}
+	return true
+}
+
 // Free releases the batch's C memory now; the batch must not be used afterwards.
 func (b *Batch) Free() {
 	b.Reset()

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	perfsink "github.com/perfsink/perfsink/go-shim"
 )
@@ -138,20 +139,24 @@ type Output[C any] struct {
 // Feed turns samples into engine points: it interns series, builds the batch and submits
 // it. It belongs to the output's goroutine.
 type Feed struct {
-	sink      *perfsink.Sink
-	batch     *perfsink.Batch
-	extra     []perfsink.Field
-	sets      map[TagSet]*tagEntry
-	lastTags  TagSet
-	last      *tagEntry
-	tagFields map[string]TagField
-	vuType    FieldType
-	iterType  FieldType
-	submitted uint64
-	unreg     uint64
-	nseries   uint64
-	warned    map[perfsink.Code]bool
-	log       Logger
+	sink     *perfsink.Sink
+	batch    *perfsink.Batch
+	extra    []perfsink.Field
+	sets     map[TagSet]*tagEntry
+	lastTags TagSet
+	last     *tagEntry
+	// The metadata map and tag set whose fields the batch's last point has (nil: none, or
+	// the last point had no metadata). Holding the map keeps its address from being reused.
+	lastMeta      unsafe.Pointer
+	lastMetaEntry *tagEntry
+	tagFields     map[string]TagField
+	vuType        FieldType
+	iterType      FieldType
+	submitted     uint64
+	unreg         uint64
+	nseries       uint64
+	warned        map[perfsink.Code]bool
+	log           Logger
 }
 
 // tagEntry is what one tag set gives every series that uses it.
@@ -361,16 +366,21 @@ func (f *Feed) Add(s Sample) {
 		f.unreg++
 		return
 	}
+	ts := s.Time.UnixNano()
+	if s.Time.IsZero() {
+		ts = time.Now().UnixNano()
+	}
 	if len(s.Metadata) == 0 {
-		ts := s.Time.UnixNano()
-		if s.Time.IsZero() {
-			ts = time.Now().UnixNano()
-		}
 		f.batch.AddShared(id, s.Value, ts, e.fields)
-	} else {
+		f.lastMeta = nil
+	} else if md := mapIdentity(s.Metadata); md != f.lastMeta || e != f.lastMetaEntry ||
+		!f.batch.AddRepeat(id, s.Value, ts) {
+		// Not the metadata map and tag set of the point before (the samples of one k6
+		// request share both): convert its fields.
 		fields := f.metadata(f.extra[:0], e, s.Metadata)
 		f.extra = fields
-		f.batch.Add(perfsink.Point{Series: id, Value: s.Value, Time: s.Time, Shared: e.fields, Fields: fields})
+		f.batch.Add(perfsink.Point{Series: id, Value: s.Value, Time: time.Unix(0, ts), Shared: e.fields, Fields: fields})
+		f.lastMeta, f.lastMetaEntry = md, e
 	}
 	if f.batch.Len() >= maxBatch {
 		f.submit()
@@ -378,6 +388,7 @@ func (f *Feed) Add(s Sample) {
 }
 
 func (f *Feed) submit() {
+	f.lastMeta, f.lastMetaEntry = nil, nil
 	if f.batch.Len() == 0 {
 		return
 	}
@@ -502,6 +513,12 @@ func (f *Feed) metadata(dst []perfsink.Field, e *tagEntry, md map[string]string)
 		dst = append(dst, typedField(k, v, typ))
 	}
 	return dst
+}
+
+// mapIdentity is the map's address: two samples with the same one share the same metadata
+// (k6 hands one map to all the samples of a request and never changes it afterwards).
+func mapIdentity(m map[string]string) unsafe.Pointer {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&m))
 }
 
 func (e *tagEntry) hasField(k string) bool {

@@ -127,8 +127,12 @@ func TestRawSchemaInInfluxDB(t *testing.T) {
 			if req == 0 {
 				md["trace_id"] = "abc123"
 			}
-			batch = append(batch, trail(sets[req%urls], ts, md, float64(req)))
-			batch = append(batch, []Sample{{Metric: checks, Tags: checkTags, Time: ts, Value: float64(req % 2), Metadata: md}})
+			// Two requests in a row on each tag set (each with its own metadata), a check
+			// after the second.
+			batch = append(batch, trail(sets[req/2%urls], ts, md, float64(req)))
+			if req%2 == 1 {
+				batch = append(batch, []Sample{{Metric: checks, Tags: checkTags, Time: ts, Value: float64(req / 2 % 2), Metadata: md}})
+			}
 			req++
 		}
 		batch = append(batch, []Sample{{Metric: vus, Time: base.Add(time.Duration(r) * time.Second), Value: 4}})
@@ -144,7 +148,7 @@ func TestRawSchemaInInfluxDB(t *testing.T) {
 
 	total := rounds * perRound
 	rep := o.Report()
-	wantSamples := uint64(total*(len(httpMetrics)+1) + rounds)
+	wantSamples := uint64(total*len(httpMetrics) + total/2 + rounds)
 	if rep.Samples != wantSamples || rep.Engine.Written != wantSamples || rep.Lost() != 0 || rep.Overflow != 0 {
 		t.Fatalf("report %+v, want %d samples all written", rep, wantSamples)
 	}
@@ -161,7 +165,7 @@ func TestRawSchemaInInfluxDB(t *testing.T) {
 			t.Errorf("%s: %d points, want %d", m.name, got, total)
 		}
 	}
-	if got := influx.Count(t, db, "checks", "value"); got != int64(total) {
+	if got := influx.Count(t, db, "checks", "value"); got != int64(total/2) {
 		t.Errorf("checks: %d points", got)
 	}
 	if got := influx.Count(t, db, "vus", "value"); got != rounds {
@@ -200,7 +204,7 @@ func TestRawSchemaInInfluxDB(t *testing.T) {
 	r := rows[7]
 	checkRow := map[string]string{
 		"time": fmt.Sprint(base.Add(7 * time.Millisecond).UnixNano()), "value": "8", "vu": "4", "iter": "7",
-		"url": "https://test.k6.io/7?a=b c", "name": "https://test.k6.io/7", "method": "GET", "ok": "true",
+		"url": "https://test.k6.io/3?a=b c", "name": "https://test.k6.io/3", "method": "GET", "ok": "true",
 		"size": "12.5", "bad": "notanumber",
 	}
 	for k, v := range checkRow {
@@ -213,6 +217,18 @@ func TestRawSchemaInInfluxDB(t *testing.T) {
 	}
 	if rows[0]["trace_id"] != "abc123" {
 		t.Errorf("row 0 trace_id = %v", rows[0]["trace_id"])
+	}
+	// Every point has its own sample's metadata: the samples of a request share one map,
+	// which is converted once and then reused by reference, also across tag sets (checks).
+	for _, m := range []string{"http_reqs", "http_req_blocked", "http_req_receiving", "checks"} {
+		for _, r := range influx.Rows(t, db, m) {
+			ns, _ := r["time"].(json.Number).Int64()
+			req := int(time.Unix(0, ns).Sub(base) / time.Millisecond)
+			want := fmt.Sprintf("vu=%d iter=%d trace_id=%v", 1+req%4, req, map[bool]any{true: "abc123", false: nil}[req == 0])
+			if got := fmt.Sprintf("vu=%v iter=%v trace_id=%v", r["vu"], r["iter"], r["trace_id"]); got != want {
+				t.Errorf("%s request %d: %s, want %s", m, req, got, want)
+			}
+		}
 	}
 }
 
