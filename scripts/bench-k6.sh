@@ -16,7 +16,7 @@
 # loopback port with a temporary data directory, the tiny HTTP target examples/k6_target.rs,
 # and a constant-VU k6 script that hammers it (`http.get` in a loop), so k6 is the bottleneck
 # and whatever else takes CPU shows up as fewer requests/s. Variants alternate round by round
-# (none, k6-influxdb, perfsink-k6, relay, none, ...), ROUNDS times; the table shows medians.
+# (none, json-cat, k6-influxdb, ..., relay, none, ...), ROUNDS times; the table shows medians.
 #
 #   req/s      k6's `http_reqs` rate (--summary-export), median over the rounds
 #   ratio      req/s of the variant / req/s of `none` (same run, same machine state)
@@ -34,19 +34,21 @@
 #              The counts were checked against a `--out json` file of the same script: equal
 #              per metric. `perfsink k6` also counts the samples of the JSON stream: that count
 #              minus the gauges equals `emitted` (shown per run as `stream`).
-#   cpu        CPU seconds per run (median): k6, perfsink (or the relay), influxd, the target;
-#              the machine has $(nproc) cores, i.e. 2 x DURATION CPU seconds per run.
+#   CPU s      CPU seconds per run (median) of k6, perfsink (or the relay), influxd, and of other
+#              work on the machine meanwhile (a run has cores x DURATION of them; the target's
+#              share is in the per-run lines)
 #
 # Then the relay's parse-and-forward rate: k6-like lines (~166 B, 5000 a body, as k6 sends them)
-# POSTed with curl to `perfsink serve`, which forwards them (gzip, HTTP) to a null InfluxDB (the
-# target answers 200 to everything); lines per CPU second of the relay process (all its
-# threads), i.e. what one core does.
+# POSTed with curl to `perfsink serve`, which forwards them (gzip level 1, as to a remote
+# InfluxDB; HTTP) to a null InfluxDB (the target answers 200 to everything); lines per CPU
+# second of the relay process (all its threads), i.e. what one core does.
 #
 # Targets: perfsink-k6 >= 0.85 of no-output req/s with 100 % of points delivered; relay
 # >= 1 M lines/s parse-and-forward on one core. The other variants are shown for comparison.
 #
 #   ROUNDS=4 DURATION=8s VUS=20 bash scripts/bench-k6.sh
 #   VARIANTS="none perfsink-k6" ROUNDS=5 bash scripts/bench-k6.sh
+#   VARIANTS="none perfsink-k6 perfsink-k6+PERFSINK_GZIP_LEVEL=1" bash scripts/bench-k6.sh  (A/B)
 # PERFSINK_* settings in the environment apply to the perfsink variants; INFLUXDB_* and
 # K6_INFLUXDB_* are ignored (everything goes to the private influxd). BENCH_STRICT=1 makes a
 # FAIL the exit code (default: 0, a shared machine can be noisy).
@@ -365,6 +367,7 @@ for i in range(5000):
           f'value={100 + i % 50}.{i % 1000} {t0 + i * 1000}')
 PY
   INFLUXDB_URL="http://$addr/null" PERFSINK_CREATE_DATABASE=false PERFSINK_SELF_METRICS_INTERVAL_MS=0 \
+    PERFSINK_GZIP_LEVEL=1 \
     "$PERFSINK" serve --listen 127.0.0.1:0 --quiet >"$work/relay-lps.out" 2>"$work/relay-lps.err" &
   relay_pid=$!
   relay=$relay_pid
