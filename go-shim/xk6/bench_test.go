@@ -23,9 +23,9 @@ import (
 //	default:  k6's default system tags (url a tag, written as a field; no vu/iter metadata)
 //	metadata: vu and iter system tags enabled (metadata, written as integer fields)
 //	nofields: tagsAsFields empty (url stays a tag): points without extra fields
-//	disabled: the engine disabled (no INFLUXDB_URL): the Go side, the cgo calls and the
-//	          engine's conversion of the points' fields (done before it checks for a URL)
-//	disabled-nofields: the Go side and the cgo calls only
+//	disabled: the engine disabled (no INFLUXDB_URL): the Go side (with the tag sets' fields)
+//	          and the cgo calls; the engine reads nothing
+//	disabled-nofields: the same without fields
 //
 // Besides wall time (which the machine's other load inflates) it reports CPU time per
 // sample from /proc/self/task/*/schedstat: go-cpu-ns is every Go thread (the output, cgo,
