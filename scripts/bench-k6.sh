@@ -242,6 +242,7 @@ run_variant() { # variant round
   base="$work/$v.$n.$r"
   local -a settings=()
   [ "$v" = "$1" ] || IFS=+ read -r -a settings <<<"${1#*+}"
+  rm -f "$base".* # a repeated run must not read the files of the first one
   local sum="$base.summary.json" emit="-" deliv="-" cpu_ps="-" note=""
   local i0 t0 b0 i1 t1 b1 relay_pid relay_url
   export BENCH_K6_CPU="$base.k6cpu"
