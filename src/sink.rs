@@ -279,6 +279,13 @@ impl Sink {
         self.with_fatal(produced.into())
     }
 
+    /// Counts points a foreign caller handed over that could not even be read (invalid
+    /// UTF-8, NULL with a length...) in `rejected_invalid`, so every refused point shows.
+    #[doc(hidden)]
+    pub fn count_unreadable(&self, points: u64) {
+        Counters::add(&self.counters.rejected_invalid, points);
+    }
+
     /// The convenience path: one point with any number of typed fields, by names.
     pub fn record(
         &self,

@@ -312,9 +312,21 @@ pub unsafe extern "C" fn perfsink_sink_record(
 ) -> perfsink_result {
     guard(|| {
         let sink = try_ffi!(ref_arg(sink, "sink"));
-        let measurement = try_ffi!(str_arg(measurement, measurement_len, "measurement"));
-        let tags = try_ffi!(types::tags(tags, tag_count));
-        let fields = try_ffi!(types::fields(fields, field_count));
+        let read = (|| {
+            Ok((
+                str_arg(measurement, measurement_len, "measurement")?,
+                types::tags(tags, tag_count)?,
+                types::fields(fields, field_count)?,
+            ))
+        })();
+        // A point that cannot be read is refused like an invalid one, and counted as such.
+        let (measurement, tags, fields) = match read {
+            Ok(v) => v,
+            Err(code) => {
+                sink.0.count_unreadable(1);
+                return code;
+            }
+        };
         let ts = if timestamp_ns == PERFSINK_TIMESTAMP_NOW {
             now_ns()
         } else {

@@ -396,14 +396,17 @@ static void invalid_points(perfsink_sink *sink)
     CHECK_RC(perfsink_sink_record(sink, S("\xff\xfe"), tags, 1, fields, 1, t0),
              PERFSINK_INVALID_UTF8);
     CHECK_MSG("measurement is not valid UTF-8 (at byte 0)");
+    refused++; /* a point that cannot be read is counted like an invalid one */
     tags[0] = tag("case", "\xc3");
     CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 1, t0), PERFSINK_INVALID_UTF8);
     CHECK_MSG("tag value");
+    refused++;
     tags[0] = tag("case", "record");
     fields[0].kind = 77;
     CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 1, t0),
              PERFSINK_INVALID_ARGUMENT);
     CHECK_MSG("\"duration\" has unknown type 77");
+    refused++;
     fields[0] = float_field("duration", NAN);
     CHECK_RC(perfsink_sink_record(sink, S("m"), tags, 1, fields, 1, t0), PERFSINK_INVALID_VALUE);
     refused++;
