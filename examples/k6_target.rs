@@ -1,6 +1,7 @@
 //! A tiny HTTP/1.1 target for load-testing k6 itself on loopback: keep-alive, one thread per
-//! connection, answers every request `200 ok`. Used by `scripts/k6-output-cost.sh` to measure
-//! what each stock k6 output costs k6 (the target must be cheap, so k6 is the bottleneck).
+//! connection, answers every request `200 ok`. Used by `scripts/bench-k6.sh` (`make bench`) to
+//! measure what each way of getting k6's samples into InfluxDB costs k6 (the target must be
+//! cheap, so k6 is the bottleneck), and as the null InfluxDB of its diagnosis rows.
 //!
 //! `cargo run --release --example k6_target [PORT]` prints `listening on 127.0.0.1:PORT`.
 
