@@ -2,6 +2,7 @@
 //! fast path, points by series id) or `record` (one multi-field point by names); both encode
 //! in the caller's thread and never wait on the network.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -134,6 +135,8 @@ pub struct Sink {
     field_options: FieldOptions,
     closed: AtomicBool,
     report: Mutex<Option<Report>>,
+    /// The relay's de-duplication: latest timestamp of each series key as the lines came.
+    relay_last_ts: Mutex<HashMap<Box<[u8]>, i64>>,
 }
 
 impl Sink {
@@ -173,6 +176,7 @@ impl Sink {
             field_options: FieldOptions { uint_as_int },
             closed: AtomicBool::new(false),
             report: Mutex::new(None),
+            relay_last_ts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -340,8 +344,9 @@ impl Sink {
     /// one gets the receive time, truncated to `precision` as InfluxDB does), the global tags
     /// merged into its tag set, and, for a v1 target, unsigned fields written as integers.
     /// Malformed lines are refused one by one (counted in `rejected_invalid`); the others are
-    /// still taken. Lines are not interned and their timestamps not de-duplicated: they reach
-    /// InfluxDB with the identity their client gave them, so its merge rules stay theirs.
+    /// still taken. Lines are not interned: they reach InfluxDB with the series key their
+    /// client wrote. With `PERFSINK_DEDUP` a line tied with the latest timestamp of its series
+    /// moves one unit later (`unique_relay_timestamp`), so InfluxDB keeps both.
     pub fn ingest(&self, body: &[u8], precision: InputPrecision) -> Ingested {
         /// Lines parsed (outside the queue lock) per `produce` call.
         const BATCH: usize = 512;
@@ -388,13 +393,26 @@ impl Sink {
             match engine {
                 Some(engine) => {
                     let errors = &mut out.errors;
+                    let mut last_ts = self.config.dedup.then(|| self.relay_last_ts.lock());
+                    let cap = self.config.max_series;
+                    let mut shifted = 0u64;
                     let p = engine.queue.produce(batch.len(), |i, buf| {
                         let (number, line) = &batch[i];
-                        forward.write(buf, line).map(|()| 1).map_err(|reason| {
+                        let written = forward.timestamp(line).and_then(|ts| {
+                            let (ts, moved) = match last_ts.as_deref_mut() {
+                                Some(map) => unique_relay_timestamp(map, cap, line.key(), ts),
+                                None => (ts, false),
+                            };
+                            shifted += u64::from(moved);
+                            forward.write_at(buf, line, ts, moved)
+                        });
+                        written.map(|()| 1).map_err(|reason| {
                             refused(*number, line, reason, errors);
                             Error::InvalidInput(reason.into())
                         })
                     });
+                    drop(last_ts);
+                    Counters::add(&self.counters.deduplicated, shifted);
                     out.accepted += p.accepted;
                     out.rejected += p.rejected;
                     out.dropped += p.dropped;
@@ -629,4 +647,57 @@ fn finish_line(
     buf.push(b' ');
     write_timestamp(buf, ts);
     buf.push(b'\n');
+}
+
+/// The relay's de-duplication. InfluxDB keeps one point per series and timestamp, so a line at
+/// exactly the latest timestamp of its series (as the client wrote the key) moves one unit
+/// later; older lines (out of order) keep theirs, so no sample moves further than the tie.
+/// Series past `cap` are not tracked (memory stays bounded).
+fn unique_relay_timestamp(
+    last: &mut HashMap<Box<[u8]>, i64>,
+    cap: usize,
+    key: &[u8],
+    ts: i64,
+) -> (i64, bool) {
+    match last.get_mut(key) {
+        Some(prev) if ts == *prev => {
+            let moved = ts.saturating_add(1);
+            *prev = moved;
+            (moved, true)
+        }
+        Some(prev) => {
+            *prev = (*prev).max(ts);
+            (ts, false)
+        }
+        None => {
+            if last.len() < cap {
+                last.insert(key.into(), ts);
+            }
+            (ts, false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod relay_dedup_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_tie_with_the_latest_moves() {
+        let mut m = HashMap::new();
+        let k = b"m,t=a".as_slice();
+        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 100), (100, false));
+        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 100), (101, true));
+        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 101), (102, true));
+        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 50), (50, false));
+        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 200), (200, false));
+        assert_eq!(
+            unique_relay_timestamp(&mut m, 10, b"m,t=b", 200),
+            (200, false)
+        );
+        // Past the cap a new series is not tracked.
+        assert_eq!(unique_relay_timestamp(&mut m, 2, b"m,t=c", 7), (7, false));
+        assert_eq!(unique_relay_timestamp(&mut m, 2, b"m,t=c", 7), (7, false));
+        assert_eq!(m.len(), 2);
+    }
 }

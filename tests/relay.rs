@@ -386,10 +386,46 @@ fn partial_writes_keep_the_good_lines_and_answer_like_influxdb() {
 }
 
 #[test]
+fn ties_with_the_latest_timestamp_of_a_series_are_kept_apart() {
+    for (db, extra, points) in [
+        ("relay_dedup_on", "", 3),
+        ("relay_dedup_off", "PERFSINK_DEDUP=false", 2),
+    ] {
+        let s = setup(db, extra, options());
+        // Two samples of one series at one nanosecond (k6 does this now and then), a later one,
+        // and an out-of-order one that keeps its time (it ties with nothing).
+        let t = T0 + 10;
+        let body = format!(
+            "d,k=a v=1 {t}\nd,k=a v=2 {t}\nd,k=b v=3 {t}\nd,k=a v=4 {}\n",
+            t - 5
+        );
+        assert_status(&s.write("ns", &body), 204);
+        s.flush();
+        let rows = influx().query_rows(&s.db, "SELECT v FROM d WHERE k = 'a'");
+        assert_eq!(rows.len(), points, "{db}: {rows:?}");
+        let times: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+        let values: Vec<f64> = rows.iter().map(|r| r[1].as_f64().unwrap()).collect();
+        if points == 3 {
+            assert_eq!(
+                (times, values),
+                (vec![t - 5, t, t + 1], vec![4.0, 1.0, 2.0])
+            );
+        } else {
+            assert_eq!((times, values), (vec![t - 5, t], vec![4.0, 2.0]));
+        }
+        let (_, report) = s.finish();
+        let moved = report.stats.deduplicated;
+        assert_eq!(moved, if points == 3 { 1 } else { 0 }, "{db}");
+    }
+}
+
+#[test]
 fn body_limits_answer_413() {
+    // Without de-duplication the repeated line is one point in InfluxDB, which the counts
+    // below rely on.
     let s = setup(
         "relay_limits",
-        "",
+        "PERFSINK_DEDUP=false",
         RelayOptions {
             max_body_bytes: 1000,
             ..options()

@@ -59,7 +59,14 @@ impl Forward {
     /// an unsigned value a 1.x server cannot take) `out` is left as it was.
     #[inline]
     pub fn write(&self, out: &mut Vec<u8>, line: &ParsedLine<'_>) -> Result<(), &'static str> {
-        let ts = match line.timestamp() {
+        let ts = self.timestamp(line)?;
+        self.write_at(out, line, ts, false)
+    }
+
+    /// The line's timestamp in the sink's precision (the receive time when it has none).
+    #[inline]
+    pub fn timestamp(&self, line: &ParsedLine<'_>) -> Result<i64, &'static str> {
+        Ok(match line.timestamp() {
             Some(ts) => {
                 let ns = self.input.to_ns(ts).ok_or(reason::TIME_RANGE)?;
                 if self.same_unit {
@@ -69,9 +76,26 @@ impl Forward {
                 }
             }
             None => self.default_ts,
-        };
+        })
+    }
+
+    /// `write` with the timestamp `ts` (from `timestamp`, or moved by the de-duplication:
+    /// `moved`).
+    #[inline]
+    pub fn write_at(
+        &self,
+        out: &mut Vec<u8>,
+        line: &ParsedLine<'_>,
+        ts: i64,
+        moved: bool,
+    ) -> Result<(), &'static str> {
         let rewrite_fields = self.uint_as_int && line.has_unsigned();
-        if self.tags.is_empty() && !rewrite_fields && self.same_unit && line.timestamp().is_some() {
+        if self.tags.is_empty()
+            && !rewrite_fields
+            && self.same_unit
+            && !moved
+            && line.timestamp().is_some()
+        {
             out.extend_from_slice(line.through_timestamp());
             out.push(b'\n');
             return Ok(());

@@ -20,7 +20,8 @@
 //!   and the relay's and the sink's counters.
 //!
 //! Lines are forwarded as they came (see `Sink::ingest`): timestamps rescaled to the sink's
-//! precision, the sink's global tags merged in, no series interning or de-duplication.
+//! precision, the sink's global tags merged in, ties with a series' latest timestamp moved one
+//! unit later (`PERFSINK_DEDUP`), no series interning.
 //!
 //! Databases: the sink has one writer and one target database (`INFLUXDB_DB` /
 //! `INFLUXDB_BUCKET`). A request's `db`/`bucket` does not route: every line goes to the sink's

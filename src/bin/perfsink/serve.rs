@@ -35,9 +35,9 @@ org, bucket, precision ns|us|ms|s), gzip bodies, GET|POST /query (answers CREATE
 as k6 sends it), GET|HEAD /ping, GET /health (JSON with the counters).
 Malformed lines get InfluxDB 1.x's partial-write answer (400, `dropped=N`) and the good lines of
 the body are kept. Timestamps are rescaled from the request's precision to the sink's; a line
-without one gets the time the relay received it. Lines are otherwise forwarded as they came:
-no series de-duplication (PERFSINK_DEDUP applies to the library paths), global tags
-(PERFSINK_TAGS) are merged in.
+without one gets the time the relay received it. Lines are otherwise forwarded as they came,
+global tags (PERFSINK_TAGS) merged in; with PERFSINK_DEDUP (default) a line tied with the
+latest timestamp of its series moves one unit later so InfluxDB keeps both.
 
 InfluxDB on this machine (localhost, 127.x, [::1]) gets uncompressed request bodies unless
 PERFSINK_GZIP_LEVEL is set: on loopback gzip saves nothing and costs CPU in both processes.
