@@ -135,8 +135,8 @@ pub struct Sink {
     field_options: FieldOptions,
     closed: AtomicBool,
     report: Mutex<Option<Report>>,
-    /// The relay's de-duplication: latest timestamp of each series key as the lines came.
-    relay_last_ts: Mutex<HashMap<Box<[u8]>, i64>>,
+    /// The relay's de-duplication: per series key, the latest timestamp in and out.
+    relay_last_ts: Mutex<RelayTimes>,
 }
 
 impl Sink {
@@ -398,13 +398,13 @@ impl Sink {
                     let mut shifted = 0u64;
                     let p = engine.queue.produce(batch.len(), |i, buf| {
                         let (number, line) = &batch[i];
-                        let written = forward.timestamp(line).and_then(|ts| {
-                            let (ts, moved) = match last_ts.as_deref_mut() {
-                                Some(map) => unique_relay_timestamp(map, cap, line.key(), ts),
-                                None => (ts, false),
-                            };
-                            shifted += u64::from(moved);
-                            forward.write_at(buf, line, ts, moved)
+                        let written = forward.timestamp(line).and_then(|ts| match &mut last_ts {
+                            Some(map) => {
+                                let moved = write_unique(map, cap, &forward, buf, line, ts)?;
+                                shifted += u64::from(moved);
+                                Ok(())
+                            }
+                            None => forward.write_at(buf, line, ts, false),
                         });
                         written.map(|()| 1).map_err(|reason| {
                             refused(*number, line, reason, errors);
@@ -649,31 +649,41 @@ fn finish_line(
     buf.push(b'\n');
 }
 
-/// The relay's de-duplication. InfluxDB keeps one point per series and timestamp, so a line at
-/// exactly the latest timestamp of its series (as the client wrote the key) moves one unit
-/// later; older lines (out of order) keep theirs, so no sample moves further than the tie.
-/// Series past `cap` are not tracked (memory stays bounded).
-fn unique_relay_timestamp(
-    last: &mut HashMap<Box<[u8]>, i64>,
+/// Per series key as the client wrote it: the latest timestamp in and the latest out.
+type RelayTimes = HashMap<Box<[u8]>, (i64, i64)>;
+
+/// The relay's de-duplication. InfluxDB keeps one point per series and timestamp, so a line
+/// whose timestamp falls between the latest one its client sent for the series and the latest
+/// one written for it (a tie, or a tie moved earlier) is written one unit after the latest
+/// written; other lines (later ones, and out-of-order ones) keep theirs. Per series key as the
+/// client wrote it: `(latest in, latest out)`. Series past `cap` are not tracked (memory stays
+/// bounded). The state changes only when the line was written. Returns whether it moved.
+fn write_unique(
+    last: &mut RelayTimes,
     cap: usize,
-    key: &[u8],
+    forward: &Forward,
+    buf: &mut Vec<u8>,
+    line: &ParsedLine<'_>,
     ts: i64,
-) -> (i64, bool) {
-    match last.get_mut(key) {
-        Some(prev) if ts == *prev => {
-            let moved = ts.saturating_add(1);
-            *prev = moved;
-            (moved, true)
-        }
-        Some(prev) => {
-            *prev = (*prev).max(ts);
-            (ts, false)
+) -> std::result::Result<bool, &'static str> {
+    match last.get_mut(line.key()) {
+        Some((last_in, last_out)) => {
+            let out = if *last_in <= ts && ts <= *last_out {
+                last_out.saturating_add(1)
+            } else {
+                ts
+            };
+            forward.write_at(buf, line, out, out != ts)?;
+            *last_in = (*last_in).max(ts);
+            *last_out = (*last_out).max(out);
+            Ok(out != ts)
         }
         None => {
+            forward.write_at(buf, line, ts, false)?;
             if last.len() < cap {
-                last.insert(key.into(), ts);
+                last.insert(line.key().into(), (ts, ts));
             }
-            (ts, false)
+            Ok(false)
         }
     }
 }
@@ -681,23 +691,35 @@ fn unique_relay_timestamp(
 #[cfg(test)]
 mod relay_dedup_tests {
     use super::*;
+    use crate::lineproto::lines;
+    use crate::model::Precision;
+
+    /// The timestamps `write_unique` gives the lines of `body` (all of one or more series).
+    fn times(body: &str, cap: usize) -> Vec<i64> {
+        let forward = Forward::new(InputPrecision::Ns, Precision::Ns, 0, &[], false);
+        let mut map = HashMap::new();
+        let mut out = Vec::new();
+        for (_, line) in lines(body.as_bytes()) {
+            let line = line.unwrap();
+            let mut buf = Vec::new();
+            let ts = forward.timestamp(&line).unwrap();
+            write_unique(&mut map, cap, &forward, &mut buf, &line, ts).unwrap();
+            let text = String::from_utf8(buf).unwrap();
+            out.push(text.trim_end().rsplit(' ').next().unwrap().parse().unwrap());
+        }
+        out
+    }
 
     #[test]
-    fn only_a_tie_with_the_latest_moves() {
-        let mut m = HashMap::new();
-        let k = b"m,t=a".as_slice();
-        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 100), (100, false));
-        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 100), (101, true));
-        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 101), (102, true));
-        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 50), (50, false));
-        assert_eq!(unique_relay_timestamp(&mut m, 10, k, 200), (200, false));
-        assert_eq!(
-            unique_relay_timestamp(&mut m, 10, b"m,t=b", 200),
-            (200, false)
-        );
+    fn ties_move_past_the_latest_written_and_nothing_else_moves() {
+        let b = "m v=1 100\nm v=2 100\nm v=3 100\nm v=4 101\nm v=5 50\nm v=6 200\n";
+        assert_eq!(times(b, 10), [100, 101, 102, 103, 50, 200]);
+        // Another series is its own.
+        assert_eq!(times("m,t=a v=1 7\nm,t=b v=1 7\n", 10), [7, 7]);
         // Past the cap a new series is not tracked.
-        assert_eq!(unique_relay_timestamp(&mut m, 2, b"m,t=c", 7), (7, false));
-        assert_eq!(unique_relay_timestamp(&mut m, 2, b"m,t=c", 7), (7, false));
-        assert_eq!(m.len(), 2);
+        assert_eq!(
+            times("m,t=a v=1 7\nm,t=b v=1 7\nm,t=b v=2 7\n", 1),
+            [7, 7, 7]
+        );
     }
 }

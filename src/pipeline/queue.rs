@@ -19,6 +19,8 @@ pub struct Accumulator {
     pub buf: Vec<u8>,
     pub lines: u64,
     since: Option<Instant>,
+    /// Set by the writer's last step (`take_rest`): nothing is taken after it.
+    closed: bool,
 }
 
 /// What one producer call did with its points.
@@ -63,6 +65,7 @@ impl Queue {
                 buf: Vec::new(),
                 lines: 0,
                 since: None,
+                closed: false,
             }),
             tx,
             rx,
@@ -85,6 +88,11 @@ impl Queue {
     {
         let mut out = Produced::default();
         let mut acc = self.acc.lock();
+        if acc.closed {
+            // The writer has stopped: refused like a call on a closed sink.
+            out.first_error = Some(Error::Closed);
+            return out;
+        }
         let mut unpublished = 0u64;
         for i in 0..n {
             if acc.lines >= self.batch_lines || acc.buf.len() >= self.batch_bytes {
@@ -205,10 +213,12 @@ impl Queue {
         self.acc.try_lock().is_some_and(|acc| acc.lines == 0)
     }
 
-    /// For the writer's last step: whatever the accumulator holds. The queue is drained
-    /// by then, so a producer holding the lock gets room at once.
+    /// For the writer's last step: whatever the accumulator holds, and no producer adds to it
+    /// afterwards. The queue is drained before, so a producer holding the lock gets room at
+    /// once; what it hands off meanwhile is on the queue, which the writer drains again after.
     pub fn take_rest(&self) -> Option<Chunk> {
         let mut acc = self.acc.lock();
+        acc.closed = true;
         (acc.lines > 0).then(|| self.take(&mut acc))
     }
 
@@ -255,6 +265,20 @@ mod tests {
     fn line(_: usize, buf: &mut Vec<u8>) -> Result<u64> {
         buf.extend_from_slice(b"m v=1 1\n");
         Ok(1)
+    }
+
+    #[test]
+    fn nothing_is_taken_after_the_writers_last_step() {
+        let (q, counters) = queue(4, 10, QueuePolicy::DropNewest);
+        assert_eq!(q.produce(3, line).accepted, 3);
+        assert_eq!(q.take_rest().unwrap().lines, 3);
+        let p = q.produce(2, line);
+        assert_eq!(
+            (p.accepted, p.dropped, p.first_error),
+            (0, 0, Some(Error::Closed))
+        );
+        assert!(q.take_rest().is_none() && q.is_empty());
+        assert_eq!(counters.snapshot().accepted, 3);
     }
 
     #[test]

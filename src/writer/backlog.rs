@@ -35,7 +35,12 @@ impl Backlog {
     /// Room for another chunk, in memory or on disk. Without room the writer leaves chunks on
     /// the queue, so producers feel the queue policy rather than losing points unseen.
     pub fn has_room(&self) -> bool {
-        self.held < self.max_mem || self.spool.as_ref().is_some_and(|s| s.has_room())
+        match &self.spool {
+            // Once anything is on disk, `push` appends there (order of arrival).
+            Some(s) if !s.is_empty() => s.has_room(),
+            Some(s) => self.held < self.max_mem || s.has_room(),
+            None => self.held < self.max_mem,
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -522,6 +522,10 @@ impl Run {
         if let Some(chunk) = self.queue.take_rest() {
             self.give_up(chunk);
         }
+        // A producer that held the accumulator while we drained may have queued more.
+        while let Some(chunk) = self.queue.try_recv() {
+            self.give_up(chunk);
+        }
         while let Some(chunk) = self.backlog.pop_memory() {
             self.backlog.release(chunk.data.len());
             self.give_up(chunk);
