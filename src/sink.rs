@@ -346,7 +346,7 @@ impl Sink {
     /// Malformed lines are refused one by one (counted in `rejected_invalid`); the others are
     /// still taken. Lines are not interned: they reach InfluxDB with the series key their
     /// client wrote. With `PERFSINK_DEDUP` a line tied with the latest timestamp of its series
-    /// moves one unit later (`unique_relay_timestamp`), so InfluxDB keeps both.
+    /// moves just after it (`write_unique`), so InfluxDB keeps both.
     pub fn ingest(&self, body: &[u8], precision: InputPrecision) -> Ingested {
         /// Lines parsed (outside the queue lock) per `produce` call.
         const BATCH: usize = 512;

@@ -37,7 +37,7 @@ Malformed lines get InfluxDB 1.x's partial-write answer (400, `dropped=N`) and t
 the body are kept. Timestamps are rescaled from the request's precision to the sink's; a line
 without one gets the time the relay received it. Lines are otherwise forwarded as they came,
 global tags (PERFSINK_TAGS) merged in; with PERFSINK_DEDUP (default) a line tied with the
-latest timestamp of its series moves one unit later so InfluxDB keeps both.
+latest timestamp of its series moves just after it so InfluxDB keeps both.
 
 InfluxDB on this machine (localhost, 127.x, [::1]) gets uncompressed request bodies unless
 PERFSINK_GZIP_LEVEL is set: on loopback gzip saves nothing and costs CPU in both processes.
