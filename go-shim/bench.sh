@@ -5,6 +5,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")"
+SHIM=$(pwd)
 ROOT=$(cd .. && pwd)
 export PATH="/usr/local/go/bin:$HOME/.cargo/bin:$PATH"
 export CGO_ENABLED=1 GOFLAGS=-buildvcs=false
@@ -15,8 +16,10 @@ N=${2:-3000000}
 # Go's build cache does not hash the static library named in `#cgo LDFLAGS`: without this, a
 # rebuilt engine can be skipped and the Go binaries linked against the previous one.
 export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DPERFSINK_LIB_ID=$(sha1sum "$ROOT/target/release/libperfsink.a" | cut -c1-16)"
+# shellcheck source=workspace.sh
+. ./workspace.sh
 bin=$(mktemp -d)
-trap 'rm -rf "$bin"' EXIT
+trap 'rm -rf "$bin" "$WORKSPACE"' EXIT
 (cd xk6 && go test -c -o "$bin/xk6.test" .)
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
