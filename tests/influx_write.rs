@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::influx::quote_ident;
+use common::influx::{quote_ident, series_rows};
 use common::Influx;
 use perfsink::{Error, Field, FieldValue, Point, Sink, Stats, Tag};
 use serde_json::{json, Value};
@@ -51,29 +51,6 @@ fn t<'a>(key: &'a str, value: &'a str) -> Tag<'a> {
 /// Rows of the first series as `column -> value` maps.
 fn rows(influx: &Influx, db: &str, q: &str) -> Vec<BTreeMap<String, Value>> {
     series_rows(&influx.query_series(db, q))
-}
-
-fn series_rows(series: &[Value]) -> Vec<BTreeMap<String, Value>> {
-    let Some(s) = series.first() else {
-        return Vec::new();
-    };
-    let cols: Vec<String> = s["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
-    s["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            cols.iter()
-                .cloned()
-                .zip(r.as_array().unwrap().iter().cloned())
-                .collect()
-        })
-        .collect()
 }
 
 /// `SHOW FIELD KEYS` as `field -> type`.

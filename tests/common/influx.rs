@@ -532,6 +532,31 @@ fn ping(port: u16) -> bool {
     matches!(http::get(&format!("http://127.0.0.1:{port}/ping")), Ok(r) if r.status == 204)
 }
 
+/// The rows of the first series of a query answer as column → value maps (`time` included);
+/// empty if there is no series.
+pub fn series_rows(series: &[Value]) -> Vec<std::collections::BTreeMap<String, Value>> {
+    let Some(s) = series.first() else {
+        return Vec::new();
+    };
+    let cols: Vec<String> = s["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    s["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            cols.iter()
+                .cloned()
+                .zip(r.as_array().unwrap().iter().cloned())
+                .collect()
+        })
+        .collect()
+}
+
 /// InfluxQL identifier in double quotes.
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))

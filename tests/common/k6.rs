@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use perfsink::sources::k6json::parse_rfc3339_ns;
 use serde_json::Value;
 
-use super::influx::quote_ident;
+use super::influx::{quote_ident, series_rows};
 use super::Influx;
 
 /// k6's default system tags plus `vu` and `iter` (metadata since k6 v0.41; off by default).
@@ -466,26 +466,12 @@ pub fn canonical(column: &str, v: &Value) -> Option<String> {
 /// Every point of a measurement: (time, column → canonical text).
 pub fn influx_rows(influx: &Influx, db: &str, m: &str) -> Vec<(i64, BTreeMap<String, String>)> {
     let series = influx.query_series(db, &format!("SELECT * FROM {}", quote_ident(m)));
-    let Some(s) = series.first() else {
-        return Vec::new();
-    };
-    let cols: Vec<String> = s["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
-    s["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let r = r.as_array().unwrap();
-            let t = r[0].as_i64().unwrap();
-            let row = cols
+    series_rows(&series)
+        .into_iter()
+        .map(|mut row| {
+            let t = row.remove("time").and_then(|t| t.as_i64()).unwrap();
+            let row = row
                 .iter()
-                .zip(r)
-                .skip(1)
                 .filter_map(|(c, v)| Some((c.clone(), canonical(c, v)?)))
                 .collect();
             (t, row)
