@@ -10,6 +10,10 @@
 //! * the same through the C ABI (`perfsink_sink_submit`), and the one-point convenience call
 //!   `perfsink_sink_record` with a `workflow_step` point;
 //! * line-protocol encoding alone (prefix + float + timestamp into a `Vec`);
+//! * k6's JSON output stream into the sink (`perfsink k6`'s source): 1024 k6 `Point` lines a
+//!   call (HTTP trails: 8 metrics, 100 URLs, vu/iter metadata, ~330 B a line) read, parsed and
+//!   submitted, in k6's own key order (the fast path) and in another order (the general
+//!   scanner);
 //! * end to end into a private influxd 1.x (2 M points, 5000-line batches), counted back;
 //! * the memory bound with InfluxDB down (in a child process, so its peak RSS is its own).
 //!
@@ -21,7 +25,7 @@
 //!
 //! `cargo bench --bench engine -- rust c-1024 encode e2e memory` runs only the rows whose key
 //! starts with one of the words (keys: `rust-1`, `rust-64`, `rust-1024`, `c-1`, `c-64`,
-//! `c-1024`, `c-value`, `c-record`, `encode`, `e2e`, `memory`).
+//! `c-1024`, `c-value`, `c-record`, `encode`, `k6-json`, `k6-json-general`, `e2e`, `memory`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -112,6 +116,13 @@ fn main() {
     if run("encode") {
         eprintln!("encode");
         rows.push(encode_only());
+    }
+    for general in [false, true] {
+        let key = if general { "k6-json-general" } else { "k6-json" };
+        if run(key) {
+            eprintln!("{key}");
+            rows.push(k6_json(&config, general));
+        }
     }
     eprintln!(
         "null server: {} requests, {} MB received",
@@ -451,6 +462,109 @@ fn k6_line_len() -> f64 {
         buf.push(b'\n');
     }
     buf.len() as f64 / n as f64
+}
+
+// ---------------------------------------------------------------------------------------------
+// k6 JSON stream rows
+
+/// Lines per `k6_json` call.
+const K6_JSON_LINES: usize = 1024;
+
+/// 1024 k6 `Point` lines as k6 writes them (`general`: keys in another order, so the general
+/// scanner reads them), and where each line's time is, to renew it per call.
+fn k6_json_lines(general: bool) -> (Vec<u8>, Vec<usize>) {
+    const METRICS: [&str; 8] = [
+        "http_reqs",
+        "http_req_duration",
+        "http_req_blocked",
+        "http_req_connecting",
+        "http_req_tls_handshaking",
+        "http_req_sending",
+        "http_req_waiting",
+        "http_req_receiving",
+    ];
+    let mut buf = Vec::new();
+    let mut times = Vec::new();
+    for i in 0..K6_JSON_LINES {
+        let (request, metric) = (i / METRICS.len(), METRICS[i % METRICS.len()]);
+        let url = format!("https://test.k6.io/{}", request % 100);
+        let tags = format!(
+            r#"{{"expected_response":"true","group":"","method":"GET","name":"{url}","proto":"HTTP/1.1","scenario":"default","status":"200","tls_version":"tls1.3","url":"{url}"}}"#
+        );
+        let value = if i % 8 == 0 { 1.0 } else { k6_value(i) };
+        let meta = format!(r#"{{"vu":"{}","iter":"{}"}}"#, vu(request), iter_no(request));
+        let time = "2025-06-25T10:00:00.000000000Z";
+        let line = if general {
+            format!(
+                r#"{{"type":"Point","data":{{"tags":{tags},"metadata":{meta},"value":{value},"time":"{time}"}},"metric":"{metric}"}}"#
+            )
+        } else {
+            format!(
+                r#"{{"metric":"{metric}","type":"Point","data":{{"time":"{time}","value":{value},"tags":{tags},"metadata":{meta}}}}}"#
+            )
+        };
+        let at = line.find(time).expect("time in line");
+        times.push(buf.len() + at);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+    }
+    (buf, times)
+}
+
+/// Writes `ns` (below one hour) as the minutes, seconds and fraction of the time at `at`
+/// (`2025-06-25T10:MM:SS.FFFFFFFFFZ`).
+fn patch_time(buf: &mut [u8], at: usize, ns: u64) {
+    let digits = |buf: &mut [u8], start: usize, len: usize, mut v: u64| {
+        for i in (0..len).rev() {
+            buf[start + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    digits(buf, at + 14, 2, ns / 60_000_000_000 % 60);
+    digits(buf, at + 17, 2, ns / 1_000_000_000 % 60);
+    digits(buf, at + 20, 9, ns % 1_000_000_000);
+}
+
+fn k6_json(config: &str, general: bool) -> Row {
+    use perfsink::sources::k6json::{K6JsonSource, TagsAsFields};
+    let sink = Sink::from_kv(config).expect("open sink");
+    let mut source = K6JsonSource::new(&sink, TagsAsFields::default());
+    let (mut buf, times) = k6_json_lines(general);
+    let mut ns = 0u64;
+    let before = sink.stats();
+    let best = best_of(
+        K6_JSON_LINES,
+        || {
+            let (s0, n0) = (sink.stats(), source.stats().samples);
+            for &at in &times {
+                ns += 1000;
+                patch_time(&mut buf, at, ns);
+            }
+            let n1 = source.run(&buf[..]).expect("read").samples;
+            let s1 = sink.stats();
+            (n1 - n0, s1.dropped - s0.dropped, s1.rejected - s0.rejected)
+        },
+        || sink.flush(FLUSH_TIMEOUT).expect("flush"),
+    );
+    let stats = source.stats();
+    drop(source);
+    let after = sink.stats();
+    let report = sink.close();
+    assert_eq!(stats.malformed, 0, "lines not understood");
+    assert_eq!(
+        after.dropped_queue_full - before.dropped_queue_full,
+        best.dropped,
+        "drop counters disagree"
+    );
+    micro_row(
+        format!(
+            "k6 JSON stream{}",
+            if general { ", general scanner" } else { "" }
+        ),
+        &best,
+        None,
+        &format!("written {}", report.stats.written),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 WORKSPACE=$(mktemp -d)
 STANDIN="$WORKSPACE/k6"
 cp -r "$SHIM/testdata/k6standin" "$STANDIN"
-printf 'module go.k6.io/k6\n\ngo 1.24\n' >"$STANDIN/go.mod"
+{ printf 'module go.k6.io/k6\n\n'; cat "$STANDIN/go.mod.tail"; } >"$STANDIN/go.mod"
 cat >"$WORKSPACE/go.work" <<WORK
 go 1.24
 

@@ -2,10 +2,13 @@ package xk6_test
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"go.k6.io/k6/ext"
 	"go.k6.io/k6/metrics"
@@ -30,20 +33,44 @@ func constructor(t testing.TB) output.Constructor {
 	return c
 }
 
+// testLogger is a real logrus logger, as k6 hands its outputs (Params.Logger is a
+// logrus.FieldLogger): every entry goes to the test log, warnings are kept.
 type testLogger struct {
+	*logrus.Logger
+	hook *warnHook
+}
+
+type warnHook struct {
 	t  testing.TB
 	mu sync.Mutex
 	w  []string
 }
 
-func (l *testLogger) Debugf(f string, a ...interface{}) { l.t.Logf("debug: "+f, a...) }
-func (l *testLogger) Infof(f string, a ...interface{})  { l.t.Logf("info: "+f, a...) }
-func (l *testLogger) Errorf(f string, a ...interface{}) { l.t.Logf("error: "+f, a...) }
-func (l *testLogger) Warnf(f string, a ...interface{}) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.w = append(l.w, fmt.Sprintf(f, a...))
-	l.t.Logf("warn: "+f, a...)
+func (h *warnHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h *warnHook) Fire(e *logrus.Entry) error {
+	h.t.Logf("%s: %s", e.Level, e.Message)
+	if e.Level <= logrus.WarnLevel {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.w = append(h.w, e.Message)
+	}
+	return nil
+}
+
+func (h *warnHook) warnings() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.w...)
+}
+
+func newTestLogger(t testing.TB) testLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard) // the hook shows every entry in the test log
+	l.SetLevel(logrus.DebugLevel)
+	h := &warnHook{t: t}
+	l.AddHook(h)
+	return testLogger{Logger: l, hook: h}
 }
 
 // k6's HTTP trail metrics, in its order.
@@ -92,13 +119,13 @@ func TestRegistered(t *testing.T) {
 // then what landed in a real InfluxDB.
 func TestK6Lifecycle(t *testing.T) {
 	influx := influxtest.Start(t)
-	log := &testLogger{t: t}
+	log := newTestLogger(t)
 	o, err := constructor(t)(output.Params{
 		OutputType:     "perfsink",
 		ConfigArgument: influx.URL + "/xk6?tagsAsFields=vu:int&tagsAsFields=iter:int&tagsAsFields=url",
 		JSONConfig:     []byte(`{"pushInterval": "200ms", "PERFSINK_TAGS": "testid=run1"}`),
 		Environment:    map[string]string{"PERFSINK_SELF_METRICS_INTERVAL_MS": "0", "K6_INFLUXDB_DB": "ignored-by-url"},
-		Logger:         log,
+		Logger:         log.Logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +219,7 @@ func TestK6Lifecycle(t *testing.T) {
 		fmt.Sprint(rows[5]["vu"]) != "3" || rows[5]["url"] != "https://test.k6.io/p1" || rows[5]["testid"] != "run1" {
 		t.Errorf("http_reqs row 5: %v", rows[5])
 	}
-	if len(log.w) != 0 {
-		t.Errorf("warnings: %v", log.w)
+	if w := log.hook.warnings(); len(w) != 0 {
+		t.Errorf("warnings: %v", w)
 	}
 }

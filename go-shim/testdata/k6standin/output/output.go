@@ -4,6 +4,8 @@ package output
 import (
 	"encoding/json"
 
+	"github.com/sirupsen/logrus"
+
 	"go.k6.io/k6/ext"
 	"go.k6.io/k6/metrics"
 )
@@ -17,23 +19,16 @@ type Output interface {
 	Stop() error
 }
 
-// Params are what k6 hands a constructor. Only the fields perfsink reads are declared.
-// In k6, Logger is a logrus.FieldLogger; the stand-in declares the subset of its methods
-// perfsink calls (identical signatures), so the same glue compiles against both.
+// Params are what k6 hands a constructor. Only the fields perfsink and its tests use are
+// declared, each with k6's type (k6 also has StdOut, StdErr, FS, ScriptPath, ScriptOptions,
+// RuntimeOptions, ExecutionPlan and Usage, after Environment).
 type Params struct {
 	OutputType     string          // the part of --out before '='
 	ConfigArgument string          // the part of --out after '='
 	JSONConfig     json.RawMessage // the config file's collectors[OutputType]
-	Logger         FieldLogger
-	Environment    map[string]string
-}
 
-// FieldLogger is the part of logrus.FieldLogger that perfsink uses.
-type FieldLogger interface {
-	Debugf(format string, args ...interface{})
-	Infof(format string, args ...interface{})
-	Warnf(format string, args ...interface{})
-	Errorf(format string, args ...interface{})
+	Logger      logrus.FieldLogger
+	Environment map[string]string
 }
 
 // Constructor builds an output.
