@@ -118,7 +118,11 @@ fn main() {
         rows.push(encode_only());
     }
     for general in [false, true] {
-        let key = if general { "k6-json-general" } else { "k6-json" };
+        let key = if general {
+            "k6-json-general"
+        } else {
+            "k6-json"
+        };
         if run(key) {
             eprintln!("{key}");
             rows.push(k6_json(&config, general));
@@ -492,7 +496,11 @@ fn k6_json_lines(general: bool) -> (Vec<u8>, Vec<usize>) {
             r#"{{"expected_response":"true","group":"","method":"GET","name":"{url}","proto":"HTTP/1.1","scenario":"default","status":"200","tls_version":"tls1.3","url":"{url}"}}"#
         );
         let value = if i % 8 == 0 { 1.0 } else { k6_value(i) };
-        let meta = format!(r#"{{"vu":"{}","iter":"{}"}}"#, vu(request), iter_no(request));
+        let meta = format!(
+            r#"{{"vu":"{}","iter":"{}"}}"#,
+            vu(request),
+            iter_no(request)
+        );
         let time = "2025-06-25T10:00:00.000000000Z";
         let line = if general {
             format!(
@@ -526,7 +534,8 @@ fn patch_time(buf: &mut [u8], at: usize, ns: u64) {
 }
 
 fn k6_json(config: &str, general: bool) -> Row {
-    use perfsink::sources::k6json::{K6JsonSource, TagsAsFields};
+    use perfsink::sources::k6::json::K6JsonSource;
+    use perfsink::sources::k6::schema::TagsAsFields;
     let sink = Sink::from_kv(config).expect("open sink");
     let mut source = K6JsonSource::new(&sink, TagsAsFields::default());
     let (mut buf, times) = k6_json_lines(general);

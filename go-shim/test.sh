@@ -75,6 +75,9 @@ func main() {
 	fmt.Println(names)
 }
 EOF
+# The stand-in requires logrus, as k6 does: its module graph comes from the module proxy here,
+# so that the offline build below finds everything `go mod tidy` looks at in the module cache.
+(cd "$STANDIN" && GOWORK=off go mod download all)
 (
 	cd "$build"
 	export GOWORK=off GOPROXY=off GOFLAGS="-mod=mod -buildvcs=false"

@@ -44,6 +44,10 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::model::Precision;
 
+pub mod url;
+
+use url::InfluxUrl;
+
 /// A secret (password, token). Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -211,9 +215,7 @@ impl Config {
                 }
                 continue;
             };
-            let wanted = (name.starts_with("PERFSINK_") && !TOOL_VARIABLES.contains(&name))
-                || (name.starts_with("INFLUXDB_") && key_index(name).is_some());
-            if !wanted {
+            if !is_env_key(name) {
                 continue;
             }
             let Some(value) = value.to_str() else {
@@ -365,6 +367,14 @@ const MIN_BATCH_BYTES: u64 = 1024;
 /// Values longer than this are cut in messages, which end up in one log line.
 const MAX_SHOWN: usize = 80;
 
+/// Whether `from_env` reads the environment variable `name`: a `PERFSINK_*` key (an unknown one
+/// is then an error) or one of the `INFLUXDB_*` keys above (influxd reads other `INFLUXDB_*`
+/// variables from the same environment).
+pub fn is_env_key(name: &str) -> bool {
+    (name.starts_with("PERFSINK_") && !TOOL_VARIABLES.contains(&name))
+        || (name.starts_with("INFLUXDB_") && key_index(name).is_some())
+}
+
 fn key_index(key: &str) -> Option<usize> {
     KEYS.iter().position(|k| *k == key)
 }
@@ -426,7 +436,7 @@ fn invalid(key: &str, value: &str, why: impl fmt::Display) -> Error {
 
 /// Splits on `;` not preceded by a backslash and resolves `\;` and `\\`. Any other backslash is
 /// kept as it is, so Windows paths (`C:\certs\ca.pem`) need no doubling.
-fn split_kv(s: &str) -> Vec<String> {
+pub(crate) fn split_kv(s: &str) -> Vec<String> {
     let mut entries = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();
@@ -648,7 +658,7 @@ impl<'a> Raw<'a> {
         };
         let url = parse_url(url)?;
 
-        let db = match (url.db, self.text("INFLUXDB_DB")) {
+        let db = match (url.db.clone(), self.text("INFLUXDB_DB")) {
             (Some(path_db), Some(db)) if path_db != db => {
                 return Err(Error::Config(format!(
                     "INFLUXDB_URL names database {} in its path but INFLUXDB_DB is {}; \
@@ -726,20 +736,14 @@ impl<'a> Raw<'a> {
             }
         };
         Ok(Some(Endpoint {
-            base_url: url.base_url,
+            base_url: url.base_url(),
             api,
         }))
     }
 }
 
-struct ParsedUrl {
-    /// `scheme://host[:port]`.
-    base_url: String,
-    /// The one path segment, k6 style.
-    db: Option<String>,
-}
-
-fn parse_url(url: &str) -> Result<ParsedUrl> {
+/// `INFLUXDB_URL`: the shared parser, without credentials, query or percent-encoded path.
+fn parse_url(url: &str) -> Result<InfluxUrl> {
     const KEY: &str = "INFLUXDB_URL";
     // These two checks come first and do not quote the value: userinfo holds a password, and
     // InfluxDB 1.x takes `?u=...&p=...` credentials in the query.
@@ -755,89 +759,15 @@ fn parse_url(url: &str) -> Result<ParsedUrl> {
              instead (value not shown)"
         )));
     }
-    let bad = |why: &str| invalid(KEY, url, why);
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("must not contain whitespace"));
+    let parsed = InfluxUrl::parse(url).map_err(|why| invalid(KEY, url, why))?;
+    if parsed.path_encoded {
+        return Err(invalid(
+            KEY,
+            url,
+            "percent-encoded paths are not supported; name the database in INFLUXDB_DB",
+        ));
     }
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| bad("expected http://host[:port][/db] or https://..."))?;
-    let scheme = if scheme.eq_ignore_ascii_case("http") {
-        "http"
-    } else if scheme.eq_ignore_ascii_case("https") {
-        "https"
-    } else {
-        return Err(bad("the scheme must be http or https"));
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (addr, after) = v6
-            .split_once(']')
-            .ok_or_else(|| bad("unterminated '[' in the host"))?;
-        if addr.is_empty()
-            || !addr
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        {
-            return Err(bad("invalid IPv6 address"));
-        }
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| bad("unexpected text after the IPv6 address"))?,
-            ),
-        };
-        (&authority[..addr.len() + 2], port)
-    } else {
-        let (host, port) = match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        };
-        if host.is_empty() {
-            return Err(bad("the host is missing"));
-        }
-        if !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-        {
-            return Err(bad(
-                "invalid host (IPv6 addresses go in brackets: http://[::1]:8086)",
-            ));
-        }
-        (host, port)
-    };
-    let port = match port {
-        None => String::new(),
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => format!(":{n}"),
-            _ => return Err(bad("the port must be a number from 1 to 65535")),
-        },
-    };
-
-    let db = match path {
-        "" | "/" => None,
-        _ => {
-            let segment = path[1..].strip_suffix('/').unwrap_or(&path[1..]);
-            if segment.is_empty() || segment.contains('/') {
-                return Err(bad(
-                    "the path names the database and must be one segment, like /k6",
-                ));
-            }
-            if segment.contains('%') {
-                return Err(bad(
-                    "percent-encoded paths are not supported; name the database in INFLUXDB_DB",
-                ));
-            }
-            Some(segment.to_string())
-        }
-    };
-    Ok(ParsedUrl {
-        base_url: format!("{scheme}://{host}{port}"),
-        db,
-    })
+    Ok(parsed)
 }
 
 fn parse_tags(v: &str) -> Result<Vec<(String, String)>> {

@@ -1,10 +1,11 @@
-//! `sources::k6json`: k6 JSON output lines in, the exact line protocol k6's built-in `influxdb`
+//! `sources::k6::json`: k6 JSON output lines in, the exact line protocol k6's built-in `influxdb`
 //! output writes (plus vu/iter) out, captured by a scripted HTTP server.
 
 mod common;
 
 use common::{FaultServer, Resp};
-use perfsink::sources::k6json::{K6JsonSource, K6Stats, MetricType, TagsAsFields};
+use perfsink::sources::k6::json::{K6JsonSource, K6Stats, MetricType};
+use perfsink::sources::k6::schema::TagsAsFields;
 use perfsink::{Config, Sink};
 
 type Types = Vec<(String, MetricType)>;

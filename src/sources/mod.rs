@@ -1,5 +1,4 @@
 //! Layer 6: adapters that turn a foreign stream into sink calls.
 
-pub mod k6env;
-pub mod k6json;
+pub mod k6;
 pub mod relay;

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use perfsink::sources::k6json::parse_rfc3339_ns;
+use perfsink::sources::k6::rfc3339::parse_rfc3339_ns;
 use serde_json::Value;
 
 use super::influx::{quote_ident, series_rows};

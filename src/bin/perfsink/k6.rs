@@ -1,5 +1,5 @@
 //! `perfsink k6`: runs the stock k6 binary with `--out json=<FIFO>` and streams every sample
-//! into the sink while k6 runs (k6 raw schema, `perfsink::sources::k6json`).
+//! into the sink while k6 runs (k6 raw schema, `perfsink::sources::k6`).
 //!
 //! * Arguments: `perfsink k6 [--progress|--no-progress] [--] [run] <k6 run arguments>`. A
 //!   leading `run` is optional, so `perfsink k6 script.js` and `perfsink k6 run script.js` are
@@ -26,8 +26,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use perfsink::config::{Api, Config};
-use perfsink::sources::k6env;
-use perfsink::sources::k6json::{K6Counters, K6JsonSource, K6Stats, TagsAsFields};
+use perfsink::sources::k6::config as k6config;
+use perfsink::sources::k6::json::{K6Counters, K6JsonSource, K6Stats};
+use perfsink::sources::k6::schema::TagsAsFields;
 use perfsink::Sink;
 
 pub const USAGE: &str =
@@ -80,7 +81,7 @@ pub fn run(args: &[String]) -> ExitCode {
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "k6".into());
 
-    let settings = match k6env::from_env() {
+    let settings = match k6config::from_env() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("perfsink: {e}");

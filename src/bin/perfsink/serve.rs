@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use perfsink::config::url::loopback_fallbacks;
 use perfsink::config::{Api, Config, Secret};
-use perfsink::sources::k6env::loopback_fallbacks;
 use perfsink::sources::relay::{Relay, RelayOptions};
 use perfsink::Sink;
 
