@@ -116,6 +116,25 @@ fn tags_as_fields_are_typed_and_fall_back_to_strings() {
     );
 }
 
+/// k6's built-in default `vu,iter,url` (no types) moves those tags; it does not make the `vu`
+/// and `iter` metadata strings: they stay integers, as on every other path (a string on one
+/// path and an integer on another is a field-type conflict in one database). A typed entry
+/// does retype metadata.
+#[test]
+fn untyped_tags_as_fields_leave_metadata_integers() {
+    let input = r#"{"metric":"http_reqs","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":1,"tags":{"url":"u"},"metadata":{"vu":"3","iter":"4","trace":"9"}}}"#;
+    let (lines, _, _) = convert(input, "vu,iter,url");
+    assert_eq!(
+        lines,
+        vec!["http_reqs value=1.0,url=\"u\",vu=3i,iter=4i,trace=\"9\" 1750845600000000000"]
+    );
+    let (lines, _, _) = convert(input, "vu:string,trace:int");
+    assert_eq!(
+        lines,
+        vec!["http_reqs,url=u value=1.0,vu=\"3\",iter=4i,trace=9i 1750845600000000000"]
+    );
+}
+
 #[test]
 fn lines_that_are_not_k6_output_are_counted_and_skipped() {
     let good = r#"{"metric":"vus","type":"Point","data":{"time":"2025-06-25T10:00:00Z","value":4,"tags":{}}}"#;
