@@ -198,17 +198,11 @@ impl Layer {
         if raw.contains(['@', '?', '#']) {
             return;
         }
-        if let Ok(InfluxUrl {
-            db: Some(db),
-            path_encoded: false,
-            ..
-        }) = InfluxUrl::parse(raw)
-        {
-            let base = InfluxUrl::parse(raw)
-                .map(|u| u.base_url())
-                .unwrap_or_default();
-            self.engine[i].1 = base;
-            self.engine.push(("INFLUXDB_DB".into(), db));
+        if let Ok(url) = InfluxUrl::parse(raw) {
+            if let (Some(db), false) = (url.db.clone(), url.path_encoded) {
+                self.engine[i].1 = url.base_url();
+                self.engine.push(("INFLUXDB_DB".into(), db));
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use super::hash::KeyHash;
 use super::rfc3339::TimeCache;
 use super::scanner::{find_byte, k6_point, JStr, PointData, Scan};
-use super::schema::{typed, TagRole, TagsAsFields, Typed};
+use super::schema::{typed, TagsAsFields, Typed};
 use crate::model::{Field, FieldValue, Point, SeriesId, Tag};
 use crate::sink::Sink;
 
@@ -548,14 +548,18 @@ impl<'s> K6JsonSource<'s> {
         s.end()?;
 
         let mut tags: Vec<Tag<'_>> = Vec::with_capacity(ranges.len());
-        let mut fields: Vec<(Box<str>, OwnedValue)> = Vec::new();
-        for &((ka, kb), (va, vb)) in &ranges {
-            let (key, value) = (&decoded[ka..kb], &decoded[va..vb]);
-            match self.tags_as_fields.tag_role(key) {
-                TagRole::Field(kind) => fields.push((key.into(), typed(value, kind).into())),
-                TagRole::Tag => tags.push(Tag::new(key, value)),
-            }
-        }
+        let mut typed_fields = Vec::new();
+        self.tags_as_fields.split_tags(
+            ranges
+                .iter()
+                .map(|&((ka, kb), (va, vb))| (&decoded[ka..kb], &decoded[va..vb])),
+            &mut tags,
+            &mut typed_fields,
+        );
+        let fields: Vec<(Box<str>, OwnedValue)> = typed_fields
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         let series = self.sink.register_series(&measurement, &tags, "value").ok();
         let id = self.entries.len() as u32;
         self.entries.push(Entry {

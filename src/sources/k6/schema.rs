@@ -15,6 +15,7 @@
 //!   written from metadata, nor a key the sample's tags already wrote as a field.
 
 use crate::error::{Error, Result};
+use crate::model::Tag;
 
 /// The default of k6's `tagsAsFields` (`K6_INFLUXDB_TAGS_AS_FIELDS`).
 pub const DEFAULT_TAGS_AS_FIELDS: &str = "vu:int,iter:int,url";
@@ -136,6 +137,22 @@ impl TagsAsFields {
         }
     }
 
+    /// A sample's tags as the schema writes them, in their order: tags stay tags (pushed to
+    /// `tags`), the `tagsAsFields` ones become typed fields (pushed to `fields`).
+    pub fn split_tags<'a>(
+        &self,
+        sample_tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+        tags: &mut Vec<Tag<'a>>,
+        fields: &mut Vec<(&'a str, Typed<'a>)>,
+    ) {
+        for (key, value) in sample_tags {
+            match self.tag_role(key) {
+                TagRole::Field(kind) => fields.push((key, typed(value, kind))),
+                TagRole::Tag => tags.push(Tag::new(key, value)),
+            }
+        }
+    }
+
     /// The type the metadata entry `key` is written as; `None`: it is not written.
     pub fn metadata_kind(&self, key: &str) -> Option<FieldKind> {
         if key.is_empty() || key == "value" {
@@ -226,6 +243,27 @@ mod tests {
         assert_eq!(t.tag_role("url"), TagRole::Field(FieldKind::String));
         assert_eq!(t.tag_role("ok"), TagRole::Field(FieldKind::Bool));
         assert_eq!(t.tag_role("method"), TagRole::Tag);
+        let (mut tags, mut fields) = (Vec::new(), Vec::new());
+        t.split_tags(
+            [
+                ("method", "GET"),
+                ("ok", "maybe"),
+                ("url", "u"),
+                ("vu", "3"),
+            ],
+            &mut tags,
+            &mut fields,
+        );
+        let tags: Vec<(&str, &str)> = tags.iter().map(|t| (t.key, t.value)).collect();
+        assert_eq!(tags, [("method", "GET")]);
+        assert_eq!(
+            fields,
+            [
+                ("ok", Typed::Str("maybe")),
+                ("url", Typed::Str("u")),
+                ("vu", Typed::Int(3))
+            ]
+        );
     }
 
     /// k6's built-in default `vu,iter,url` names tags to move; it must not turn the `vu` and
