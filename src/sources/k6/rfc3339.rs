@@ -13,6 +13,7 @@ pub struct TimeCache {
 
 impl TimeCache {
     /// [`parse_rfc3339_ns`] of `b`.
+    #[inline]
     pub fn parse(&mut self, b: &[u8]) -> Option<i64> {
         let prefix = b.get(..19)?;
         let seconds = match self.seconds {
@@ -73,6 +74,7 @@ fn rfc3339_seconds(b: &[u8]) -> Option<i64> {
 /// ns since the epoch of the RFC 3339 timestamp `b` whose first 19 bytes are `seconds`
 /// ([`rfc3339_seconds`]): the fraction and the offset are read here. `None` outside the years
 /// that ns in an i64 cover.
+#[inline]
 fn rfc3339_ns(seconds: i64, b: &[u8]) -> Option<i64> {
     let mut i = 19;
     let mut frac_ns = 0i64;
