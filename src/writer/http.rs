@@ -230,8 +230,9 @@ impl HttpTarget {
                     .enable_all()
                     .build()
                     .map_err(|e| format!("tokio runtime: {e}"))?;
+                // The timer must be made inside the runtime.
                 runtime
-                    .block_on(tokio::time::timeout(limit, self.ping()))
+                    .block_on(async { tokio::time::timeout(limit, self.ping()).await })
                     .unwrap_or_else(|_| Err(format!("/ping did not answer within {limit:?}")))
             })
             .join()
