@@ -584,6 +584,106 @@ mod tests {
         assert!(go_key_splits_cleanly(b"m,t=a\\\\,b"));
     }
 
+    /// 3.x has no server here, so its own parser (crate `influxdb-line-protocol`, the code 3.x
+    /// runs) is the oracle. Random names over every special byte: each one the encoder takes
+    /// reads back byte for byte, with the next line of the body intact; for each one it
+    /// refuses, the plain escape (a backslash before every special byte) does not read back.
+    #[test]
+    fn v3_names_read_back_exactly_with_3x_own_parser() {
+        use crate::lineproto::{write_field, write_series_key, FieldOptions};
+        use crate::model::FieldValue;
+        use influxdb_line_protocol::{parse_lines, FieldValue as Lp};
+        let alphabet = [
+            "a", "Z", "é", "✓", " ", ",", "=", "\\", "\"", "\t", "\n", "\r", "\u{0}", "\u{1}",
+            "\u{7f}", "#",
+        ];
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut name = || -> String {
+            // Half plain letters, so that a fair share of names is storable.
+            (0..rng.usize(1..7))
+                .map(|_| match rng.bool() {
+                    true => "b",
+                    false => alphabet[rng.usize(..alphabet.len())],
+                })
+                .collect()
+        };
+        let opts = FieldOptions {
+            dialect: Dialect::V3,
+            ..FieldOptions::default()
+        };
+        // `(measurement, tag key, tag value, field key)` as the 3.x parser reads `line`.
+        let read = |line: &str| {
+            let body = format!("{line} 1\nnext v=1i 2\n");
+            let parsed: Vec<_> = parse_lines(&body).collect();
+            let p = match (parsed.len(), parsed.first()) {
+                (2, Some(Ok(p))) if parsed[1].is_ok() => p,
+                _ => return None,
+            };
+            let tags = p.series.tag_set.as_ref()?;
+            let (fk, fv) = p.field_set.first()?;
+            let Lp::String(sv) = fv else { return None };
+            let names = [
+                p.series.measurement.to_string(),
+                tags[0].0.to_string(),
+                tags[0].1.to_string(),
+                fk.to_string(),
+                sv.to_string(),
+            ];
+            (tags.len() == 1 && p.field_set.len() == 1).then_some(names)
+        };
+        let (mut taken, mut refused) = (0, 0);
+        for _ in 0..10_000 {
+            let names = [name(), name(), name(), name(), name()];
+            let [m, tk, tv, fk, sv] = &names;
+            let mut line = Vec::new();
+            let written = write_series_key(&mut line, m, &[(tk, tv)], Dialect::V3).and_then(|()| {
+                line.push(b' ');
+                write_field(&mut line, fk, FieldValue::Str(sv), opts)
+            });
+            if written.is_ok() {
+                let line = String::from_utf8(line).unwrap();
+                assert_eq!(read(&line).as_ref(), Some(&names), "{line:?}");
+                taken += 1;
+                continue;
+            }
+            refused += 1;
+            if m.starts_with('#') {
+                continue; // a comment line, not a name
+            }
+            // The plain escape of each refused name, the others being plain.
+            let plain = |s: &str, eq: bool| -> String {
+                s.chars()
+                    .flat_map(|c| {
+                        let special = matches!(c, '\\' | ',' | ' ' | '\t' | '\n' | '\0')
+                            || (eq && c == '=');
+                        special.then_some('\\').into_iter().chain([c])
+                    })
+                    .collect()
+            };
+            let elements = [
+                Element::Measurement,
+                Element::TagKey,
+                Element::TagValue,
+                Element::FieldKey,
+            ];
+            for (i, el) in elements.into_iter().enumerate() {
+                if escape_identifier(&mut Vec::new(), &names[i], el, Dialect::V3).is_ok() {
+                    continue;
+                }
+                let mut parts = ["x".to_string(), "x".into(), "x".into(), "x".into()];
+                parts[i] = plain(&names[i], el.escapes_eq());
+                let line = format!("{},{}={} {}=\"s\"", parts[0], parts[1], parts[2], parts[3]);
+                let got = read(&line);
+                assert!(
+                    got.as_ref().map(|g| &g[i]) != Some(&names[i]),
+                    "{el:?} {:?} was refused but {line:?} reads back",
+                    names[i]
+                );
+            }
+        }
+        assert!(taken > 2000 && refused > 1000, "{taken} {refused}");
+    }
+
     #[test]
     fn long_names_take_the_chunked_scan() {
         let plain = "abcdefghij".repeat(10);
