@@ -732,7 +732,13 @@ mod relay_dedup_tests {
 
     /// The timestamps `write_unique` gives the lines of `body` (all of one or more series).
     fn times(body: &str, cap: usize) -> Vec<i64> {
-        let forward = Forward::new(InputPrecision::Ns, Precision::Ns, 0, &[], Default::default());
+        let forward = Forward::new(
+            InputPrecision::Ns,
+            Precision::Ns,
+            0,
+            &[],
+            Default::default(),
+        );
         let mut map = HashMap::new();
         let mut out = Vec::new();
         for (_, line) in lines(body.as_bytes()) {

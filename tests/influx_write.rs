@@ -168,7 +168,11 @@ fn nasty_names_round_trip_exactly() {
         json!(2)
     );
     let s = sink.close().stats;
-    assert_eq!((s.written, s.rejected_invalid, s.dropped), (2, 2, 0), "{s:?}");
+    assert_eq!(
+        (s.written, s.rejected_invalid, s.dropped),
+        (2, 2, 0),
+        "{s:?}"
+    );
 }
 
 /// A backslash right before a comma, space or `=` in a tag is stored as it is (1.x/2.x drop

@@ -458,7 +458,10 @@ mod tests {
 
     #[test]
     fn empty_tag_values_are_skipped() {
-        assert_eq!(key("m", &[("a", ""), ("b", "1"), ("c", "")]).unwrap(), "m,b=1");
+        assert_eq!(
+            key("m", &[("a", ""), ("b", "1"), ("c", "")]).unwrap(),
+            "m,b=1"
+        );
         assert_eq!(key("m", &[("a", "")]).unwrap(), "m");
     }
 
@@ -541,7 +544,13 @@ mod tests {
         );
         // 3.x doubles the backslash, so nothing misaligns.
         let mut out = Vec::new();
-        write_series_key(&mut out, "m", &[("t", "a\\ b"), ("u", "c\\=d")], Dialect::V3).unwrap();
+        write_series_key(
+            &mut out,
+            "m",
+            &[("t", "a\\ b"), ("u", "c\\=d")],
+            Dialect::V3,
+        )
+        .unwrap();
         assert_eq!(out, b"m,t=a\\\\\\ b,u=c\\\\\\=d");
     }
 

@@ -551,7 +551,10 @@ mod tests {
     fn control_characters() {
         for el in ALL {
             // Written raw on 1.x/2.x (influxd 1.6.7 stores them as they are)...
-            assert_eq!(go("a\tb\r\u{c}\u{1}\u{7f}\u{0}c", el), "a\tb\r\u{c}\u{1}\u{7f}\u{0}c");
+            assert_eq!(
+                go("a\tb\r\u{c}\u{1}\u{7f}\u{0}c", el),
+                "a\tb\r\u{c}\u{1}\u{7f}\u{0}c"
+            );
             // ...except a newline, which ends the line even when escaped.
             assert!(refused("a\nb", el, Dialect::Go).contains("newline"));
             assert!(refused("a\nb", el, Dialect::V3).contains("newline"));
@@ -654,8 +657,8 @@ mod tests {
             let plain = |s: &str, eq: bool| -> String {
                 s.chars()
                     .flat_map(|c| {
-                        let special = matches!(c, '\\' | ',' | ' ' | '\t' | '\n' | '\0')
-                            || (eq && c == '=');
+                        let special =
+                            matches!(c, '\\' | ',' | ' ' | '\t' | '\n' | '\0') || (eq && c == '=');
                         special.then_some('\\').into_iter().chain([c])
                     })
                     .collect()
@@ -697,7 +700,12 @@ mod tests {
             assert_eq!(v3(&s, Element::TagValue), want, "space at {at}");
             let mut bad = s.clone().into_bytes();
             bad[at] = b'\n';
-            assert!(esc(&String::from_utf8(bad).unwrap(), Element::TagKey, Dialect::Go).is_err());
+            assert!(esc(
+                &String::from_utf8(bad).unwrap(),
+                Element::TagKey,
+                Dialect::Go
+            )
+            .is_err());
         }
     }
 

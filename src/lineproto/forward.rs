@@ -327,7 +327,13 @@ mod tests {
         let names: Vec<(String, String)> = (0..70)
             .map(|i| (format!("g{i:02}"), format!("v{i}")))
             .collect();
-        let f = Forward::new(InputPrecision::Ns, Precision::Ns, T, &names, Default::default());
+        let f = Forward::new(
+            InputPrecision::Ns,
+            Precision::Ns,
+            T,
+            &names,
+            Default::default(),
+        );
         let out = run(&f, "m,g05=own,h=1 v=1 5").unwrap();
         assert_eq!(out.matches(",g").count(), 70);
         assert!(out.contains(",g04=v4,g05=own,g06=v6,"), "{out}");

@@ -20,9 +20,9 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::lineproto::Dialect;
 use crate::config::{Api, Config, Endpoint};
 use crate::error::{Error, Result};
+use crate::lineproto::Dialect;
 use crate::model::now_ns;
 use crate::pipeline::{Chunk, ChunkKind, Queue};
 use crate::stats::Counters;
