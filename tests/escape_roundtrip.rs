@@ -8,10 +8,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::influx::{quote_ident, series_rows};
-use common::Influx;
+use common::{FaultServer, Influx, Resp};
 use perfsink::config::ServerVersion;
 use perfsink::lineproto::escape::{escape_identifier, Element};
 use perfsink::lineproto::Dialect;
@@ -294,4 +294,88 @@ fn plain_escapes_of_refused_names_do_not_read_back(influx: &Influx, cases: &[Cas
     }
     eprintln!("{checked} refused names checked against their plain escaping");
     assert!(checked >= 20, "only {checked} refused names checked");
+}
+
+/// A sink on a stand-in server whose `/ping` gets `ping`; the first request it sees is the
+/// probe.
+fn open_on(srv: &FaultServer, extra: &str) -> Sink {
+    let kv = format!(
+        "INFLUXDB_URL={};PERFSINK_SELF_METRICS_INTERVAL_MS=0;PERFSINK_CREATE_DATABASE=false;\
+         PERFSINK_GZIP_LEVEL=0;PERFSINK_FLUSH_INTERVAL_MS=50;{extra}",
+        srv.url()
+    );
+    Sink::from_kv(&kv).unwrap()
+}
+
+fn written_lines(srv: &FaultServer) -> Vec<String> {
+    let requests = srv.requests();
+    requests
+        .iter()
+        .filter(|r| r.path == "/write")
+        .flat_map(|r| r.lines())
+        .collect()
+}
+
+#[test]
+fn auto_asks_ping_once_and_a_3x_server_gets_3x_escaping() {
+    let srv = FaultServer::start(vec![Resp::status(204).header("X-Influxdb-Version", "3.1.0")])
+        .with_default(Resp::status(204));
+    let sink = open_on(&srv, "");
+    assert_eq!(sink.config().server_version, ServerVersion::V3);
+    let tags = [Tag::new("path", "C:\\x y")];
+    let fields = [Field::new("v", FieldValue::Int(1))];
+    sink.record("m", &tags, &fields, T0).unwrap();
+    sink.flush(FLUSH).unwrap();
+    assert_eq!(
+        written_lines(&srv),
+        ["m,path=C:\\\\x\\ y v=1i 1700000000000000000"]
+    );
+    let requests = srv.requests();
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("GET", "/ping")
+    );
+    assert_eq!(requests.iter().filter(|r| r.path == "/ping").count(), 1);
+
+    // The configured version wins, and no probe is sent.
+    let srv = FaultServer::start(vec![]).with_default(Resp::status(204));
+    let sink = open_on(&srv, "INFLUXDB_VERSION=1");
+    sink.record("m", &tags, &fields, T0).unwrap();
+    sink.flush(FLUSH).unwrap();
+    assert_eq!(
+        written_lines(&srv),
+        ["m,path=C:\\x\\ y v=1i 1700000000000000000"]
+    );
+    assert!(srv.requests().iter().all(|r| r.path == "/write"));
+}
+
+#[test]
+fn a_server_that_does_not_tell_gets_the_1x_rules_and_open_stays_bounded() {
+    // No version header, then a /ping that never answers in time.
+    for ping in [
+        Resp::status(204),
+        Resp::status(204).delay(Duration::from_secs(30)),
+    ] {
+        let srv = FaultServer::start(vec![ping]).with_default(Resp::status(204));
+        let started = Instant::now();
+        let sink = open_on(&srv, "");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(sink.config().server_version, ServerVersion::Auto);
+        sink.record(
+            "m",
+            &[Tag::new("t", "a\\ b")],
+            &[Field::new("v", FieldValue::Int(1))],
+            T0,
+        )
+        .unwrap();
+        sink.flush(FLUSH).unwrap();
+        assert_eq!(
+            written_lines(&srv),
+            ["m,t=a\\\\ b v=1i 1700000000000000000"]
+        );
+    }
 }
