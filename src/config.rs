@@ -11,6 +11,7 @@
 //! | `INFLUXDB_ORG` | | v2 org (name or id) |
 //! | `INFLUXDB_BUCKET` | db, or `db/rp` | v2 bucket |
 //! | `INFLUXDB_PRECISION` | `ns` | `ns`, `ms` or `s` |
+//! | `INFLUXDB_VERSION` | `auto` | `1`, `2` or `3`: the server whose escaping rules names follow; `auto` asks `/ping` when the sink opens (1.x/2.x rules if it cannot tell) |
 //! | `INFLUXDB_INSECURE_SKIP_VERIFY` | `false` | TLS: accept any certificate |
 //! | `INFLUXDB_CA_FILE` | | TLS: extra PEM root certificate(s) |
 //! | `PERFSINK_BATCH_LINES` | `5000` | lines per write request |
@@ -42,6 +43,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::lineproto::escape::{escape_identifier, Element};
+use crate::lineproto::Dialect;
 use crate::model::Precision;
 
 pub mod url;
@@ -92,6 +95,42 @@ pub struct Endpoint {
     pub api: Api,
 }
 
+/// The InfluxDB major version whose line-protocol escaping names follow (`INFLUXDB_VERSION`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServerVersion {
+    /// Ask the server (`/ping`'s `X-Influxdb-Version`) when the sink opens.
+    #[default]
+    Auto,
+    V1,
+    V2,
+    V3,
+}
+
+impl ServerVersion {
+    /// The version of a server that answers `/ping` with this `X-Influxdb-Version`
+    /// (`1.6.7~rc0`, `v2.7.11`, `3.0.1`); `None` for anything else.
+    pub fn from_ping(header: &str) -> Option<ServerVersion> {
+        let v = header.trim();
+        let v = v.strip_prefix(['v', 'V']).unwrap_or(v);
+        let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+        match &v[..digits] {
+            "1" => Some(ServerVersion::V1),
+            "2" => Some(ServerVersion::V2),
+            "3" => Some(ServerVersion::V3),
+            _ => None,
+        }
+    }
+
+    /// The dialect of a known version; `None` for `Auto`.
+    pub fn dialect(self) -> Option<Dialect> {
+        match self {
+            ServerVersion::Auto => None,
+            ServerVersion::V1 | ServerVersion::V2 => Some(Dialect::Go),
+            ServerVersion::V3 => Some(Dialect::V3),
+        }
+    }
+}
+
 /// Behaviour of a producer when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueuePolicy {
@@ -112,6 +151,8 @@ pub struct Config {
     /// `None`: `INFLUXDB_URL` is unset and reporting is disabled.
     pub endpoint: Option<Endpoint>,
     pub precision: Precision,
+    /// Whose escaping rules apply; `Sink::open` replaces `Auto` by what the server answers.
+    pub server_version: ServerVersion,
     pub tls: Tls,
     pub batch_lines: usize,
     pub batch_bytes: usize,
@@ -144,6 +185,7 @@ impl Default for Config {
         Config {
             endpoint: None,
             precision: Precision::Ns,
+            server_version: ServerVersion::Auto,
             tls: Tls::default(),
             batch_lines: 5000,
             batch_bytes: 4 << 20,
@@ -312,6 +354,7 @@ const KEYS: &[&str] = &[
     "INFLUXDB_ORG",
     "INFLUXDB_BUCKET",
     "INFLUXDB_PRECISION",
+    "INFLUXDB_VERSION",
     "INFLUXDB_INSECURE_SKIP_VERIFY",
     "INFLUXDB_CA_FILE",
     "PERFSINK_BATCH_LINES",
@@ -547,6 +590,15 @@ impl<'a> Raw<'a> {
                 }
             };
         }
+        if let Some(v) = self.get("INFLUXDB_VERSION") {
+            c.server_version = match v.to_ascii_lowercase().as_str() {
+                "auto" => ServerVersion::Auto,
+                "1" => ServerVersion::V1,
+                "2" => ServerVersion::V2,
+                "3" => ServerVersion::V3,
+                _ => return Err(invalid("INFLUXDB_VERSION", v, "expected 1, 2, 3 or auto")),
+            };
+        }
         self.boolean(
             "INFLUXDB_INSECURE_SKIP_VERIFY",
             &mut c.tls.insecure_skip_verify,
@@ -643,6 +695,7 @@ impl<'a> Raw<'a> {
                     "must not contain control characters",
                 ));
             }
+            storable_everywhere("PERFSINK_SOURCE", v, Element::TagValue)?;
             c.source = v.to_string();
         }
 
@@ -793,6 +846,10 @@ fn parse_tags(v: &str) -> Result<Vec<(String, String)>> {
                 "tags must not contain control characters",
             ));
         }
+        storable_everywhere(KEY, key, Element::TagKey)?;
+        if !value.is_empty() {
+            storable_everywhere(KEY, value, Element::TagValue)?;
+        }
         tags.push((key.to_string(), value.to_string()));
     }
     // Stable sort, `String` order is byte order.
@@ -806,6 +863,22 @@ fn parse_tags(v: &str) -> Result<Vec<(String, String)>> {
     }
     tags.retain(|(_, value)| !value.is_empty());
     Ok(tags)
+}
+
+/// Refuses a tag every point gets (global tags, the self-metrics `source`) unless every
+/// server can store it as it is (a trailing backslash cannot be), so that it cannot make
+/// every registration fail later, whatever server `auto` finds.
+fn storable_everywhere(key: &'static str, s: &str, element: Element) -> Result<()> {
+    for dialect in [Dialect::Go, Dialect::V3] {
+        escape_identifier(&mut Vec::new(), s, element, dialect).map_err(|e| {
+            let why = match e {
+                Error::InvalidInput(m) => m,
+                other => other.to_string(),
+            };
+            invalid(key, s, why)
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -844,6 +917,49 @@ mod tests {
     const URL: (&str, &str) = ("INFLUXDB_URL", "http://localhost:8086");
 
     #[test]
+    fn server_version() {
+        assert_eq!(ok(&[]).server_version, ServerVersion::Auto);
+        for (v, want) in [
+            ("auto", ServerVersion::Auto),
+            ("AUTO", ServerVersion::Auto),
+            ("1", ServerVersion::V1),
+            ("2", ServerVersion::V2),
+            ("3", ServerVersion::V3),
+        ] {
+            assert_eq!(ok(&[("INFLUXDB_VERSION", v)]).server_version, want);
+        }
+        let e = err(&[("INFLUXDB_VERSION", "1.8")]);
+        assert!(e.contains("expected 1, 2, 3 or auto"), "{e}");
+        assert_eq!(ServerVersion::V2.dialect(), Some(Dialect::Go));
+        assert_eq!(ServerVersion::V3.dialect(), Some(Dialect::V3));
+        assert_eq!(ServerVersion::Auto.dialect(), None);
+        for (header, want) in [
+            ("1.6.7~rc0", Some(ServerVersion::V1)),
+            ("1.8.10", Some(ServerVersion::V1)),
+            ("v2.7.11", Some(ServerVersion::V2)),
+            ("2.7.4", Some(ServerVersion::V2)),
+            ("3.0.1", Some(ServerVersion::V3)),
+            ("v3.2.0-nightly", Some(ServerVersion::V3)),
+            ("", None),
+            ("unknown", None),
+            ("dev", None),
+            ("10.0", None),
+        ] {
+            assert_eq!(ServerVersion::from_ping(header), want, "{header}");
+        }
+    }
+
+    #[test]
+    fn global_tags_every_server_can_store() {
+        let e = err(&[("PERFSINK_TAGS", "testid=run\\")]);
+        assert!(e.contains("ends with a backslash"), "{e}");
+        let e = err(&[("PERFSINK_SOURCE", "k6\\")]);
+        assert!(e.contains("ends with a backslash"), "{e}");
+        let c = ok(&[("PERFSINK_TAGS", "dir=C:\\x y")]);
+        assert_eq!(c.global_tags, [("dir".to_string(), "C:\\x y".to_string())]);
+    }
+
+    #[test]
     fn no_pairs_is_the_default() {
         let c = ok(&[]);
         assert_eq!(c, Config::default());
@@ -877,6 +993,7 @@ mod tests {
             ("INFLUXDB_ORG", "x"),
             ("INFLUXDB_BUCKET", "x"),
             ("INFLUXDB_PRECISION", "ms"),
+            ("INFLUXDB_VERSION", "3"),
             ("INFLUXDB_INSECURE_SKIP_VERIFY", "true"),
             ("INFLUXDB_CA_FILE", "/ca.pem"),
             ("PERFSINK_BATCH_LINES", "7"),

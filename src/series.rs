@@ -69,6 +69,7 @@ pub struct SeriesRegistry {
     inner: RwLock<Inner>,
     max_series: usize,
     global_tags: Vec<(String, String)>,
+    dialect: lineproto::Dialect,
 }
 
 #[derive(Default)]
@@ -93,7 +94,14 @@ impl SeriesRegistry {
             inner: RwLock::new(Inner::default()),
             max_series,
             global_tags,
+            dialect: lineproto::Dialect::default(),
         }
+    }
+
+    /// Escapes names for `dialect` (the target server's) instead of 1.x/2.x.
+    pub fn with_dialect(mut self, dialect: lineproto::Dialect) -> Self {
+        self.dialect = dialect;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -160,18 +168,17 @@ impl SeriesRegistry {
             }
         }
         let mut bytes = Vec::with_capacity(64);
-        lineproto::write_series_key(&mut bytes, measurement, &merged)?;
+        lineproto::write_series_key(&mut bytes, measurement, &merged, self.dialect)?;
         bytes.push(b' ');
         let key_len = bytes.len();
         if let Some(field) = value_field {
             let start = bytes.len();
             // Encode `field=0` to validate and escape the key, then drop the `0`.
-            lineproto::write_field(
-                &mut bytes,
-                field,
-                crate::model::FieldValue::Int(0),
-                Default::default(),
-            )?;
+            let opts = lineproto::FieldOptions {
+                dialect: self.dialect,
+                ..Default::default()
+            };
+            lineproto::write_field(&mut bytes, field, crate::model::FieldValue::Int(0), opts)?;
             let eq = bytes[start..]
                 .iter()
                 .rposition(|&b| b == b'=')

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::config::{Api, Config};
+use crate::config::{Api, Config, Endpoint, ServerVersion};
 use crate::error::{Error, Result};
 use crate::lineproto::{write_field, write_float, write_timestamp, FieldOptions};
 use crate::lineproto::{Forward, InputPrecision, LineError, ParseError, ParsedLine};
@@ -117,6 +117,33 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// How long `open` waits for `/ping` with `INFLUXDB_VERSION=auto`.
+const VERSION_PROBE_LIMIT: Duration = Duration::from_millis(1500);
+
+/// The configured server version, or with `auto` the one `/ping` reports within
+/// [`VERSION_PROBE_LIMIT`]. When the server cannot be reached or does not tell, it stays
+/// `Auto` (names follow the 1.x/2.x rules) and a line says so; producers never wait on the
+/// network after this.
+fn resolve_server_version(config: &Config, endpoint: &Endpoint) -> Result<ServerVersion> {
+    if config.server_version != ServerVersion::Auto {
+        return Ok(config.server_version);
+    }
+    let target = crate::writer::http::HttpTarget::new(config, endpoint)?;
+    let why = match target.probe_version(VERSION_PROBE_LIMIT) {
+        Ok(header) => match ServerVersion::from_ping(&header) {
+            Some(version) => return Ok(version),
+            None => format!("/ping reports version {header:?}"),
+        },
+        Err(e) => e,
+    };
+    eprintln!(
+        "perfsink: server version of {} unknown ({why}): names are escaped for InfluxDB \
+         1.x/2.x; set INFLUXDB_VERSION to choose",
+        target.base_url
+    );
+    Ok(ServerVersion::Auto)
+}
+
 /// The running parts of an enabled sink.
 struct Engine {
     queue: Arc<Queue>,
@@ -140,8 +167,13 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Opens a sink and starts its writer (unless reporting is disabled).
-    pub fn open(config: Config) -> Result<Sink> {
+    /// Opens a sink and starts its writer (unless reporting is disabled). With
+    /// `INFLUXDB_VERSION=auto` it first asks the server its version (`resolve_server_version`).
+    pub fn open(mut config: Config) -> Result<Sink> {
+        if let Some(endpoint) = &config.endpoint {
+            config.server_version = resolve_server_version(&config, endpoint)?;
+        }
+        let dialect = config.server_version.dialect().unwrap_or_default();
         let counters = Arc::new(Counters::default());
         let uint_as_int = matches!(
             config.endpoint.as_ref().map(|e| &e.api),
@@ -169,11 +201,15 @@ impl Sink {
             }
         };
         Ok(Sink {
-            series: SeriesRegistry::new(config.max_series, config.global_tags.clone()),
+            series: SeriesRegistry::new(config.max_series, config.global_tags.clone())
+                .with_dialect(dialect),
             config,
             counters,
             engine,
-            field_options: FieldOptions { uint_as_int },
+            field_options: FieldOptions {
+                uint_as_int,
+                dialect,
+            },
             closed: AtomicBool::new(false),
             report: Mutex::new(None),
             relay_last_ts: Mutex::new(HashMap::new()),
@@ -355,7 +391,7 @@ impl Sink {
             self.config.precision,
             crate::model::now_ns(),
             &self.config.global_tags,
-            self.field_options.uint_as_int,
+            self.field_options,
         );
         let engine = self.live_engine();
         let disabled = self.engine.is_none() && !self.closed.load(Relaxed);
@@ -696,7 +732,13 @@ mod relay_dedup_tests {
 
     /// The timestamps `write_unique` gives the lines of `body` (all of one or more series).
     fn times(body: &str, cap: usize) -> Vec<i64> {
-        let forward = Forward::new(InputPrecision::Ns, Precision::Ns, 0, &[], false);
+        let forward = Forward::new(
+            InputPrecision::Ns,
+            Precision::Ns,
+            0,
+            &[],
+            Default::default(),
+        );
         let mut map = HashMap::new();
         let mut out = Vec::new();
         for (_, line) in lines(body.as_bytes()) {

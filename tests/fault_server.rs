@@ -12,9 +12,9 @@ use perfsink::{Error, Field, FieldValue, Point, Sink, Tag};
 const T0: i64 = 1_700_000_000_000_000_000;
 const FLUSH: Duration = Duration::from_secs(10);
 
-/// Fast retries, no self-metrics, no database creation (which would take the first scripted
-/// answer), one request at a time so the script is consumed in a known order.
-const FAST: &str = "PERFSINK_FLUSH_INTERVAL_MS=50;PERFSINK_RETRY_INITIAL_MS=50;\
+/// Fast retries, no self-metrics, no database creation and no version probe (which would take
+/// the first scripted answer), one request at a time so the script is consumed in a known order.
+const FAST: &str = "INFLUXDB_VERSION=1;PERFSINK_FLUSH_INTERVAL_MS=50;PERFSINK_RETRY_INITIAL_MS=50;\
                     PERFSINK_RETRY_MAX_MS=500;PERFSINK_SELF_METRICS_INTERVAL_MS=0;\
                     PERFSINK_CREATE_DATABASE=false;PERFSINK_CONCURRENCY=1;\
                     PERFSINK_CLOSE_TIMEOUT_MS=3000;PERFSINK_TIMEOUT_MS=5000";

@@ -92,7 +92,7 @@ fn escapes_key_orders_offsets_and_missing_parts() {
     assert_eq!(
         lines,
         vec![
-            "my_counter,group=::g\\ \"1\",weird=a\\ b\\,c\\=d\\ ü\\t✓ value=2.0 1750845600000000000",
+            "my_counter,group=::g\\ \"1\",weird=a\\ b\\,c\\=d\\ ü\t✓ value=2.0 1750845600000000000",
             "my_gauge value=0.001 1750845600500000000",
             "my_rate,scenario=s value=0.0,trace_id=\"abc \\\"x\\\"\",vu=\"x\" 1750845601000000000",
         ]

@@ -2,30 +2,48 @@
 use crate::error::{Error, Result};
 use crate::model::FieldValue;
 
-use super::escape::{escape_identifier, escape_string_field, show, trim_identifier, Element};
+use super::escape::{escape_identifier, escape_string_field, go_key_splits_cleanly, show};
+use super::escape::{is_special, Dialect, Element};
 
 /// Longest string field value InfluxDB takes (64 KiB).
 pub const MAX_STRING_FIELD: usize = 64 * 1024;
 
-/// How field values are written for the target server.
+/// How fields are written for the target server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FieldOptions {
     /// 1.x rejects the `u` suffix: write unsigned values as `i` (error above i64::MAX).
     pub uint_as_int: bool,
+    /// How field keys are escaped.
+    pub dialect: Dialect,
 }
 
-/// Appends `measurement[,k=v...]` (no trailing space). `tags` must be sorted by key in byte
-/// order; empty values (after trimming) are skipped. Errors: empty measurement, empty tag key,
-/// duplicate tag keys, a key named `time`, `_field` or `_measurement`, a forbidden control char.
-/// Also a measurement starting with `#`, which the servers would skip as a comment line.
+/// Appends `measurement[,k=v...]` (no trailing space) escaped for `dialect`. `tags` must be
+/// sorted by key in byte order; empty values are skipped (InfluxDB has no empty tag value: a
+/// missing tag reads as empty). Errors: empty measurement, empty tag key, duplicate tag keys,
+/// a key named `time`, `_field` or `_measurement`, a name `dialect` cannot store as it is
+/// (`escape_identifier`), a key the Go servers would split wrongly (`go_key_splits_cleanly`),
+/// a measurement starting with `#`, which the servers would skip as a comment line.
 /// On error `out` is left as it was.
-pub fn write_series_key(out: &mut Vec<u8>, measurement: &str, tags: &[(&str, &str)]) -> Result<()> {
+pub fn write_series_key(
+    out: &mut Vec<u8>,
+    measurement: &str,
+    tags: &[(&str, &str)],
+    dialect: Dialect,
+) -> Result<()> {
     debug_assert!(
         tags.windows(2).all(|w| w[0].0 <= w[1].0),
         "tags must be sorted by key"
     );
     let start = out.len();
-    let result = series_key(out, measurement, tags);
+    let mut result = series_key(out, measurement, tags, dialect);
+    if result.is_ok() && dialect == Dialect::Go && !go_key_splits_cleanly(&out[start..]) {
+        result = Err(Error::InvalidInput(format!(
+            "series {} with tags {} has backslashes before separators that would make \
+             InfluxDB 1.x/2.x split its line in the wrong place",
+            show(measurement),
+            show(&format!("{tags:?}"))
+        )));
+    }
     if result.is_err() {
         out.truncate(start);
     }
@@ -199,57 +217,50 @@ fn put_digits_u32(out: &mut [u8], mut v: u32) {
     }
 }
 
-fn series_key(out: &mut Vec<u8>, measurement: &str, tags: &[(&str, &str)]) -> Result<()> {
-    let m = trim_identifier(measurement);
-    if m.is_empty() {
-        return Err(empty(Element::Measurement, measurement));
+fn series_key(
+    out: &mut Vec<u8>,
+    measurement: &str,
+    tags: &[(&str, &str)],
+    dialect: Dialect,
+) -> Result<()> {
+    if measurement.is_empty() {
+        return Err(Error::InvalidInput("measurement is empty".into()));
     }
-    if m.starts_with('#') {
+    if measurement.starts_with('#') {
         // The servers skip any line whose first character is `#`, so the point would vanish
-        // without an error, and the Go servers do not unescape `\#`.
+        // without an error, and no server unescapes `\#`.
         return Err(Error::InvalidInput(format!(
             "measurement {} starts with '#', which line protocol reads as a comment",
             show(measurement)
         )));
     }
-    escape_identifier(out, measurement, Element::Measurement)?;
+    escape_identifier(out, measurement, Element::Measurement, dialect)?;
     for (i, &(key, value)) in tags.iter().enumerate() {
-        let k = check_key(key, Element::TagKey)?;
-        if (i > 0 && tags[i - 1].0 == key) || is_trimmed_duplicate(tags, i, k) {
+        check_key(key, Element::TagKey)?;
+        if i > 0 && tags[i - 1].0 == key {
             return Err(Error::InvalidInput(format!(
                 "duplicate tag key {}",
-                show(k)
+                show(key)
             )));
         }
         let mark = out.len();
         out.push(b',');
         // Escaped even when the value is skipped, so a bad key is reported either way.
-        escape_identifier(out, key, Element::TagKey)?;
-        if trim_identifier(value).is_empty() {
+        escape_identifier(out, key, Element::TagKey, dialect)?;
+        if value.is_empty() {
             out.truncate(mark);
             continue;
         }
         out.push(b'=');
-        escape_identifier(out, value, Element::TagValue)?;
+        escape_identifier(out, value, Element::TagValue, dialect)?;
     }
     Ok(())
-}
-
-/// Whether tag `i`, whose key trims to `k`, collides with another tag only once trailing
-/// backslashes are trimmed (`a` and `a\`). Sorting does not make those neighbours, but such
-/// keys are rare, so the quadratic scan runs almost never.
-fn is_trimmed_duplicate(tags: &[(&str, &str)], i: usize, k: &str) -> bool {
-    k.len() != tags[i].0.len()
-        && tags
-            .iter()
-            .enumerate()
-            .any(|(j, &(other, _))| j != i && trim_identifier(other) == k)
 }
 
 fn field(out: &mut Vec<u8>, key: &str, value: FieldValue<'_>, opts: FieldOptions) -> Result<()> {
     if !push_plain_short_key(out, key) {
         check_key(key, Element::FieldKey)?;
-        escape_identifier(out, key, Element::FieldKey)?;
+        escape_identifier(out, key, Element::FieldKey, opts.dialect)?;
     }
     out.push(b'=');
     match value {
@@ -299,8 +310,8 @@ fn field(out: &mut Vec<u8>, key: &str, value: FieldValue<'_>, opts: FieldOptions
     Ok(())
 }
 
-/// Appends a field key of at most 8 bytes that is written as it is (nothing to escape or
-/// trim, not reserved), which is what nearly every key looks like (`value`, `vu`, `iter`),
+/// Appends a field key of at most 8 bytes that is written as it is in every dialect (nothing
+/// to escape, not reserved), which is what nearly every key looks like (`value`, `vu`, `iter`),
 /// without the general path's calls. Writes nothing and returns `false` for any other key,
 /// which then goes through `check_key` and `escape_identifier`.
 #[inline]
@@ -311,8 +322,7 @@ fn push_plain_short_key(out: &mut Vec<u8>, key: &str) -> bool {
     }
     let mut text = [0u8; 8];
     for (t, &c) in text.iter_mut().zip(b) {
-        // What `escape_identifier` escapes or refuses, and the backslash it may trim.
-        if c < 0x21 || c == b',' || c == b'=' || c == b'\\' || c == 0x7f {
+        if is_special(c, true) {
             return false;
         }
         *t = c;
@@ -321,35 +331,21 @@ fn push_plain_short_key(out: &mut Vec<u8>, key: &str) -> bool {
     true
 }
 
-/// The trimmed key, or an error if it is empty or a name InfluxDB reserves (1.x rejects
-/// `time`; `_field` and `_measurement` collide with the 2.x data model).
+/// An error if `key` is empty or a name InfluxDB reserves (1.x rejects `time`; `_field` and
+/// `_measurement` collide with the 2.x data model).
 #[inline]
-fn check_key(key: &str, element: Element) -> Result<&str> {
-    let k = trim_identifier(key);
-    if k.is_empty() {
-        return Err(empty(element, key));
+fn check_key(key: &str, element: Element) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidInput(format!("{} is empty", element.name())));
     }
-    if matches!(k, "time" | "_field" | "_measurement") {
+    if matches!(key, "time" | "_field" | "_measurement") {
         return Err(Error::InvalidInput(format!(
             "{} {} is reserved by InfluxDB",
             element.name(),
-            show(k)
+            show(key)
         )));
     }
-    Ok(k)
-}
-
-#[cold]
-fn empty(element: Element, raw: &str) -> Error {
-    Error::InvalidInput(if raw.is_empty() {
-        format!("{} is empty", element.name())
-    } else {
-        format!(
-            "{} {} is empty once its trailing backslashes are trimmed",
-            element.name(),
-            show(raw)
-        )
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -360,7 +356,7 @@ mod tests {
 
     fn key(measurement: &str, tags: &[(&str, &str)]) -> Result<String> {
         let mut out = PREFIX.to_vec();
-        match write_series_key(&mut out, measurement, tags) {
+        match write_series_key(&mut out, measurement, tags, Dialect::Go) {
             Ok(()) => Ok(String::from_utf8(out[PREFIX.len()..].to_vec()).unwrap()),
             Err(e) => {
                 assert_eq!(out, PREFIX, "error must leave out as it was");
@@ -404,7 +400,10 @@ mod tests {
         }
     }
 
-    const UINT_AS_INT: FieldOptions = FieldOptions { uint_as_int: true };
+    const UINT_AS_INT: FieldOptions = FieldOptions {
+        uint_as_int: true,
+        dialect: Dialect::Go,
+    };
 
     // ---- series keys ----
 
@@ -420,7 +419,7 @@ mod tests {
     #[test]
     fn series_key_appends() {
         let mut out = b"x".to_vec();
-        write_series_key(&mut out, "m", &[("a", "1")]).unwrap();
+        write_series_key(&mut out, "m", &[("a", "1")], Dialect::Go).unwrap();
         assert_eq!(out, b"xm,a=1");
     }
 
@@ -435,8 +434,8 @@ mod tests {
             "m,url=/a?b\\=c&d\\=e\\ f"
         );
         assert_eq!(
-            key("m\tx", &[("k\n", "a\r\u{c}")]).unwrap(),
-            "m\\tx,k\\n=a\\r\\f"
+            key("m\tx", &[("k\t", "a\r\u{c}")]).unwrap(),
+            "m\tx,k\t=a\r\u{c}"
         );
     }
 
@@ -447,27 +446,23 @@ mod tests {
             "Zürich\\ ✓,city=Zürich\\ ✓,q=\"quoted\""
         );
         assert_eq!(
-            key("C:\\path\\", &[("dir", "C:\\Program Files\\")]).unwrap(),
-            "C:\\path,dir=C:\\Program\\ Files"
+            key("C:\\path", &[("dir", "C:\\Program Files\\x")]).unwrap(),
+            "C:\\path,dir=C:\\Program\\ Files\\x"
         );
         assert_eq!(
             key("m", &[("a\\,b", "x\\ y"), ("c", "#not a comment")]).unwrap(),
-            "m,a\\\\\\,b=x\\\\\\ y,c=#not\\ a\\ comment"
+            "m,a\\\\,b=x\\\\ y,c=#not\\ a\\ comment"
         );
-        assert_eq!(
-            key("m", &[("k", "line1\nline2")]).unwrap(),
-            "m,k=line1\\nline2"
-        );
+        assert!(input_err(key("m", &[("k", "line1\nline2")])).contains("newline"));
     }
 
     #[test]
     fn empty_tag_values_are_skipped() {
         assert_eq!(
-            key("m", &[("a", ""), ("b", "1"), ("c", "\\\\"), ("d", "\\")]).unwrap(),
+            key("m", &[("a", ""), ("b", "1"), ("c", "")]).unwrap(),
             "m,b=1"
         );
         assert_eq!(key("m", &[("a", "")]).unwrap(), "m");
-        assert_eq!(key("m", &[("a", "x\\")]).unwrap(), "m,a=x");
     }
 
     #[test]
@@ -475,7 +470,7 @@ mod tests {
         assert_eq!(input_err(key("", &[])), "measurement is empty");
         assert_eq!(
             input_err(key("\\\\", &[("a", "1")])),
-            "measurement \"\\\\\\\\\" is empty once its trailing backslashes are trimmed"
+            "measurement \"\\\\\\\\\" ends with a backslash, which InfluxDB 1.x/2.x cannot store"
         );
     }
 
@@ -491,7 +486,7 @@ mod tests {
         assert_eq!(input_err(key("m", &[("", "v")])), "tag key is empty");
         assert_eq!(input_err(key("m", &[("", "")])), "tag key is empty");
         let m = input_err(key("m", &[("\\", "v"), ("a", "1")]));
-        assert!(m.contains("trailing backslashes"), "{m}");
+        assert!(m.contains("ends with a backslash"), "{m}");
     }
 
     #[test]
@@ -502,7 +497,7 @@ mod tests {
                 format!("tag key {k:?} is reserved by InfluxDB")
             );
         }
-        assert!(input_err(key("m", &[("time\\", "v")])).contains("reserved"));
+        assert!(input_err(key("m", &[("time\\", "v")])).contains("backslash"));
         assert_eq!(
             key("m", &[("Time", "v"), ("times", "x")]).unwrap(),
             "m,Time=v,times=x"
@@ -516,29 +511,47 @@ mod tests {
             "duplicate tag key \"a\""
         );
         assert!(input_err(key("m", &[("a", "1"), ("a", "")])).contains("duplicate"));
-        // Equal only once trimmed, and not neighbours in byte order.
-        assert!(
-            input_err(key("m", &[("a", "1"), ("a ", "2"), ("a\\", "3")])).contains("duplicate")
+        // Nothing is trimmed any more: keys that differ in a byte are different tags.
+        assert_eq!(
+            key("m", &[("a", "1"), ("a ", "2"), ("a\\b", "3")]).unwrap(),
+            "m,a=1,a\\ =2,a\\b=3"
         );
-        assert!(input_err(key("m", &[("a\\", "1"), ("a\\\\", "2")])).contains("duplicate"));
     }
 
     #[test]
-    fn control_characters_are_refused_everywhere() {
+    fn control_characters_are_written_raw_except_newlines() {
         assert_eq!(
-            input_err(key("m\u{0}", &[])),
-            "measurement \"m\\0\" contains control character U+0000"
+            key("m\u{1}", &[("a\u{7f}", "v\u{0}")]).unwrap(),
+            "m\u{1},a\u{7f}=v\u{0}"
         );
         assert_eq!(
-            input_err(key("m", &[("a\u{1}", "v")])),
-            "tag key \"a\\u{1}\" contains control character U+0001"
-        );
-        assert_eq!(
-            input_err(key("m", &[("a", "1"), ("b", "v\u{7f}")])),
-            "tag value \"v\\u{7f}\" contains control character U+007F"
+            input_err(key("m", &[("a", "1"), ("b", "v\n")])),
+            "tag value \"v\\n\" contains a newline, which InfluxDB 1.x/2.x cannot store"
         );
         // A bad key is reported even when its value is skipped.
-        assert!(input_err(key("m", &[("a\u{1b}", "")])).contains("U+001B"));
+        assert!(input_err(key("m", &[("a\n", "")])).contains("newline"));
+    }
+
+    #[test]
+    fn keys_the_go_line_splitter_would_misread_are_refused() {
+        // `a\ b` then `c\=d`: the splitter sees one '=' too many (see `go_key_splits_cleanly`).
+        let m = input_err(key("m", &[("t", "a\\ b"), ("u", "c\\=d")]));
+        assert!(m.contains("split its line"), "{m}");
+        // The k6 group ` \ ` alone is fine.
+        assert_eq!(
+            key("m", &[("group", "a \\ b"), ("u", "v")]).unwrap(),
+            "m,group=a\\ \\\\ b,u=v"
+        );
+        // 3.x doubles the backslash, so nothing misaligns.
+        let mut out = Vec::new();
+        write_series_key(
+            &mut out,
+            "m",
+            &[("t", "a\\ b"), ("u", "c\\=d")],
+            Dialect::V3,
+        )
+        .unwrap();
+        assert_eq!(out, b"m,t=a\\\\\\ b,u=c\\\\\\=d");
     }
 
     #[test]
@@ -606,10 +619,16 @@ mod tests {
     fn field_key_escaping() {
         assert_eq!(f("a b,c=d", FieldValue::Int(1)), "a\\ b\\,c\\=d=1i");
         assert_eq!(f("Zürich ✓", FieldValue::Int(1)), "Zürich\\ ✓=1i");
-        assert_eq!(f("k\\", FieldValue::Int(1)), "k=1i");
         assert_eq!(f("a\\b", FieldValue::Int(1)), "a\\b=1i");
-        assert_eq!(f("a\tb", FieldValue::Int(1)), "a\\tb=1i");
-        assert_eq!(f("\"q\"", FieldValue::Int(1)), "\"q\"=1i");
+        assert_eq!(f("a\tb", FieldValue::Int(1)), "a\tb=1i");
+        // 1.x/2.x drop a backslash before '"' in a field key, 3.x keeps it.
+        assert_eq!(f("\"q\"", FieldValue::Int(1)), "\\\"q\\\"=1i");
+        let v3 = FieldOptions {
+            dialect: Dialect::V3,
+            ..FieldOptions::default()
+        };
+        assert_eq!(fld("\"q\"", FieldValue::Int(1), v3).unwrap(), "\"q\"=1i");
+        assert_eq!(fld("a\\b", FieldValue::Int(1), v3).unwrap(), "a\\\\b=1i");
     }
 
     #[test]
@@ -643,17 +662,14 @@ mod tests {
             input_err(fld("", FieldValue::Int(1), d)),
             "field key is empty"
         );
-        assert!(input_err(fld("\\\\", FieldValue::Int(1), d)).contains("trailing backslashes"));
+        assert!(input_err(fld("\\\\", FieldValue::Int(1), d)).contains("ends with a backslash"));
         for k in ["time", "_field", "_measurement"] {
             assert_eq!(
                 input_err(fld(k, FieldValue::Float(1.0), d)),
                 format!("field key {k:?} is reserved by InfluxDB")
             );
         }
-        assert_eq!(
-            input_err(fld("k\u{2}", FieldValue::Int(1), d)),
-            "field key \"k\\u{2}\" contains control character U+0002"
-        );
+        assert!(input_err(fld("k\n", FieldValue::Int(1), d)).contains("newline"));
         // The key is judged before the value.
         assert!(matches!(
             fld("", FieldValue::Float(f64::NAN), d),
@@ -756,6 +772,7 @@ mod tests {
             &mut out,
             "http req",
             &[("name", "GET /a b"), ("status", "200")],
+            Dialect::Go,
         )
         .unwrap();
         out.push(b' ');
@@ -895,7 +912,7 @@ mod tests {
         let general = |key: &str| -> Result<String> {
             let mut out = Vec::new();
             check_key(key, Element::FieldKey)?;
-            escape_identifier(&mut out, key, Element::FieldKey)?;
+            escape_identifier(&mut out, key, Element::FieldKey, Dialect::Go)?;
             out.extend_from_slice(b"=1i");
             Ok(String::from_utf8(out).unwrap())
         };

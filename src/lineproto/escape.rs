@@ -1,5 +1,6 @@
 //! Escaping of identifiers (measurement, tag keys and values, field keys) and string field
-//! values. See the module docs of `lineproto` for the rules and `influx.md` §1.2 for why.
+//! values for the target server's [`Dialect`]. See the module docs of `lineproto` for the rules
+//! and why.
 //!
 //! Every function scans first and copies the whole string with one `extend_from_slice` when
 //! nothing needs escaping, which is what nearly all real names look like; only strings with a
@@ -28,50 +29,81 @@ impl Element {
         }
     }
 
-    /// The Go servers unescape `\=` in keys and tag values but not in measurements, where an
-    /// escaped `=` would be stored as a literal `\=`.
+    /// Every server reads an unescaped `=` in a measurement as part of it; elsewhere it ends
+    /// a key.
     fn escapes_eq(self) -> bool {
         !matches!(self, Element::Measurement)
     }
 }
 
-/// `s` without its trailing backslashes. A trailing `\` would escape the separator written
-/// after it, and 3.x rejects a measurement ending in one, so Telegraf trims them too.
-#[inline]
-pub fn trim_identifier(s: &str) -> &str {
-    // A byte loop: `trim_end_matches` decodes UTF-8 backwards and costs several ns per call.
-    let b = s.as_bytes();
-    let mut end = b.len();
-    while end > 0 && b[end - 1] == b'\\' {
-        end -= 1;
-    }
-    // Only ASCII backslashes were cut, so `end` is a char boundary.
-    &s[..end]
+/// Which parser reads the lines: the servers unescape identifiers differently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// InfluxDB 1.x and 2.x (one Go parser, `models/points.go`): only `\,` `\ ` `\=` (and in
+    /// field keys and measurements `\"`) lose their backslash; every other backslash is kept,
+    /// so a backslash is never doubled.
+    #[default]
+    Go,
+    /// InfluxDB 3.x (the Rust parser, crate `influxdb-line-protocol`): `\\` also reads as one
+    /// backslash, so every backslash is doubled.
+    V3,
 }
 
-/// Appends `s`, trimmed with [`trim_identifier`] and escaped for `element`: `,` and space
-/// (and `=` unless `element` is the measurement) get a backslash, `\t \n \r \f` become the
-/// two characters `\t \n \r \f`, and a run of backslashes right before such an escape is
-/// doubled. Other backslashes are written as they are.
+impl Dialect {
+    /// How messages name the servers of this dialect.
+    pub fn servers(self) -> &'static str {
+        match self {
+            Dialect::Go => "InfluxDB 1.x/2.x",
+            Dialect::V3 => "InfluxDB 3.x",
+        }
+    }
+}
+
+/// Appends `s` escaped for `element` as `dialect` reads it back, byte for byte: `,` and space
+/// get a backslash, and `=` too unless `element` is the measurement; on [`Dialect::V3`] a
+/// backslash is doubled, on [`Dialect::Go`] it is written as it is (and a `"` in a field key
+/// gets one). Everything else, control characters and non-ASCII included, is copied.
 ///
-/// Emptiness and reserved names are the caller's business. Errors with `Error::InvalidInput`
-/// on any other control character (U+0000–U+001F, U+007F), leaving `out` as it was.
+/// A string the server cannot read back as it is is refused with `Error::InvalidInput`, out
+/// left as it was: a trailing backslash (it would escape the separator after it), a newline,
+/// and per dialect the cases listed in the `lineproto` module docs. Emptiness and reserved
+/// names are the caller's business.
 #[inline]
-pub fn escape_identifier(out: &mut Vec<u8>, s: &str, element: Element) -> Result<()> {
-    let bytes = trim_identifier(s).as_bytes();
+pub fn escape_identifier(
+    out: &mut Vec<u8>,
+    s: &str,
+    element: Element,
+    dialect: Dialect,
+) -> Result<()> {
+    let bytes = s.as_bytes();
     let eq = element.escapes_eq();
     match find(bytes, |w| special_bytes(w, eq)) {
         None => {
             out.extend_from_slice(bytes);
             Ok(())
         }
-        Some(first) => escape_identifier_slow(out, s, bytes, first, element),
+        Some(first) => {
+            let start = out.len();
+            let result = match dialect {
+                Dialect::Go => escape_go(out, bytes, first, element),
+                Dialect::V3 => escape_v3(out, bytes, first, element),
+            };
+            result.map_err(|why| {
+                out.truncate(start);
+                Error::InvalidInput(format!(
+                    "{} {} {why}, which {} cannot store",
+                    element.name(),
+                    show(s),
+                    dialect.servers()
+                ))
+            })
+        }
     }
 }
 
 /// Appends the content of a string field value (without the quotes) with `"` and `\`
-/// escaped. Everything else, newlines included, goes out raw: the servers read a quoted
-/// string up to the next unescaped `"`.
+/// escaped. Everything else, newlines included, goes out raw: every server reads a quoted
+/// string up to the next unescaped `"` and unescapes exactly these two.
 #[inline]
 pub fn escape_string_field(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
@@ -87,6 +119,43 @@ pub fn escape_string_field(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[done..]);
 }
 
+/// Whether a series key escaped for [`Dialect::Go`] leaves the Go servers' line splitter
+/// where it must be at the space after the key. That splitter (`scanLine`) skips every `\x`
+/// pair, unlike the key scanner, which only looks one byte back: a tag value such as `a\ b`
+/// (written `a\\ b`) makes it take the rest of the key for fields, counting its `=` and `,`
+/// and toggling on `"`. When those counts do not balance, a `"` later opens or fails to open
+/// a string and the line's own newline is taken as part of a string: the next line is lost
+/// with it. Escaping cannot fix that (the key scanner needs exactly one backslash before
+/// the separator), so such keys are refused.
+pub fn go_key_splits_cleanly(key: &[u8]) -> bool {
+    if !key.contains(&b'\\') {
+        return true;
+    }
+    // A port of `scanLine` in models/points.go, 1.x and 2.x alike.
+    let (mut fields, mut quoted, mut equals, mut commas) = (false, false, 0usize, 0usize);
+    let mut i = 0;
+    while i < key.len() {
+        let c = key[i];
+        if c == b'\\' {
+            i += 2;
+            continue;
+        }
+        if c == b' ' {
+            fields = true;
+        } else if fields {
+            if !quoted && c == b'=' {
+                equals += 1;
+            } else if !quoted && c == b',' {
+                commas += 1;
+            } else if c == b'"' && equals > commas {
+                quoted = !quoted;
+            }
+        }
+        i += 1;
+    }
+    !fields || (!quoted && equals == commas)
+}
+
 /// A value as an error message shows it: quoted, escaped and cut when long, so a 64 KiB name
 /// does not end up in a log line.
 pub(crate) fn show(s: &str) -> String {
@@ -97,11 +166,13 @@ pub(crate) fn show(s: &str) -> String {
     }
 }
 
-/// Whether byte `c` of an identifier needs more than a plain copy.
+/// Whether byte `c` of an identifier may need more than a plain copy in some dialect. Other
+/// control characters below 0x21 are included only because one range test is cheaper; the
+/// slow path copies them.
 #[inline(always)]
-fn is_special(c: u8, eq: bool) -> bool {
+pub(super) fn is_special(c: u8, eq: bool) -> bool {
     // Space is 0x20, so `< 0x21` covers it together with the C0 controls.
-    (c < 0x21) | (c == b',') | (c == b'\\') | (c == 0x7f) | (eq & (c == b'='))
+    (c < 0x21) | (c == b',') | (c == b'\\') | (c == b'"') | (eq & (c == b'='))
 }
 
 const LOW: u64 = 0x0101_0101_0101_0101;
@@ -125,7 +196,7 @@ pub(super) fn bytes_eq(w: u64, c: u8) -> u64 {
 #[inline(always)]
 fn special_bytes(w: u64, eq: bool) -> u64 {
     let below_0x21 = w.wrapping_sub(LOW * 0x21) & !w & HIGH;
-    let m = below_0x21 | bytes_eq(w, b',') | bytes_eq(w, b'\\') | bytes_eq(w, 0x7f);
+    let m = below_0x21 | bytes_eq(w, b',') | bytes_eq(w, b'\\') | bytes_eq(w, b'"');
     if eq {
         m | bytes_eq(w, b'=')
     } else {
@@ -176,30 +247,31 @@ pub(super) fn find(bytes: &[u8], mask: impl Fn(u64) -> u64) -> Option<usize> {
     (m != 0).then(|| first(len - 8, m))
 }
 
-/// The escape written for a special byte, if it is written with a leading backslash at all.
-#[inline]
-fn escape_of(c: u8, eq: bool) -> Option<u8> {
-    match c {
-        b',' | b' ' => Some(c),
-        b'=' if eq => Some(c),
-        b'\t' => Some(b't'),
-        b'\n' => Some(b'n'),
-        b'\r' => Some(b'r'),
-        0x0c => Some(b'f'),
-        _ => None,
-    }
-}
-
-#[cold]
-fn escape_identifier_slow(
+/// The Go servers' rules (`models/points.go`, identical in 1.x and 2.x), read from the code and
+/// checked against influxd 1.6.7:
+/// - The key scanner ends a measurement, tag key or tag value at a `,`, space (or `=`) unless
+///   the byte before it is a backslash; tags are then unescaped by deleting the backslash
+///   before each `,` ` ` `=`, so a literal run of backslashes before one of them is written
+///   as it is plus the escaping one.
+/// - Field keys are scanned by skipping `\x` pairs and unescaped like tags plus `\"`, so a run
+///   before `,` ` ` `=` reads back only if it is even; before `"` any run does.
+/// - Measurements are unescaped (`\,` `\ ` `\=` `\"`) once by a tsi1 index and twice by the
+///   default inmem one: no backslash before those four reads back on both, so it is refused.
+/// - Leading spaces, tabs and NULs of a line and of the field set are skipped: a measurement
+///   or field key cannot start with a tab or NUL. A raw newline ends the line and an escaped
+///   one keeps its backslash: no identifier can hold one.
+fn escape_go(
     out: &mut Vec<u8>,
-    original: &str,
     bytes: &[u8],
     first: usize,
     element: Element,
-) -> Result<()> {
-    let start = out.len();
+) -> std::result::Result<(), &'static str> {
     let eq = element.escapes_eq();
+    if matches!(element, Element::Measurement | Element::FieldKey)
+        && matches!(bytes.first(), Some(b'\t' | 0))
+    {
+        return Err("starts with a tab or NUL, which the parser skips");
+    }
     out.reserve(bytes.len() + 8);
     out.extend_from_slice(&bytes[..first]);
     let mut i = first;
@@ -211,33 +283,70 @@ fn escape_identifier_slow(
             i = end;
             continue;
         }
-        if c == b'\\' {
-            let end = bytes[i..]
-                .iter()
-                .position(|&b| b != b'\\')
-                .map_or(bytes.len(), |p| i + p);
-            // The Go scanner skips every `\x` pair, so an odd run in front of `\,` would pair
-            // its last backslash with ours and leave a bare separator that splits the line.
-            // Doubling keeps the pairs aligned, and 3.x reads `\\` back as one backslash.
-            let before_escape = bytes
-                .get(end)
-                .is_some_and(|&next| escape_of(next, eq).is_some());
-            let run = (end - i) * if before_escape { 2 } else { 1 };
-            out.resize(out.len() + run, b'\\');
+        match c {
+            b'\\' => {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|&b| b != b'\\')
+                    .map_or(bytes.len(), |p| i + p);
+                let run = end - i;
+                match (bytes.get(end), element) {
+                    (None, _) => return Err("ends with a backslash"),
+                    (Some(b',' | b' ' | b'=' | b'"'), Element::Measurement) => {
+                        return Err("has a backslash before ',', ' ', '=' or '\"'")
+                    }
+                    (Some(b',' | b' ' | b'='), Element::FieldKey) if run % 2 == 1 => {
+                        return Err("has an odd run of backslashes before ',', ' ' or '='")
+                    }
+                    _ => {}
+                }
+                out.resize(out.len() + run, b'\\');
+                i = end;
+                continue;
+            }
+            b'\n' => return Err("contains a newline"),
+            b',' | b' ' => out.extend_from_slice(&[b'\\', c]),
+            b'=' if eq => out.extend_from_slice(&[b'\\', c]),
+            b'"' if element == Element::FieldKey => out.extend_from_slice(&[b'\\', c]),
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The 3.x rules (`core/influxdb_line_protocol/src/lib.rs`): `\\`, `\,`, `\ ` and (not in a
+/// measurement) `\=` are escapes, any other backslash is kept; a name whose unescaped value
+/// ends in a backslash is an error (`EndsWithBackslash`); tab and newline end every name,
+/// NUL ends a measurement, and none of them can be escaped.
+fn escape_v3(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    first: usize,
+    element: Element,
+) -> std::result::Result<(), &'static str> {
+    let eq = element.escapes_eq();
+    if bytes.last() == Some(&b'\\') {
+        return Err("ends with a backslash");
+    }
+    out.reserve(bytes.len() + 8);
+    out.extend_from_slice(&bytes[..first]);
+    let mut i = first;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if !is_special(c, eq) {
+            let end = find(&bytes[i..], |w| special_bytes(w, eq)).map_or(bytes.len(), |p| i + p);
+            out.extend_from_slice(&bytes[i..end]);
             i = end;
             continue;
         }
-        match escape_of(c, eq) {
-            Some(e) => out.extend_from_slice(&[b'\\', e]),
-            None => {
-                out.truncate(start);
-                return Err(Error::InvalidInput(format!(
-                    "{} {} contains control character U+{:04X}",
-                    element.name(),
-                    show(original),
-                    c
-                )));
-            }
+        match c {
+            b'\\' | b',' | b' ' => out.extend_from_slice(&[b'\\', c]),
+            b'=' if eq => out.extend_from_slice(&[b'\\', c]),
+            b'\n' => return Err("contains a newline"),
+            b'\t' => return Err("contains a tab"),
+            0 if element == Element::Measurement => return Err("contains a NUL"),
+            _ => out.push(c),
         }
         i += 1;
     }
@@ -248,9 +357,18 @@ fn escape_identifier_slow(
 mod tests {
     use super::*;
 
-    fn esc(s: &str, element: Element) -> Result<String> {
+    const ALL: [Element; 4] = [
+        Element::Measurement,
+        Element::TagKey,
+        Element::TagValue,
+        Element::FieldKey,
+    ];
+    const KEYS: [Element; 3] = [Element::TagKey, Element::TagValue, Element::FieldKey];
+    const TAGS: [Element; 2] = [Element::TagKey, Element::TagValue];
+
+    fn esc(s: &str, element: Element, dialect: Dialect) -> Result<String> {
         let mut out = b"prefix|".to_vec();
-        let r = escape_identifier(&mut out, s, element);
+        let r = escape_identifier(&mut out, s, element, dialect);
         match r {
             Ok(()) => Ok(String::from_utf8(out[7..].to_vec()).unwrap()),
             Err(e) => {
@@ -260,8 +378,19 @@ mod tests {
         }
     }
 
-    fn ok(s: &str, element: Element) -> String {
-        esc(s, element).unwrap()
+    fn go(s: &str, element: Element) -> String {
+        esc(s, element, Dialect::Go).unwrap_or_else(|e| panic!("{s:?} {element:?}: {e}"))
+    }
+
+    fn v3(s: &str, element: Element) -> String {
+        esc(s, element, Dialect::V3).unwrap_or_else(|e| panic!("{s:?} {element:?}: {e}"))
+    }
+
+    fn refused(s: &str, element: Element, dialect: Dialect) -> String {
+        match esc(s, element, dialect) {
+            Err(Error::InvalidInput(m)) => m,
+            other => panic!("{s:?} {element:?} {dialect:?}: expected a refusal, got {other:?}"),
+        }
     }
 
     fn string_field(s: &str) -> String {
@@ -269,8 +398,6 @@ mod tests {
         escape_string_field(&mut out, s);
         String::from_utf8(out).unwrap()
     }
-
-    const KEYS: [Element; 3] = [Element::TagKey, Element::TagValue, Element::FieldKey];
 
     /// The word-at-a-time scan must find exactly what a byte loop finds, whatever surrounds
     /// the byte (borrows from neighbours are the classic SWAR pitfall).
@@ -327,226 +454,276 @@ mod tests {
 
     #[test]
     fn plain_names_are_copied() {
-        for el in [
-            Element::Measurement,
-            Element::TagKey,
-            Element::TagValue,
-            Element::FieldKey,
-        ] {
-            assert_eq!(ok("http_req_duration", el), "http_req_duration");
-            assert_eq!(ok("a-b.c_d:e/f", el), "a-b.c_d:e/f");
-            assert_eq!(ok("", el), "");
-            assert_eq!(ok("\"quoted\"", el), "\"quoted\"");
-            assert_eq!(ok("#hash", el), "#hash");
-        }
-    }
-
-    #[test]
-    fn measurement_escapes_comma_and_space_only() {
-        assert_eq!(ok("a b", Element::Measurement), "a\\ b");
-        assert_eq!(ok("a,b", Element::Measurement), "a\\,b");
-        assert_eq!(ok("a=b", Element::Measurement), "a=b");
-        assert_eq!(ok(" ,=", Element::Measurement), "\\ \\,=");
-    }
-
-    #[test]
-    fn keys_and_tag_values_escape_comma_eq_and_space() {
-        for el in KEYS {
-            assert_eq!(ok("a b", el), "a\\ b");
-            assert_eq!(ok("a,b", el), "a\\,b");
-            assert_eq!(ok("a=b", el), "a\\=b");
-            assert_eq!(ok("x=1,y=2 z", el), "x\\=1\\,y\\=2\\ z");
-            assert_eq!(ok("  ", el), "\\ \\ ");
-        }
-    }
-
-    #[test]
-    fn whitespace_controls_become_two_character_escapes() {
-        for el in [
-            Element::Measurement,
-            Element::TagKey,
-            Element::TagValue,
-            Element::FieldKey,
-        ] {
-            assert_eq!(ok("a\tb", el), "a\\tb");
-            assert_eq!(ok("a\nb", el), "a\\nb");
-            assert_eq!(ok("a\rb", el), "a\\rb");
-            assert_eq!(ok("a\u{c}b", el), "a\\fb");
-            assert_eq!(ok("\r\n", el), "\\r\\n");
-        }
-    }
-
-    #[test]
-    fn other_control_characters_are_refused() {
-        for el in [
-            Element::Measurement,
-            Element::TagKey,
-            Element::TagValue,
-            Element::FieldKey,
-        ] {
-            for c in (0u8..0x20).chain([0x7f]) {
-                if matches!(c, b'\t' | b'\n' | b'\r' | 0x0c) {
-                    continue;
+        for dialect in [Dialect::Go, Dialect::V3] {
+            for el in ALL {
+                for s in ["http_req_duration", "a-b.c_d:e/f", "", "#hash", "Zürich✓"] {
+                    assert_eq!(esc(s, el, dialect).unwrap(), s);
                 }
-                let s = format!("a b{}", c as char);
-                let err = esc(&s, el).unwrap_err();
-                let want = format!(
-                    "{} {:?} contains control character U+{:04X}",
-                    el.name(),
-                    s,
-                    c
-                );
-                assert_eq!(err, Error::InvalidInput(want));
+            }
+        }
+    }
+
+    #[test]
+    fn separators_get_a_backslash() {
+        for dialect in [Dialect::Go, Dialect::V3] {
+            let m = |s| esc(s, Element::Measurement, dialect).unwrap();
+            assert_eq!(m("a b"), "a\\ b");
+            assert_eq!(m("a,b"), "a\\,b");
+            assert_eq!(m("a=b"), "a=b");
+            for el in KEYS {
+                let k = |s| esc(s, el, dialect).unwrap();
+                assert_eq!(k("x=1,y=2 z"), "x\\=1\\,y\\=2\\ z");
+                assert_eq!(k("  "), "\\ \\ ");
+                assert_eq!(k("Zürich ✓"), "Zürich\\ ✓");
+            }
+        }
+    }
+
+    /// Measured on influxd 1.6.7 (tests/escape_roundtrip.rs checks the same through the
+    /// engine): tag values and keys lose exactly the backslash before `,` ` ` `=`.
+    #[test]
+    fn go_writes_backslashes_as_they_are() {
+        for el in TAGS {
+            assert_eq!(go("a\\b", el), "a\\b");
+            assert_eq!(go("a\\\\b", el), "a\\\\b");
+            assert_eq!(go("a \\ b", el), "a\\ \\\\ b");
+            assert_eq!(go("a\\,b", el), "a\\\\,b");
+            assert_eq!(go("a\\\\=b", el), "a\\\\\\=b");
+            assert_eq!(go("\\a", el), "\\a");
+            assert_eq!(go("a\\\"b", el), "a\\\"b");
+            assert_eq!(go("a\"b", el), "a\"b");
+        }
+        assert_eq!(go("C:\\temp\\x", Element::Measurement), "C:\\temp\\x");
+        assert_eq!(go("a\"b", Element::Measurement), "a\"b");
+    }
+
+    #[test]
+    fn go_field_keys_escape_quotes_and_need_even_runs() {
+        let f = Element::FieldKey;
+        assert_eq!(go("a\"b", f), "a\\\"b");
+        assert_eq!(go("a\\\"b", f), "a\\\\\"b");
+        assert_eq!(go("a\\\\ b", f), "a\\\\\\ b");
+        assert_eq!(go("a\\\\,b", f), "a\\\\\\,b");
+        assert_eq!(go("a\\b", f), "a\\b");
+        for s in ["a\\ b", "a\\,b", "a\\=b", "a\\\\\\ b"] {
+            let m = refused(s, f, Dialect::Go);
+            assert!(m.contains("odd run of backslashes"), "{m}");
+        }
+    }
+
+    #[test]
+    fn go_measurements_refuse_a_backslash_before_an_escape() {
+        for s in ["a\\ b", "a\\,b", "a\\=b", "a\\\"b", "a\\\\ b"] {
+            let m = refused(s, Element::Measurement, Dialect::Go);
+            assert!(m.contains("backslash before"), "{m}");
+        }
+    }
+
+    #[test]
+    fn v3_doubles_every_backslash() {
+        for el in ALL {
+            assert_eq!(v3("a\\b", el), "a\\\\b");
+            assert_eq!(v3("\\\\a", el), "\\\\\\\\a");
+            assert_eq!(v3("a\"b", el), "a\"b");
+        }
+        assert_eq!(v3("a\\ b", Element::TagValue), "a\\\\\\ b");
+        assert_eq!(v3("a\\=b", Element::Measurement), "a\\\\=b");
+        assert_eq!(v3("a\\=b", Element::FieldKey), "a\\\\\\=b");
+    }
+
+    #[test]
+    fn trailing_backslashes_are_refused_by_both_dialects() {
+        for dialect in [Dialect::Go, Dialect::V3] {
+            for el in ALL {
+                for s in ["a\\", "a\\\\", "\\", "a b\\"] {
+                    let m = refused(s, el, dialect);
+                    assert!(m.contains("ends with a backslash"), "{m}");
+                }
             }
         }
         assert_eq!(
-            esc("a\u{1}", Element::TagKey).unwrap_err().to_string(),
-            "invalid input: tag key \"a\\u{1}\" contains control character U+0001"
+            refused("x\\", Element::TagValue, Dialect::Go),
+            "tag value \"x\\\\\" ends with a backslash, which InfluxDB 1.x/2.x cannot store"
         );
-        // C1 controls are not in the grammar's forbidden range.
-        assert_eq!(ok("a\u{85}b", Element::TagValue), "a\u{85}b");
     }
 
     #[test]
-    fn trailing_backslashes_are_trimmed() {
-        for el in [
-            Element::Measurement,
-            Element::TagKey,
-            Element::TagValue,
-            Element::FieldKey,
-        ] {
-            assert_eq!(ok("a\\", el), "a");
-            assert_eq!(ok("a\\\\\\", el), "a");
-            assert_eq!(ok("\\", el), "");
-            assert_eq!(ok("\\\\", el), "");
+    fn control_characters() {
+        for el in ALL {
+            // Written raw on 1.x/2.x (influxd 1.6.7 stores them as they are)...
+            assert_eq!(
+                go("a\tb\r\u{c}\u{1}\u{7f}\u{0}c", el),
+                "a\tb\r\u{c}\u{1}\u{7f}\u{0}c"
+            );
+            // ...except a newline, which ends the line even when escaped.
+            assert!(refused("a\nb", el, Dialect::Go).contains("newline"));
+            assert!(refused("a\nb", el, Dialect::V3).contains("newline"));
+            assert!(refused("a\tb", el, Dialect::V3).contains("tab"));
+            assert_eq!(v3("a\r\u{c}\u{1}\u{7f}b", el), "a\r\u{c}\u{1}\u{7f}b");
         }
-        assert_eq!(trim_identifier("a\\b\\\\"), "a\\b");
-        assert_eq!(trim_identifier("\\\\"), "");
-        assert_eq!(trim_identifier("ab"), "ab");
-    }
-
-    #[test]
-    fn inner_backslashes_are_literal() {
-        for el in [
-            Element::Measurement,
-            Element::TagKey,
-            Element::TagValue,
-            Element::FieldKey,
-        ] {
-            assert_eq!(ok("a\\b", el), "a\\b");
-            assert_eq!(ok("C:\\temp\\x", el), "C:\\temp\\x");
-            assert_eq!(ok("\\a", el), "\\a");
-            assert_eq!(ok("a\\\\b", el), "a\\\\b");
-        }
-        // `=` is not escaped in a measurement, so a backslash before it stays single.
-        assert_eq!(ok("a\\=b", Element::Measurement), "a\\=b");
-    }
-
-    #[test]
-    fn backslash_runs_before_an_escape_are_doubled() {
-        for el in [
-            Element::Measurement,
-            Element::TagKey,
-            Element::TagValue,
-            Element::FieldKey,
-        ] {
-            assert_eq!(ok("a\\,b", el), "a\\\\\\,b");
-            assert_eq!(ok("a\\ b", el), "a\\\\\\ b");
-            assert_eq!(ok("a\\\\ b", el), "a\\\\\\\\\\ b");
-            assert_eq!(ok("a\\\tb", el), "a\\\\\\tb");
-            assert_eq!(ok("\\\n", el), "\\\\\\n");
-            // Trimming happens first: the space is now last and the run before it is doubled.
-            assert_eq!(ok("a\\ \\", el), "a\\\\\\ ");
-        }
-        for el in KEYS {
-            assert_eq!(ok("a\\=b", el), "a\\\\\\=b");
-        }
-    }
-
-    /// Checks what the Go scanner does with our output: every `\x` pair is skipped, so no
-    /// separator may be left bare. Applied to many nasty inputs.
-    #[test]
-    fn output_never_contains_a_bare_separator() {
-        let parts = [
-            "a", "\\", "\\\\", ",", "=", " ", "\t", "\n", "ü", "✓", "\"", "x\\y",
-        ];
-        let mut inputs = Vec::new();
-        for a in parts {
-            for b in parts {
-                for c in parts {
-                    inputs.push(format!("{a}{b}{c}"));
-                }
+        for el in [Element::Measurement, Element::FieldKey] {
+            for s in ["\tab", "\u{0}ab"] {
+                assert!(refused(s, el, Dialect::Go).contains("starts with a tab or NUL"));
             }
         }
-        for s in &inputs {
-            for el in [
+        for el in TAGS {
+            assert_eq!(go("\tab", el), "\tab");
+        }
+        assert!(refused("a\u{0}b", Element::Measurement, Dialect::V3).contains("NUL"));
+        assert_eq!(v3("a\u{0}b", Element::TagValue), "a\u{0}b");
+    }
+
+    #[test]
+    fn go_line_splitter_balance() {
+        assert!(go_key_splits_cleanly(b"m,t=a\\ b,u=v"));
+        // The k6 group ` \ `: the splitter starts fields early, but `,u=v` balances.
+        assert!(go_key_splits_cleanly(b"m,t=a\\ \\\\ b,u=v"));
+        assert!(go_key_splits_cleanly(b"m,t=a\\\\ b"));
+        // An extra '=' or ',' after that, or a quote the splitter opens.
+        assert!(!go_key_splits_cleanly(b"m,t=a\\\\ b,u=c\\\\=d"));
+        assert!(!go_key_splits_cleanly(b"m,t=a\\\\ b,u=c\\\\,d"));
+        assert!(!go_key_splits_cleanly(b"m,t=a\\\\ b\\\\=\",u=v"));
+        assert!(go_key_splits_cleanly(b"m,t=a\\\\ \\=\",u=v"));
+        assert!(go_key_splits_cleanly(b"m,t=a\\\\,b"));
+    }
+
+    /// 3.x has no server here, so its own parser (crate `influxdb-line-protocol`, the code 3.x
+    /// runs) is the oracle. Random names over every special byte: each one the encoder takes
+    /// reads back byte for byte, with the next line of the body intact; for each one it
+    /// refuses, the plain escape (a backslash before every special byte) does not read back.
+    #[test]
+    fn v3_names_read_back_exactly_with_3x_own_parser() {
+        use crate::lineproto::{write_field, write_series_key, FieldOptions};
+        use crate::model::FieldValue;
+        use influxdb_line_protocol::{parse_lines, FieldValue as Lp};
+        let alphabet = [
+            "a", "Z", "é", "✓", " ", ",", "=", "\\", "\"", "\t", "\n", "\r", "\u{0}", "\u{1}",
+            "\u{7f}", "#",
+        ];
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut name = || -> String {
+            // Half plain letters, so that a fair share of names is storable.
+            (0..rng.usize(1..7))
+                .map(|_| match rng.bool() {
+                    true => "b",
+                    false => alphabet[rng.usize(..alphabet.len())],
+                })
+                .collect()
+        };
+        let opts = FieldOptions {
+            dialect: Dialect::V3,
+            ..FieldOptions::default()
+        };
+        // `(measurement, tag key, tag value, field key)` as the 3.x parser reads `line`.
+        let read = |line: &str| {
+            let body = format!("{line} 1\nnext v=1i 2\n");
+            let parsed: Vec<_> = parse_lines(&body).collect();
+            let p = match (parsed.len(), parsed.first()) {
+                (2, Some(Ok(p))) if parsed[1].is_ok() => p,
+                _ => return None,
+            };
+            let tags = p.series.tag_set.as_ref()?;
+            let (fk, fv) = p.field_set.first()?;
+            let Lp::String(sv) = fv else { return None };
+            let names = [
+                p.series.measurement.to_string(),
+                tags[0].0.to_string(),
+                tags[0].1.to_string(),
+                fk.to_string(),
+                sv.to_string(),
+            ];
+            (tags.len() == 1 && p.field_set.len() == 1).then_some(names)
+        };
+        let (mut taken, mut refused) = (0, 0);
+        for _ in 0..10_000 {
+            let names = [name(), name(), name(), name(), name()];
+            let [m, tk, tv, fk, sv] = &names;
+            let mut line = Vec::new();
+            let written = write_series_key(&mut line, m, &[(tk, tv)], Dialect::V3).and_then(|()| {
+                line.push(b' ');
+                write_field(&mut line, fk, FieldValue::Str(sv), opts)
+            });
+            if written.is_ok() {
+                let line = String::from_utf8(line).unwrap();
+                assert_eq!(read(&line).as_ref(), Some(&names), "{line:?}");
+                taken += 1;
+                continue;
+            }
+            refused += 1;
+            if m.starts_with('#') {
+                continue; // a comment line, not a name
+            }
+            // The plain escape of each refused name, the others being plain.
+            let plain = |s: &str, eq: bool| -> String {
+                s.chars()
+                    .flat_map(|c| {
+                        let special =
+                            matches!(c, '\\' | ',' | ' ' | '\t' | '\n' | '\0') || (eq && c == '=');
+                        special.then_some('\\').into_iter().chain([c])
+                    })
+                    .collect()
+            };
+            let elements = [
                 Element::Measurement,
                 Element::TagKey,
                 Element::TagValue,
                 Element::FieldKey,
-            ] {
-                let out = ok(s, el);
-                let b = out.as_bytes();
-                let mut i = 0;
-                while i < b.len() {
-                    match b[i] {
-                        b'\\' => {
-                            assert!(
-                                i + 1 < b.len(),
-                                "{el:?} {s:?} -> {out:?} ends in a backslash"
-                            );
-                            i += 2;
-                        }
-                        b',' | b' ' | b'\n' | b'\t' => {
-                            panic!("{el:?} {s:?} -> {out:?} has a bare separator at {i}")
-                        }
-                        b'=' if el.escapes_eq() => {
-                            panic!("{el:?} {s:?} -> {out:?} has a bare '=' at {i}")
-                        }
-                        _ => i += 1,
-                    }
+            ];
+            for (i, el) in elements.into_iter().enumerate() {
+                if escape_identifier(&mut Vec::new(), &names[i], el, Dialect::V3).is_ok() {
+                    continue;
                 }
+                let mut parts = ["x".to_string(), "x".into(), "x".into(), "x".into()];
+                parts[i] = plain(&names[i], el.escapes_eq());
+                let line = format!("{},{}={} {}=\"s\"", parts[0], parts[1], parts[2], parts[3]);
+                let got = read(&line);
+                assert!(
+                    got.as_ref().map(|g| &g[i]) != Some(&names[i]),
+                    "{el:?} {:?} was refused but {line:?} reads back",
+                    names[i]
+                );
             }
         }
-    }
-
-    #[test]
-    fn non_ascii_is_copied() {
-        assert_eq!(ok("Zürich ✓", Element::TagValue), "Zürich\\ ✓");
-        assert_eq!(ok("Zürich ✓", Element::Measurement), "Zürich\\ ✓");
-        assert_eq!(ok("日本語", Element::FieldKey), "日本語");
-        assert_eq!(ok("😀,😀", Element::TagKey), "😀\\,😀");
+        assert!(taken > 2000 && refused > 1000, "{taken} {refused}");
     }
 
     #[test]
     fn long_names_take_the_chunked_scan() {
         let plain = "abcdefghij".repeat(10);
-        assert_eq!(ok(&plain, Element::TagValue), plain);
+        assert_eq!(go(&plain, Element::TagValue), plain);
         for at in [0, 15, 16, 17, 31, 32, 99] {
             let mut s = plain.clone().into_bytes();
             s[at] = b' ';
             let s = String::from_utf8(s).unwrap();
             let want = format!("{}\\ {}", &plain[..at], &plain[at + 1..]);
-            assert_eq!(ok(&s, Element::TagValue), want, "space at {at}");
+            assert_eq!(go(&s, Element::TagValue), want, "space at {at}");
+            assert_eq!(v3(&s, Element::TagValue), want, "space at {at}");
             let mut bad = s.clone().into_bytes();
-            bad[at] = 0;
-            assert!(esc(&String::from_utf8(bad).unwrap(), Element::TagKey).is_err());
+            bad[at] = b'\n';
+            assert!(esc(
+                &String::from_utf8(bad).unwrap(),
+                Element::TagKey,
+                Dialect::Go
+            )
+            .is_err());
         }
     }
 
     #[test]
     fn error_messages_cut_long_values() {
-        let s = format!("{}\u{0}", "x".repeat(1000));
-        let msg = esc(&s, Element::TagValue).unwrap_err().to_string();
+        let s = format!("{}\n", "x".repeat(1000));
+        let msg = esc(&s, Element::TagValue, Dialect::Go)
+            .unwrap_err()
+            .to_string();
         assert!(msg.len() < 200, "{msg}");
-        assert!(msg.contains("U+0000"), "{msg}");
+        assert!(msg.contains("newline"), "{msg}");
         assert!(msg.contains("tag value \"xxxx"), "{msg}");
     }
 
     #[test]
     fn appends_after_existing_content() {
         let mut out = b"m,a=1,".to_vec();
-        escape_identifier(&mut out, "b c", Element::TagKey).unwrap();
+        escape_identifier(&mut out, "b c", Element::TagKey, Dialect::Go).unwrap();
         assert_eq!(out, b"m,a=1,b\\ c");
     }
 

@@ -2,8 +2,16 @@
 //! timestamp rescaled from the request's precision to the sink's, a receive-time timestamp
 //! added when it has none, the sink's global tags merged into its tag set, and (for 1.x
 //! targets) unsigned fields written as integers, as the encoder does.
+//!
+//! The client's escaping is kept as it is: a client writes line protocol for the server it
+//! believes it talks to, and the relay cannot tell from a line which dialect its author had
+//! in mind. Lines without a backslash in their names mean the same on every server; a line
+//! written with 1.x escapes (`a\\,b` for the tag value `a\,b`) and forwarded to a 3.x target
+//! is read by 3.x's rules (there `\\` is one backslash and the `,` splits the tag), so clients
+//! of a relay in front of 3.x must escape for 3.x. Only the global tags the relay adds are
+//! escaped, for the target's dialect.
 
-use super::encode::write_timestamp;
+use super::encode::{write_timestamp, FieldOptions};
 use super::escape::{escape_identifier, Element};
 use super::parse::{parse_i64, reason, InputPrecision, ParsedLine, ValueKind};
 use crate::model::Precision;
@@ -25,21 +33,21 @@ pub struct Forward {
 
 impl Forward {
     /// `received_ns` stamps lines without a timestamp. `global_tags` are the sink's
-    /// (`Config::global_tags`: checked, sorted, no empty values); a tag that cannot be escaped
-    /// (a control character, which the configuration refuses) is left out.
+    /// (`Config::global_tags`: checked, sorted, no empty values), escaped for `opts.dialect`; a
+    /// tag that cannot be escaped (which the configuration refuses) is left out.
     pub fn new(
         input: InputPrecision,
         output: Precision,
         received_ns: i64,
         global_tags: &[(String, String)],
-        uint_as_int: bool,
+        opts: FieldOptions,
     ) -> Forward {
         let mut tags: Vec<(Vec<u8>, Vec<u8>)> = global_tags
             .iter()
             .filter_map(|(k, v)| {
                 let (mut key, mut value) = (Vec::new(), Vec::new());
-                escape_identifier(&mut key, k, Element::TagKey).ok()?;
-                escape_identifier(&mut value, v, Element::TagValue).ok()?;
+                escape_identifier(&mut key, k, Element::TagKey, opts.dialect).ok()?;
+                escape_identifier(&mut value, v, Element::TagValue, opts.dialect).ok()?;
                 (!key.is_empty() && !value.is_empty()).then_some((key, value))
             })
             .collect();
@@ -51,7 +59,7 @@ impl Forward {
             same_unit: input.unit_ns() == output.unit_ns(),
             default_ts: output.from_ns(input.truncate_ns(received_ns)),
             tags,
-            uint_as_int,
+            uint_as_int: opts.uint_as_int,
         }
     }
 
@@ -208,7 +216,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Forward::new(input, output, T, &tags, v1)
+        let opts = FieldOptions {
+            uint_as_int: v1,
+            ..Default::default()
+        };
+        Forward::new(input, output, T, &tags, opts)
     }
 
     fn run(f: &Forward, line: &str) -> Result<String, &'static str> {
@@ -315,7 +327,13 @@ mod tests {
         let names: Vec<(String, String)> = (0..70)
             .map(|i| (format!("g{i:02}"), format!("v{i}")))
             .collect();
-        let f = Forward::new(InputPrecision::Ns, Precision::Ns, T, &names, false);
+        let f = Forward::new(
+            InputPrecision::Ns,
+            Precision::Ns,
+            T,
+            &names,
+            Default::default(),
+        );
         let out = run(&f, "m,g05=own,h=1 v=1 5").unwrap();
         assert_eq!(out.matches(",g").count(), 70);
         assert!(out.contains(",g04=v4,g05=own,g06=v6,"), "{out}");

@@ -1,12 +1,24 @@
 //! Layer 3: InfluxDB line protocol. Pure functions over byte buffers, no I/O, no allocation
 //! beyond growing the output buffer.
 //!
-//! Escaping follows what the Go servers (1.x/2.x) unescape and Telegraf's serializer, see
-//! `../shared/reference/influx.md` §1.2: measurement escapes `,` and space; tag keys, tag
-//! values and field keys escape `,`, `=` and space; `\t \n \r \f` become the two-character
-//! escapes `\t \n \r \f`; other control characters are refused; trailing backslashes are
-//! trimmed (a trailing `\` would escape the separator after it); backslashes elsewhere are
-//! written as they are. String field values escape `"` and `\`.
+//! Escaping is exact for the target server's [`Dialect`]: every name it can store reads back
+//! byte for byte (`SHOW MEASUREMENTS`, `SHOW TAG VALUES`, `SHOW FIELD KEYS`, string fields
+//! in `SELECT`), and a name it cannot store is refused with `Error::InvalidInput` (the point
+//! is counted in `rejected_invalid`), never altered. Measured on influxd 1.6.7 and read from
+//! `models/points.go` (1.x, 2.x) and `core/influxdb_line_protocol` (3.x); see `escape.rs`.
+//!
+//! | | 1.x / 2.x (`Dialect::Go`) | 3.x (`Dialect::V3`) |
+//! | --- | --- | --- |
+//! | `,` and space | `\,` `\ ` | `\,` `\ ` |
+//! | `=` | `\=`, raw in a measurement | `\=`, raw in a measurement |
+//! | `\` | raw | `\\` |
+//! | `"` | raw; `\"` in a field key | raw |
+//! | control characters, non-ASCII | raw | raw |
+//! | refused | a trailing `\`; a newline; a measurement with `\` before `,` ` ` `=` `"`; a field key with an odd run of `\` before `,` ` ` `=`; a measurement or field key starting with a tab or NUL; a series key the line splitter would misread | a trailing `\`; a newline or tab; a NUL in a measurement |
+//!
+//! Everywhere: an empty tag value leaves the tag out (InfluxDB reads a missing tag as empty);
+//! an empty name and a measurement starting with `#` are refused. String field values escape
+//! `"` and `\` and are exact on every server.
 
 pub mod encode;
 pub mod escape;
@@ -16,5 +28,6 @@ pub mod parse;
 pub use encode::{
     write_field, write_float, write_series_key, write_timestamp, FieldOptions, MAX_STRING_FIELD,
 };
+pub use escape::Dialect;
 pub use forward::Forward;
 pub use parse::{lines, parse_line, InputPrecision, LineError, ParseError, ParsedLine};

@@ -1697,7 +1697,12 @@ mod tests {
                     let mut line = Vec::new();
                     let mut tags = vec![(k, v), ("zz", "1")];
                     tags.sort();
-                    if write_series_key(&mut line, m, &tags).is_err() {
+                    let key_ok = |key| {
+                        write_field(&mut Vec::new(), key, FieldValue::Int(0), Default::default())
+                    };
+                    if write_series_key(&mut line, m, &tags, Default::default()).is_err()
+                        || key_ok(&format!("{k}0")).is_err()
+                    {
                         continue;
                     }
                     let key_len = line.len();
@@ -1731,7 +1736,8 @@ mod tests {
                 }
             }
         }
-        assert!(checked > 1000, "{checked}");
+        // Names 1.x/2.x cannot store as they are (a trailing backslash, a newline) are refused.
+        assert!(checked > 800, "{checked}");
     }
 
     #[test]

@@ -221,6 +221,25 @@ impl HttpTarget {
         Ok(version.to_string())
     }
 
+    /// Asks `/ping` for the server's version once, within `limit`, on a thread of its own (the
+    /// caller may be inside a tokio runtime): for `INFLUXDB_VERSION=auto` when a sink opens.
+    pub fn probe_version(&self, limit: Duration) -> std::result::Result<String, String> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("tokio runtime: {e}"))?;
+                // The timer must be made inside the runtime.
+                runtime
+                    .block_on(async { tokio::time::timeout(limit, self.ping()).await })
+                    .unwrap_or_else(|_| Err(format!("/ping did not answer within {limit:?}")))
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the /ping probe panicked".into()))
+        })
+    }
+
     /// v1: checks the credentials and the database with `SHOW DATABASES`.
     pub async fn check_database(&self) -> std::result::Result<bool, String> {
         let Some(db) = &self.database else {

@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{Api, Config, Endpoint};
 use crate::error::{Error, Result};
+use crate::lineproto::Dialect;
 use crate::model::now_ns;
 use crate::pipeline::{Chunk, ChunkKind, Queue};
 use crate::stats::Counters;
@@ -90,6 +91,7 @@ impl Writer {
             self_metrics: config.self_metrics_interval,
             precision: config.precision,
             global_tags: config.global_tags.clone(),
+            dialect: config.server_version.dialect().unwrap_or_default(),
             source: config.source.clone(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             failures: 0,
@@ -164,6 +166,8 @@ struct Run {
     self_metrics: Option<Duration>,
     precision: crate::model::Precision,
     global_tags: Vec<(String, String)>,
+    /// How self-metrics names are escaped (the sink's resolved server version).
+    dialect: Dialect,
     source: String,
     host: String,
     /// Failed requests in a row, for the backoff.
@@ -508,6 +512,7 @@ impl Run {
             &stats,
             now_ns(),
             self.precision,
+            self.dialect,
         );
         if !data.is_empty() {
             self.admit(Chunk::new(data, 1, ChunkKind::SelfMetrics));

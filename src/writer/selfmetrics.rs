@@ -1,11 +1,13 @@
 //! The sink's own line in measurement `perfsink`, written every self-metrics interval so a
 //! dashboard shows what the sink accepted, wrote, retried, rejected, dropped and spooled.
 
-use crate::lineproto::{write_field, write_series_key, write_timestamp, FieldOptions};
+use crate::lineproto::{write_field, write_series_key, write_timestamp, Dialect, FieldOptions};
 use crate::model::{FieldValue, Precision};
 use crate::stats::Stats;
 
-/// Encodes one `perfsink` line (tags `host`, `source` and the global tags) into `out`.
+/// Encodes one `perfsink` line (tags `host`, `source` and the global tags) into `out`, names
+/// escaped for `dialect`.
+#[allow(clippy::too_many_arguments)]
 pub fn encode(
     out: &mut Vec<u8>,
     host: &str,
@@ -14,6 +16,7 @@ pub fn encode(
     stats: &Stats,
     ts_ns: i64,
     precision: Precision,
+    dialect: Dialect,
 ) {
     let mut tags: Vec<(&str, &str)> = global_tags
         .iter()
@@ -24,7 +27,7 @@ pub fn encode(
     tags.push(("source", source));
     tags.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let start = out.len();
-    if write_series_key(out, "perfsink", &tags).is_err() {
+    if write_series_key(out, "perfsink", &tags, dialect).is_err() {
         out.truncate(start);
         return;
     }
@@ -84,6 +87,7 @@ mod tests {
             &stats,
             2_000_000_000,
             Precision::S,
+            Dialect::Go,
         );
         let line = String::from_utf8(out).unwrap();
         assert!(
