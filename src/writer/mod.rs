@@ -5,13 +5,14 @@
 
 mod backlog;
 pub mod http;
+pub mod policy;
 pub mod retry;
 pub mod selfmetrics;
 pub mod spool;
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use crate::pipeline::{Chunk, ChunkKind, Queue};
 use crate::stats::Counters;
 use backlog::{Backlog, Pushed};
 use http::{HttpTarget, Outcome};
+use policy::{Decision, Facts};
 use spool::Spool;
 
 /// State the sink and the writer thread share.
@@ -360,6 +362,7 @@ impl Run {
         });
     }
 
+    /// Carries out `policy::decide` for one answered (or cancelled) request.
     async fn settle(&mut self, done: Done) {
         let Done {
             mut chunk,
@@ -375,20 +378,54 @@ impl Run {
             c.record_latency(latency.as_micros() as u64);
         }
         let len = chunk.data.len();
-        match outcome {
-            // Never answered: kept for `finish`, which spools it or counts it as dropped.
-            Outcome::Cancelled => self.backlog.push_front(chunk),
-            Outcome::Written => {
-                self.failures = 0;
-                self.db_created_at = None;
-                self.count_written(&chunk, chunk.lines);
+        let facts = Facts {
+            lines: chunk.lines,
+            sent_before_db_created: self.db_created_at.is_some_and(|t| started < t),
+            may_create_database: self.create_database,
+            probes_left: chunk
+                .probes
+                .as_ref()
+                .map_or(policy::probe_budget(chunk.lines), |p| p.load(Relaxed)),
+        };
+        match policy::decide(&outcome, facts) {
+            Decision::Keep | Decision::Resend => self.backlog.push_front(chunk),
+            Decision::Count {
+                written,
+                rejected,
+                kind,
+                exact,
+                reason,
+            } => {
+                if written == chunk.lines {
+                    self.failures = 0;
+                    self.db_created_at = None;
+                }
+                if rejected > 0 {
+                    self.note(
+                        kind,
+                        format!("InfluxDB refused {rejected} line(s): {reason}"),
+                    );
+                }
+                if !exact {
+                    self.note(
+                        "inexact",
+                        format!(
+                            "the bisection budget of a batch ran out: counted {rejected} of {} \
+                             lines as refused from InfluxDB's answer, which may be inexact",
+                            chunk.lines
+                        ),
+                    );
+                }
+                self.count_rejected(&chunk, rejected);
+                self.count_written(&chunk, written);
                 self.backlog.release(len);
-                self.queue.recycle(chunk.data);
+                if rejected == 0 {
+                    self.queue.recycle(chunk.data);
+                }
             }
-            Outcome::Retry { after, reason } => {
-                self.failures = self.failures.saturating_add(1);
-                let wait = retry::backoff(self.retry_initial, self.retry_max, self.failures, after);
-                self.not_before = self.not_before.max(Instant::now() + wait);
+            Decision::Retry { after, reason } => {
+                self.back_off(after);
+                let wait = self.not_before.saturating_duration_since(Instant::now());
                 self.note(
                     "retry",
                     format!("write failed, retrying in {wait:?}: {reason}"),
@@ -397,57 +434,33 @@ impl Run {
                 chunk.attempts += 1;
                 self.backlog.push_front(chunk);
             }
-            Outcome::TooLarge if chunk.lines > 1 => match chunk.split() {
-                Ok((a, b)) => {
-                    self.note(
-                        "413",
-                        "InfluxDB refused a batch as too large (413): splitting it".into(),
-                    );
-                    self.backlog.push_front(b);
-                    self.backlog.push_front(a);
-                }
-                Err(chunk) => {
-                    self.note("413", "InfluxDB refused a batch as too large (413)".into());
-                    self.count_rejected(&chunk, chunk.lines);
-                    self.backlog.release(len);
-                }
-            },
-            Outcome::TooLarge => {
+            Decision::Split => {
                 self.note(
-                    "413-line",
-                    "InfluxDB refused a single line as too large (413)".into(),
+                    "413",
+                    "InfluxDB refused a batch as too large (413): splitting it".into(),
                 );
-                self.count_rejected(&chunk, chunk.lines);
-                self.backlog.release(len);
+                self.push_halves(chunk);
             }
-            Outcome::Rejected { dropped, reason } => {
-                let rejected = dropped.unwrap_or(chunk.lines).min(chunk.lines);
+            Decision::Bisect { reason } => {
+                let probes = chunk.probes.get_or_insert_with(|| {
+                    Arc::new(AtomicU32::new(policy::probe_budget(chunk.lines)))
+                });
+                probes.fetch_sub(2, Relaxed);
                 self.note(
-                    "rejected",
+                    "bisect",
                     format!(
-                        "InfluxDB rejected {rejected} of {} lines: {reason}",
+                        "InfluxDB refused some of {} lines without saying exactly which \
+                         ({reason}): sending halves to count them",
                         chunk.lines
                     ),
                 );
-                self.count_rejected(&chunk, rejected);
-                self.count_written(&chunk, chunk.lines - rejected);
-                self.backlog.release(len);
+                self.push_halves(chunk);
             }
-            // A request sent before we created the database says "not found" for the old
-            // state of the server: send it again without counting a failure.
-            Outcome::DatabaseNotFound if self.db_created_at.is_some_and(|t| started < t) => {
-                self.backlog.push_front(chunk);
-            }
-            Outcome::DatabaseNotFound => {
+            Decision::CreateDatabase => {
                 let db = self.target.database.clone().unwrap_or_default();
-                let created = if self.create_database {
-                    self.target.create_database().await
-                } else {
-                    Err("PERFSINK_CREATE_DATABASE is off".into())
-                };
                 // Right after a creation the write is tried again at once, but only once until
                 // a write succeeds: a server that keeps saying "not found" must not be hammered.
-                let failed = match created {
+                let failed = match self.target.create_database().await {
                     Ok(()) => {
                         let first = self.db_created_at.is_none();
                         self.db_created_at = Some(Instant::now());
@@ -456,10 +469,7 @@ impl Run {
                     Err(e) => Some(e),
                 };
                 if let Some(e) = failed {
-                    self.failures = self.failures.saturating_add(1);
-                    let wait =
-                        retry::backoff(self.retry_initial, self.retry_max, self.failures, None);
-                    self.not_before = self.not_before.max(Instant::now() + wait);
+                    self.back_off(None);
                     self.note(
                         "no-db",
                         format!("database {db:?} not found and not created: {e}"),
@@ -468,7 +478,7 @@ impl Run {
                 }
                 self.backlog.push_front(chunk);
             }
-            Outcome::Unauthorized { reason } => {
+            Decision::Stop { reason } => {
                 let msg = format!(
                     "InfluxDB at {} refused the credentials ({reason}); writing stopped",
                     self.target.base_url
@@ -477,6 +487,32 @@ impl Run {
                 *self.state.fatal.lock() = Some(Error::Auth(msg));
                 self.backlog.release(len);
                 self.give_up(chunk);
+            }
+        }
+    }
+
+    /// One more failure in a row: no request starts before the backoff (at least `after`).
+    fn back_off(&mut self, after: Option<Duration>) {
+        self.failures = self.failures.saturating_add(1);
+        let wait = retry::backoff(self.retry_initial, self.retry_max, self.failures, after);
+        self.not_before = self.not_before.max(Instant::now() + wait);
+    }
+
+    /// Sends a chunk of several lines again as two halves, first half first. A chunk that
+    /// cannot be cut (no line boundary found) is counted as refused rather than sent forever.
+    fn push_halves(&mut self, chunk: Chunk) {
+        match chunk.split() {
+            Ok((a, b)) => {
+                self.backlog.push_front(b);
+                self.backlog.push_front(a);
+            }
+            Err(chunk) => {
+                self.note(
+                    "uncut",
+                    "InfluxDB refused a batch that cannot be cut into lines".into(),
+                );
+                self.count_rejected(&chunk, chunk.lines);
+                self.backlog.release(chunk.data.len());
             }
         }
     }
