@@ -166,12 +166,11 @@ impl SeriesRegistry {
         if let Some(field) = value_field {
             let start = bytes.len();
             // Encode `field=0` to validate and escape the key, then drop the `0`.
-            lineproto::write_field(
-                &mut bytes,
-                field,
-                crate::model::FieldValue::Int(0),
-                Default::default(),
-            )?;
+            let opts = lineproto::FieldOptions {
+                series_key_len: key_len - 1,
+                ..Default::default()
+            };
+            lineproto::write_field(&mut bytes, field, crate::model::FieldValue::Int(0), opts)?;
             let eq = bytes[start..]
                 .iter()
                 .rposition(|&b| b == b'=')

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::config::{Api, Config};
 use crate::error::{Error, Result};
-use crate::lineproto::{write_field, write_float, write_timestamp, FieldOptions};
+use crate::lineproto::{check_timestamp, write_field, write_float, write_timestamp, FieldOptions};
 use crate::lineproto::{Forward, InputPrecision, LineError, ParseError, ParsedLine};
 use crate::model::{Field, Point, Precision, SeriesId, Tag};
 use crate::pipeline::queue::Produced;
@@ -173,7 +173,10 @@ impl Sink {
             config,
             counters,
             engine,
-            field_options: FieldOptions { uint_as_int },
+            field_options: FieldOptions {
+                uint_as_int,
+                ..Default::default()
+            },
             closed: AtomicBool::new(false),
             report: Mutex::new(None),
             relay_last_ts: Mutex::new(HashMap::new()),
@@ -259,12 +262,19 @@ impl Sink {
                 Some(_) => return Err(source.refused(i, no_value_field(head.series))),
                 None => return Err(source.refused(i, Error::UnknownSeries(head.series))),
             };
+            if let Err(e) = check_timestamp(head.timestamp_ns, precision) {
+                return Err(source.refused(i, e));
+            }
             let start = buf.len();
             buf.extend_from_slice(entry.prefix());
             if let Err(e) = write_float(buf, head.value) {
                 buf.truncate(start);
                 return Err(source.refused(i, e));
             }
+            let opts = FieldOptions {
+                series_key_len: entry.key_and_space().len() - 1,
+                ..opts
+            };
             if let Err(e) = source.write_fields(i, buf, opts) {
                 buf.truncate(start);
                 return Err(e);
@@ -319,7 +329,12 @@ impl Sink {
         let (precision, dedup, opts) =
             (self.config.precision, self.config.dedup, self.field_options);
         let mut shifted = 0u64;
+        let opts = FieldOptions {
+            series_key_len: entry.key_and_space().len() - 1,
+            ..opts
+        };
         let produced = engine.queue.produce(1, |_, buf| {
+            check_timestamp(timestamp_ns, precision)?;
             let start = buf.len();
             buf.extend_from_slice(entry.key_and_space());
             for (i, f) in fields.iter().enumerate() {
