@@ -472,14 +472,15 @@ impl Sink {
         self.fatal()?;
         engine.queue.flush_accumulator(timeout)?;
         let target = self.counters.entered();
-        while self.counters.settled() < target {
-            self.fatal()?;
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout);
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        let settled = self.counters.wait_settled(deadline, || {
+            self.counters.settled() >= target || engine.state.fatal.lock().is_some()
+        });
+        self.fatal()?;
+        if settled {
+            Ok(())
+        } else {
+            Err(Error::Timeout)
         }
-        self.fatal()
     }
 
     pub fn stats(&self) -> Stats {

@@ -100,6 +100,7 @@ impl Writer {
             logged: HashSet::new(),
         };
         let thread_state = state.clone();
+        let thread_counters = run.counters.clone();
         let thread = std::thread::Builder::new()
             .name("perfsink-writer".into())
             .spawn(move || {
@@ -108,6 +109,7 @@ impl Writer {
                 if result.is_err() {
                     *thread_state.fatal.lock() = Some(Error::Closed);
                     *thread_state.last_error.lock() = Some("the writer thread panicked".into());
+                    thread_counters.notify_settled();
                 }
             })
             .map_err(|e| Error::Io(format!("writer thread: {e}")))?;
@@ -193,7 +195,14 @@ impl Run {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_self_metrics = self.self_metrics.map(|d| Instant::now() + d);
         let mut saw_shutdown = false;
+        let mut settled = self.counters.settled();
         loop {
+            // `Sink::flush` waits for this instead of polling.
+            let now_settled = self.counters.settled();
+            if now_settled != settled || self.is_fatal() {
+                settled = now_settled;
+                self.counters.notify_settled();
+            }
             let shutting = self.state.shutdown.load(Relaxed);
             if shutting && !saw_shutdown {
                 saw_shutdown = true;
@@ -568,6 +577,7 @@ impl Run {
         }
         let kept = self.backlog.spool.as_ref().map_or(0, |s| s.user_lines());
         self.state.kept_in_spool.store(kept, Relaxed);
+        self.counters.notify_settled();
     }
 
     /// Remembers the latest failure and logs each kind once, so a long outage does not flood
