@@ -466,7 +466,6 @@ impl Run {
                 self.push_halves(chunk);
             }
             Decision::CreateDatabase => {
-                let db = self.target.database.clone().unwrap_or_default();
                 // Right after a creation the write is tried again at once, but only once until
                 // a write succeeds: a server that keeps saying "not found" must not be hammered.
                 let failed = match self.target.create_database().await {
@@ -478,13 +477,12 @@ impl Run {
                     Err(e) => Some(e),
                 };
                 if let Some(e) = failed {
-                    self.back_off(None);
-                    self.note(
-                        "no-db",
-                        format!("database {db:?} not found and not created: {e}"),
-                    );
-                    Counters::add(&self.counters.retried, 1);
+                    self.database_missing(&e);
                 }
+                self.backlog.push_front(chunk);
+            }
+            Decision::MissingDatabase => {
+                self.database_missing("PERFSINK_CREATE_DATABASE is off");
                 self.backlog.push_front(chunk);
             }
             Decision::Stop { reason } => {
@@ -498,6 +496,17 @@ impl Run {
                 self.give_up(chunk);
             }
         }
+    }
+
+    /// The database is missing and was not created (`why`): back off, say so.
+    fn database_missing(&mut self, why: &str) {
+        let db = self.target.database.clone().unwrap_or_default();
+        self.back_off(None);
+        self.note(
+            "no-db",
+            format!("database {db:?} not found and not created: {why}"),
+        );
+        Counters::add(&self.counters.retried, 1);
     }
 
     /// One more failure in a row: no request starts before the backoff (at least `after`).

@@ -65,6 +65,8 @@ pub enum Decision {
     Resend,
     /// Create the database, then send it again.
     CreateDatabase,
+    /// The database is missing and may not be created: back off and send it again.
+    MissingDatabase,
     /// The credentials were refused: stop writing.
     Stop { reason: String },
 }
@@ -84,10 +86,7 @@ pub fn decide(outcome: &Outcome, facts: Facts) -> Decision {
         Outcome::Rejected { refusal, reason } => rejected(refusal, reason, facts),
         Outcome::DatabaseNotFound if facts.sent_before_db_created => Decision::Resend,
         Outcome::DatabaseNotFound if facts.may_create_database => Decision::CreateDatabase,
-        Outcome::DatabaseNotFound => Decision::Retry {
-            after: None,
-            reason: "database not found and PERFSINK_CREATE_DATABASE is off".into(),
-        },
+        Outcome::DatabaseNotFound => Decision::MissingDatabase,
         Outcome::Unauthorized { reason } => Decision::Stop {
             reason: reason.clone(),
         },
@@ -238,10 +237,10 @@ mod tests {
         assert_eq!(decide(&Outcome::DatabaseNotFound, f), Decision::Resend);
         f.sent_before_db_created = false;
         f.may_create_database = false;
-        assert!(matches!(
+        assert_eq!(
             decide(&Outcome::DatabaseNotFound, f),
-            Decision::Retry { after: None, .. }
-        ));
+            Decision::MissingDatabase
+        );
     }
 
     #[test]
