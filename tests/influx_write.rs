@@ -960,6 +960,8 @@ fn mixed_batch_written_equals_count(influx: &Influx, api: &str) {
         format!("m,k={long} v=1i {}", t + 103),        // series key over 64 KiB
         format!("m,k=a {long}=1i {}", t + 104),        // field key over 64 KiB
         format!("m,k=a v=5i {}", t - 2 * HOUR),        // beyond retention
+        format!("m,time=1 v=6i {}", t + 105),          // a tag named `time`
+        format!("m time=7i {}", t + 106),              // only a field named `time`
     ];
     let mut spooled = Vec::new();
     for (i, line) in bad.iter().enumerate() {

@@ -1,7 +1,9 @@
 //! Layer 5: the one InfluxDB writer. It runs on its own thread with a tokio runtime the sink
 //! owns, takes chunks off the queue, and sends them with several requests in flight, gzip,
-//! timeouts, retries with backoff, splitting on 413, partial-write accounting, a stop on
-//! 401/403, a memory cap with a disk spool behind it, and self-metrics.
+//! timeouts, retries with backoff, splitting on 413, exact counting of partial writes
+//! (bisection where InfluxDB's answer does not give the count), a stop on 401/403, a memory
+//! cap with a disk spool behind it, and self-metrics. What to do with an answer is decided by
+//! `policy::decide`, a pure function; `Run::settle` carries it out.
 
 mod backlog;
 pub mod http;
