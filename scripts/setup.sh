@@ -55,6 +55,20 @@ if [ -z "$go_minor" ] || [ "$go_minor" -lt 24 ]; then
   exit 1
 fi
 
+# InfluxDB 1.8.10 serves the v2 write API (`/api/v2/write`, token, bucket = db/rp) that
+# Debian's 1.6.7 lacks; tests/influx_write.rs runs the v2 path against it. Built from the Go
+# module proxy (MIT, about a minute) into a fixed directory outside the repository, where
+# tests/common/influx.rs looks for it (or $PERFSINK_INFLUXD_18). The version is stamped so
+# `/ping` answers `X-Influxdb-Version: 1.8.10` as a release build does.
+INFLUXD_18_DIR="$HOME/.cache/perfsink/influxd-1.8.10"
+if [ ! -x "$INFLUXD_18_DIR/influxd" ]; then
+  say "go install influxd@v1.8.10 into $INFLUXD_18_DIR"
+  build_dir=$(mktemp -d)
+  (cd "$build_dir" && GOBIN="$INFLUXD_18_DIR" GOFLAGS=-mod=mod CGO_ENABLED=0 \
+    go install -ldflags "-X main.version=1.8.10" github.com/influxdata/influxdb/cmd/influxd@v1.8.10)
+  rm -rf "$build_dir"
+fi
+
 say "cargo fetch"
 cargo fetch --locked -q
 say "ready"

@@ -176,6 +176,7 @@ impl SeriesRegistry {
             // Encode `field=0` to validate and escape the key, then drop the `0`.
             let opts = lineproto::FieldOptions {
                 dialect: self.dialect,
+                series_key_len: key_len - 1,
                 ..Default::default()
             };
             lineproto::write_field(&mut bytes, field, crate::model::FieldValue::Int(0), opts)?;

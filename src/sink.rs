@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::config::{Api, Config, Endpoint, ServerVersion};
 use crate::error::{Error, Result};
-use crate::lineproto::{write_field, write_float, write_timestamp, FieldOptions};
+use crate::lineproto::{check_timestamp, write_field, write_float, write_timestamp, FieldOptions};
 use crate::lineproto::{Forward, InputPrecision, LineError, ParseError, ParsedLine};
 use crate::model::{Field, Point, Precision, SeriesId, Tag};
 use crate::pipeline::queue::Produced;
@@ -209,6 +209,7 @@ impl Sink {
             field_options: FieldOptions {
                 uint_as_int,
                 dialect,
+                ..Default::default()
             },
             closed: AtomicBool::new(false),
             report: Mutex::new(None),
@@ -295,12 +296,19 @@ impl Sink {
                 Some(_) => return Err(source.refused(i, no_value_field(head.series))),
                 None => return Err(source.refused(i, Error::UnknownSeries(head.series))),
             };
+            if let Err(e) = check_timestamp(head.timestamp_ns, precision) {
+                return Err(source.refused(i, e));
+            }
             let start = buf.len();
             buf.extend_from_slice(entry.prefix());
             if let Err(e) = write_float(buf, head.value) {
                 buf.truncate(start);
                 return Err(source.refused(i, e));
             }
+            let opts = FieldOptions {
+                series_key_len: entry.key_and_space().len() - 1,
+                ..opts
+            };
             if let Err(e) = source.write_fields(i, buf, opts) {
                 buf.truncate(start);
                 return Err(e);
@@ -355,7 +363,12 @@ impl Sink {
         let (precision, dedup, opts) =
             (self.config.precision, self.config.dedup, self.field_options);
         let mut shifted = 0u64;
+        let opts = FieldOptions {
+            series_key_len: entry.key_and_space().len() - 1,
+            ..opts
+        };
         let produced = engine.queue.produce(1, |_, buf| {
+            check_timestamp(timestamp_ns, precision)?;
             let start = buf.len();
             buf.extend_from_slice(entry.key_and_space());
             for (i, f) in fields.iter().enumerate() {
@@ -493,14 +506,15 @@ impl Sink {
         self.fatal()?;
         engine.queue.flush_accumulator(timeout)?;
         let target = self.counters.entered();
-        while self.counters.settled() < target {
-            self.fatal()?;
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout);
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        let settled = self.counters.wait_settled(deadline, || {
+            self.counters.settled() >= target || engine.state.fatal.lock().is_some()
+        });
+        self.fatal()?;
+        if settled {
+            Ok(())
+        } else {
+            Err(Error::Timeout)
         }
-        self.fatal()
     }
 
     pub fn stats(&self) -> Stats {

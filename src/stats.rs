@@ -3,6 +3,9 @@
 //! written, rejected by the server, dropped undelivered, or still pending.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
 
 /// Live counters, shared by producers and the writer.
 #[derive(Default, Debug)]
@@ -24,6 +27,9 @@ pub struct Counters {
     pub write_latency_us_total: AtomicU64,
     pub write_latency_us_max: AtomicU64,
     pub self_metrics_written: AtomicU64,
+    /// Signalled by the writer when points settle (or writing stops), for `Sink::flush`.
+    settle_lock: Mutex<()>,
+    settle_signal: Condvar,
 }
 
 /// A consistent-enough copy of the counters (each read is atomic, the set is not).
@@ -87,6 +93,31 @@ impl Counters {
         self.accepted.load(Relaxed) + self.replayed.load(Relaxed)
     }
 
+    /// Wakes the threads in `wait_settled` (the writer calls it after counting points as
+    /// written, rejected or dropped, and when writing stops).
+    pub fn notify_settled(&self) {
+        let _guard = self.settle_lock.lock();
+        self.settle_signal.notify_all();
+    }
+
+    /// Waits until `done()` holds or `deadline` passes; returns `done()`. `done` is checked
+    /// under the lock `notify_settled` takes, so no signal is missed between check and wait.
+    pub fn wait_settled(&self, deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+        let mut guard = self.settle_lock.lock();
+        loop {
+            if done() {
+                return true;
+            }
+            if self
+                .settle_signal
+                .wait_until(&mut guard, deadline)
+                .timed_out()
+            {
+                return done();
+            }
+        }
+    }
+
     pub fn record_latency(&self, us: u64) {
         self.write_latency_us_total.fetch_add(us, Relaxed);
         self.write_latency_us_max.fetch_max(us, Relaxed);
@@ -126,5 +157,34 @@ impl Counters {
                 .unwrap_or(0),
             write_latency_us_max: r(&self.write_latency_us_max),
         }
+    }
+}
+
+#[cfg(test)]
+mod settle_tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn waiters_wake_on_the_signal_and_give_up_at_the_deadline() {
+        let c = Arc::new(Counters::default());
+        Counters::add(&c.accepted, 3);
+        let writer = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                Counters::add(&c.written, 3);
+                c.notify_settled();
+            })
+        };
+        let started = Instant::now();
+        let far = started + Duration::from_secs(10);
+        assert!(c.wait_settled(far, || c.settled() >= c.entered()));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        writer.join().unwrap();
+        let soon = Instant::now() + Duration::from_millis(30);
+        assert!(!c.wait_settled(soon, || c.settled() > c.entered()));
+        assert!(Instant::now() >= soon);
     }
 }

@@ -207,37 +207,82 @@ fn split_never_cuts_inside_a_string_field() {
     assert_eq!((s.written, s.rejected_server), (4, 0), "{s:?}");
 }
 
+/// A partial write whose `dropped=` cannot be trusted (InfluxDB 1.6 counts only the first
+/// shard's refusals): the writer sends halves again until every line is in a request whose
+/// answer is exact, and counts what was stored.
 #[test]
-fn partial_write_400_counts_only_the_dropped_lines() {
-    let msg = "partial write: field type conflict: input field \"v\" on measurement \"m\" \
-               is type float, already exists as type integer dropped=2";
-    let srv = FaultServer::start(vec![Resp::influx_error(400, msg)]);
+fn an_untrusted_partial_write_is_bisected_down_to_the_refused_line() {
+    let conflict = "partial write: field type conflict: input field \"v\" on measurement \"m\" \
+                    is type float, already exists as type integer dropped=1";
+    let srv = FaultServer::start(vec![
+        Resp::influx_error(400, conflict), // lines 0..4
+        Resp::status(204),                 // lines 0..2
+        Resp::influx_error(400, conflict), // lines 2..4
+        Resp::influx_error(400, conflict), // line 2
+        Resp::status(204),                 // line 3
+    ]);
+    let sink = open(&srv, "");
+    let lines = record_n(&sink, 4);
+    sink.flush(FLUSH).unwrap();
+    assert_no_more_requests(&srv, 5);
+    let bodies: Vec<Vec<String>> = srv.requests().iter().map(|r| r.lines()).collect();
+    assert_eq!(
+        bodies,
+        [
+            &lines[..],
+            &lines[..2],
+            &lines[2..],
+            &lines[2..3],
+            &lines[3..]
+        ]
+    );
+    let s = sink.stats();
+    assert_eq!(
+        (s.written, s.rejected_server, s.retried, s.queue_depth),
+        (3, 1, 0, 0),
+        "{s:?}"
+    );
+    let e = sink.last_error().unwrap();
+    assert!(
+        e.contains("field type conflict") && e.contains("1 line"),
+        "{e}"
+    );
+}
+
+/// InfluxDB 1.x lists every unparseable line, and says so only when all the others were
+/// stored: that answer is exact, nothing is sent again.
+#[test]
+fn parse_errors_alone_are_counted_from_the_answer() {
+    let msg = "partial write: unable to parse 'm bad': invalid field format\n\
+               unable to parse 'm v=1 9223372036854775807': time outside range \
+               -9223372036854775806 - 9223372036854775806 dropped=0";
+    let srv = FaultServer::start(vec![json_error(400, msg)]);
     let sink = open(&srv, "");
     record_n(&sink, 10);
     sink.flush(FLUSH).unwrap();
     assert_no_more_requests(&srv, 1);
     let s = sink.stats();
     assert_eq!(
-        (
-            s.written,
-            s.rejected_server,
-            s.rejected,
-            s.retried,
-            s.queue_depth
-        ),
-        (8, 2, 2, 0, 0),
+        (s.written, s.rejected_server, s.rejected, s.retried),
+        (8, 2, 2, 0),
         "{s:?}"
     );
-    let e = sink.last_error().unwrap();
-    assert!(e.contains("partial write") && e.contains("2 of 10"), "{e}");
+}
+
+/// `{"error":msg}` without the `X-Influxdb-Error` header, which cannot hold a newline.
+fn json_error(status: u16, msg: &str) -> Resp {
+    Resp::status(status)
+        .header("Content-Type", "application/json")
+        .body(&serde_json::json!({ "error": msg }).to_string())
 }
 
 #[test]
-fn bad_request_without_a_count_rejects_the_whole_batch() {
-    let srv = FaultServer::start(vec![Resp::influx_error(
-        400,
-        "unable to parse 'm v=': missing field value",
-    )]);
+fn a_bad_request_listing_every_line_rejects_the_whole_batch_at_once() {
+    let msg = (0..4)
+        .map(|i| format!("unable to parse 'm v={i}': missing field value"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let srv = FaultServer::start(vec![json_error(400, &msg)]);
     let sink = open(&srv, "");
     record_n(&sink, 4);
     sink.flush(FLUSH).unwrap();
@@ -252,17 +297,23 @@ fn bad_request_without_a_count_rejects_the_whole_batch() {
 
 #[test]
 fn v2_partial_write_422() {
-    let srv = FaultServer::start(vec![Resp::status(422)
-        .header("Content-Type", "application/json")
-        .body(r#"{"code":"unprocessable entity","message":"failure writing points to database: partial write: points beyond retention policy dropped=1"}"#)]);
+    let refused = |dropped: u32| {
+        Resp::status(422)
+            .header("Content-Type", "application/json")
+            .body(&format!(
+                r#"{{"code":"unprocessable entity","message":"failure writing points to database: partial write: points beyond retention policy dropped={dropped}"}}"#
+            ))
+    };
+    // 3 lines, 1 dropped: bisected; the second half says every line of it was dropped.
+    let srv = FaultServer::start(vec![refused(1), Resp::status(204), refused(2)]);
     let sink = open(&srv, "INFLUXDB_TOKEN=t;INFLUXDB_ORG=o;INFLUXDB_BUCKET=b");
     record_n(&sink, 3);
     sink.flush(FLUSH).unwrap();
-    assert_no_more_requests(&srv, 1);
+    assert_no_more_requests(&srv, 3);
     let s = sink.stats();
     assert_eq!(
         (s.written, s.rejected_server, s.retried),
-        (2, 1, 0),
+        (1, 2, 0),
         "{s:?}"
     );
 }

@@ -1,5 +1,6 @@
 //! Round trips through a real InfluxDB 1.6 (`influxd`): every test writes through the Rust API,
-//! reads back with `/query` and asserts exact values, tags, counts and types.
+//! reads back with `/query` and asserts exact values, tags, counts and types. The counting
+//! tests at the end also run InfluxDB 1.8.10, for the v2 write API (`/api/v2/write`).
 
 mod common;
 
@@ -843,7 +844,10 @@ fn partial_write_type_conflict_on_a_real_server() {
         "{s:?}"
     );
     let e = sink.last_error().unwrap();
-    assert!(e.contains("partial write") && e.contains("1 of 3"), "{e}");
+    assert!(
+        e.contains("field type conflict") && e.contains("refused 1 line"),
+        "{e}"
+    );
     sink.close();
 }
 
@@ -903,4 +907,218 @@ fn stats_invariants_hold_through_a_mixed_run() {
         Some(Error::Closed)
     );
     assert_eq!(sink.flush(FLUSH), Err(Error::Closed));
+}
+
+// ---- Counting: `written` is what InfluxDB kept ----
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Points stored in the measurements the mixed batch writes.
+fn stored(influx: &Influx, db: &str) -> u64 {
+    influx.count(db, "m") + influx.count(db, "n")
+}
+
+/// A batch of good lines mixed with every kind InfluxDB refuses reaches the server unchecked
+/// (replayed from a spool left on disk, as an older perfsink or another tool could leave it),
+/// beside points offered through `record` and the relay, which refuse at submit what the server
+/// would refuse. Whatever the server answers, `written` must equal what `count()` reads back.
+/// `api` holds the `INFLUXDB_*` keys of the path under test.
+fn mixed_batch_written_equals_count(influx: &Influx, api: &str) {
+    let db = "mixed";
+    influx.create_db(db);
+    // A one-hour default policy, so that a point two hours old is beyond retention.
+    influx.exec(
+        db,
+        "CREATE RETENTION POLICY \"hour\" ON \"mixed\" DURATION 1h REPLICATION 1 DEFAULT",
+    );
+    const HOUR: i64 = 3600 * SEC;
+    // Ten minutes ago, not at an hour's edge: all points share one shard group.
+    let mut t = now_ns() - 600 * SEC;
+    if t.rem_euclid(HOUR) < 10 * SEC {
+        t += 10 * SEC;
+    }
+    influx.write_lines(db, &format!("m,k=pre v=1i {}\n", t - SEC));
+    let before = stored(influx, db);
+    assert_eq!(before, 1);
+
+    let long = "x".repeat(70_000);
+    let bad = [
+        "m,k=a v=".to_string(),                        // unparseable
+        "m,k=a v=2i -9223372036854775808".to_string(), // INT64_MIN
+        "m,k=a v=3i 9223372036854775807".to_string(),  // INT64_MAX
+        format!("m,k=a v=1.5 {}", t + 100),            // float where integers exist
+        format!("n,k=a w=1i {}", t + 101),             // a new field as an integer...
+        format!("n,k=a w=\"s\" {}", t + 102),          // ...and as a string, one batch
+        format!("m,k={long} v=1i {}", t + 103),        // series key over 64 KiB
+        format!("m,k=a {long}=1i {}", t + 104),        // field key over 64 KiB
+        format!("m,k=a v=5i {}", t - 2 * HOUR),        // beyond retention
+        format!("m,time=1 v=6i {}", t + 105),          // a tag named `time`
+        format!("m time=7i {}", t + 106),              // only a field named `time`
+    ];
+    let mut spooled = Vec::new();
+    for (i, line) in bad.iter().enumerate() {
+        spooled.push(format!("m,k=a v={i}i {}", t + i as i64));
+        spooled.push(line.clone());
+    }
+    spooled.push(format!("n,k=b w=1i {}", t + 200));
+    let dir = std::env::temp_dir().join(format!("perfsink-mixed-{}-{}", std::process::id(), t));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{:016}.user.{}.lp", 0, spooled.len())),
+        spooled.join("\n") + "\n",
+    )
+    .unwrap();
+
+    let sink = open(
+        influx,
+        db,
+        &format!("PERFSINK_SPOOL_DIR={};{api}", dir.display()),
+    );
+    assert_eq!(sink.stats().replayed, spooled.len() as u64);
+    // Through `record`: good points, and what the server would refuse, refused here.
+    for i in 0..10 {
+        sink.record(
+            "m",
+            &[t_("k", "b")],
+            &[f("v", FieldValue::Int(i))],
+            t + 300 + i,
+        )
+        .unwrap();
+    }
+    let huge_tag = "x".repeat(1 << 20);
+    let refused = [
+        sink.record(
+            "m",
+            &[t_("k", &huge_tag)],
+            &[f("v", FieldValue::Int(1))],
+            t + 400,
+        ),
+        sink.record("m", &[], &[f(&long, FieldValue::Int(1))], t + 401),
+        sink.record(
+            "m",
+            &[t_("k", "b")],
+            &[f("v", FieldValue::Int(1))],
+            i64::MIN,
+        ),
+        sink.record(
+            "m",
+            &[t_("k", "b")],
+            &[f("v", FieldValue::Int(1))],
+            i64::MAX,
+        ),
+    ];
+    assert!(
+        matches!(refused[0], Err(Error::InvalidInput(ref e)) if e.contains("max key length")),
+        "{refused:?}"
+    );
+    assert!(
+        matches!(refused[1], Err(Error::InvalidInput(ref e)) if e.contains("max key length")),
+        "{refused:?}"
+    );
+    assert!(
+        matches!(refused[2], Err(Error::InvalidValue(ref e)) if e.contains("outside the range")),
+        "{refused:?}"
+    );
+    assert!(
+        matches!(refused[3], Err(Error::InvalidValue(_))),
+        "{refused:?}"
+    );
+    // Valid for the sink, refused by the server (a float where integers exist).
+    sink.record(
+        "m",
+        &[t_("k", "b")],
+        &[f("v", FieldValue::Float(0.5))],
+        t + 402,
+    )
+    .unwrap();
+    // Through the relay's path: out-of-range timestamps are refused with InfluxDB's words.
+    let body = format!(
+        "m,k=c v=1i {}\nm,k=c v=2i -9223372036854775808\nm,k=c v=3i 9223372036854775807\n",
+        t + 500
+    );
+    let relayed = sink.ingest(body.as_bytes(), perfsink::lineproto::InputPrecision::Ns);
+    assert_eq!((relayed.accepted, relayed.rejected), (1, 2), "{relayed:?}");
+    assert!(
+        relayed.errors[0].1.contains("time outside range"),
+        "{relayed:?}"
+    );
+
+    sink.flush(FLUSH).unwrap();
+    let s = sink.stats();
+    let kept = stored(influx, db) - before;
+    assert_eq!(s.written, kept, "written must be what InfluxDB kept: {s:?}");
+    assert_invariants(&s);
+    assert_eq!(s.queue_depth, 0, "{s:?}");
+    assert_eq!(s.rejected_invalid, 4 + 2, "{s:?}");
+    // Exactly: the good lines, and one of the two lines that disagree on `w`'s type, are
+    // kept; the server refused the 8 other bad lines and the float from `record`.
+    let good = (bad.len() + 1) as u64 + 10 + 1;
+    assert_eq!(kept, good + 1, "{s:?}");
+    assert_eq!(s.rejected_server, bad.len() as u64, "{s:?}");
+    assert_eq!(
+        s.written + s.rejected_server,
+        s.replayed + s.accepted,
+        "{s:?}"
+    );
+    let r = sink.close();
+    assert_eq!(r.stats.written, kept);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn t_<'a>(key: &'a str, value: &'a str) -> Tag<'a> {
+    Tag::new(key, value)
+}
+
+#[test]
+fn mixed_batch_counts_what_influxdb_1_6_kept_v1() {
+    let influx = Influx::start();
+    mixed_batch_written_equals_count(&influx, "");
+}
+
+#[test]
+fn mixed_batch_counts_what_influxdb_1_8_kept_v1() {
+    let influx = Influx::start_1_8();
+    mixed_batch_written_equals_count(&influx, "");
+}
+
+/// InfluxDB 1.8's `/api/v2/write` with auth on: token `user:password`, org ignored, bucket
+/// `db/rp`.
+#[test]
+fn mixed_batch_counts_what_influxdb_1_8_kept_v2() {
+    let influx = Influx::start_1_8_with_auth("admin", "pw");
+    mixed_batch_written_equals_count(
+        &influx,
+        "INFLUXDB_TOKEN=admin:pw;INFLUXDB_ORG=ignored;INFLUXDB_BUCKET=mixed/hour",
+    );
+}
+
+/// Without auth, 1.8 takes any token on `/api/v2/write`; a wrong one is refused with auth on.
+#[test]
+fn influxdb_1_8_v2_tokens() {
+    let open_server = Influx::start_1_8();
+    open_server.create_db("d");
+    let sink = open(
+        &open_server,
+        "d",
+        "INFLUXDB_TOKEN=anything;INFLUXDB_ORG=o;INFLUXDB_BUCKET=d",
+    );
+    sink.record("m", &[], &[f("v", FieldValue::Int(1))], T0)
+        .unwrap();
+    sink.flush(FLUSH).unwrap();
+    assert_eq!(open_server.count("d", "m"), 1);
+    let secured = Influx::start_1_8_with_auth("admin", "pw");
+    secured.create_db("d");
+    let sink = open(
+        &secured,
+        "d",
+        "INFLUXDB_TOKEN=admin:wrong;INFLUXDB_ORG=o;INFLUXDB_BUCKET=d",
+    );
+    sink.record("m", &[], &[f("v", FieldValue::Int(1))], T0)
+        .unwrap();
+    assert!(matches!(sink.flush(FLUSH), Err(Error::Auth(_))));
 }

@@ -1,12 +1,10 @@
 //! Encoding of series keys, fields and timestamps.
 use crate::error::{Error, Result};
-use crate::model::FieldValue;
+use crate::model::{FieldValue, Precision};
 
 use super::escape::{escape_identifier, escape_string_field, go_key_splits_cleanly, show};
 use super::escape::{is_special, Dialect, Element};
-
-/// Longest string field value InfluxDB takes (64 KiB).
-pub const MAX_STRING_FIELD: usize = 64 * 1024;
+use super::limits::{key_fits, string_fits, timestamp_fits, MAX_KEY_LENGTH, MAX_STRING_FIELD};
 
 /// How fields are written for the target server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,6 +13,9 @@ pub struct FieldOptions {
     pub uint_as_int: bool,
     /// How field keys are escaped.
     pub dialect: Dialect,
+    /// Length of the escaped series key the fields join (0: not known, only the field key
+    /// is checked): InfluxDB refuses a series key plus field key over 65535 bytes.
+    pub series_key_len: usize,
 }
 
 /// Appends `measurement[,k=v...]` (no trailing space) escaped for `dialect`. `tags` must be
@@ -44,10 +45,32 @@ pub fn write_series_key(
             show(&format!("{tags:?}"))
         )));
     }
+    if result.is_ok() && !key_fits(out.len() - start, 1) {
+        result = Err(Error::InvalidInput(format!(
+            "max key length exceeded: the series key of measurement {} is {} bytes, which \
+             leaves no room for a field key within the {MAX_KEY_LENGTH} bytes InfluxDB takes",
+            show(measurement),
+            out.len() - start
+        )));
+    }
     if result.is_err() {
         out.truncate(start);
     }
     result
+}
+
+/// `Ok` for a timestamp (ns since the epoch) InfluxDB takes once written in `precision`
+/// (1677-09-21T00:12:43.145224194Z ..= 2262-04-11T23:47:16.854775806Z); else
+/// `Error::InvalidValue`.
+#[inline]
+pub fn check_timestamp(ts_ns: i64, precision: Precision) -> Result<()> {
+    if timestamp_fits(precision.from_ns(ts_ns), precision.unit_ns()) {
+        return Ok(());
+    }
+    Err(Error::InvalidValue(format!(
+        "timestamp {ts_ns} ns is outside the range InfluxDB takes \
+         (-9223372036854775806 to 9223372036854775806 ns, 1677-09-21 to 2262-04-11)"
+    )))
 }
 
 /// Appends `key=value` (no separator before it). NaN/±Inf, empty or reserved keys, strings over
@@ -258,9 +281,19 @@ fn series_key(
 }
 
 fn field(out: &mut Vec<u8>, key: &str, value: FieldValue<'_>, opts: FieldOptions) -> Result<()> {
+    let key_start = out.len();
     if !push_plain_short_key(out, key) {
         check_key(key, Element::FieldKey)?;
         escape_identifier(out, key, Element::FieldKey, opts.dialect)?;
+    }
+    if !key_fits(opts.series_key_len, out.len() - key_start) {
+        return Err(Error::InvalidInput(format!(
+            "max key length exceeded: a series key of {} bytes and field key {} of {} bytes \
+             make more than the {MAX_KEY_LENGTH} bytes InfluxDB takes",
+            opts.series_key_len,
+            show(key),
+            out.len() - key_start
+        )));
     }
     out.push(b'=');
     match value {
@@ -295,7 +328,7 @@ fn field(out: &mut Vec<u8>, key: &str, value: FieldValue<'_>, opts: FieldOptions
         }
         FieldValue::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
         FieldValue::Str(s) => {
-            if s.len() > MAX_STRING_FIELD {
+            if !string_fits(s.len()) {
                 return Err(Error::InvalidValue(format!(
                     "string field {} is {} bytes, more than the {MAX_STRING_FIELD} InfluxDB takes",
                     show(key),
@@ -403,7 +436,52 @@ mod tests {
     const UINT_AS_INT: FieldOptions = FieldOptions {
         uint_as_int: true,
         dialect: Dialect::Go,
+        series_key_len: 0,
     };
+
+    // ---- InfluxDB's limits ----
+
+    #[test]
+    fn series_key_and_field_key_stay_within_influxdbs_key_limit() {
+        // InfluxDB 1.6.7/1.8.10 take `k`*65530 + ` f=1` and refuse a 2-byte field key there.
+        let m = "k".repeat(65530);
+        assert_eq!(key(&m, &[]).unwrap().len(), 65530);
+        let m_tagged = key("m", &[("t", &"x".repeat(1 << 20))]);
+        assert!(input_err(m_tagged).contains("max key length exceeded"));
+        let at = |series_key_len| FieldOptions {
+            series_key_len,
+            ..FieldOptions::default()
+        };
+        assert!(fld("f", FieldValue::Float(1.0), at(65530)).is_ok());
+        let e = input_err(fld("ff", FieldValue::Float(1.0), at(65530)));
+        assert!(e.contains("max key length exceeded"), "{e}");
+        // The escaped length counts: `a b` is written `a\ b`.
+        assert!(fld("a b", FieldValue::Float(1.0), at(65531 - 4)).is_ok());
+        assert!(fld("a b", FieldValue::Float(1.0), at(65531 - 3)).is_err());
+        // A 70 kB field key alone.
+        let long = "f".repeat(70_000);
+        assert!(
+            input_err(fld(&long, FieldValue::Int(1), FieldOptions::default()))
+                .contains("max key length exceeded")
+        );
+    }
+
+    #[test]
+    fn timestamps_outside_influxdbs_range_are_refused() {
+        use crate::model::Precision::*;
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            assert!(
+                matches!(check_timestamp(ts, Ns), Err(Error::InvalidValue(_))),
+                "{ts}"
+            );
+        }
+        assert!(check_timestamp(i64::MIN + 2, Ns).is_ok());
+        assert!(check_timestamp(i64::MAX - 1, Ns).is_ok());
+        // Floored to ms or s, the earliest ns fall off the range.
+        assert!(check_timestamp(i64::MIN + 2, Ms).is_err());
+        assert!(check_timestamp(i64::MAX - 1, S).is_ok());
+        assert!(check_timestamp(1_700_000_000_000_000_000, S).is_ok());
+    }
 
     // ---- series keys ----
 

@@ -13,6 +13,7 @@
 
 use super::encode::{write_timestamp, FieldOptions};
 use super::escape::{escape_identifier, Element};
+use super::limits::{key_fits, timestamp_fits};
 use super::parse::{parse_i64, reason, InputPrecision, ParsedLine, ValueKind};
 use crate::model::Precision;
 
@@ -80,7 +81,12 @@ impl Forward {
                 if self.same_unit {
                     ts
                 } else {
-                    self.output.from_ns(ns)
+                    // Rounded down to a coarser unit, 1677-09-21 can fall off the range.
+                    let out = self.output.from_ns(ns);
+                    if !timestamp_fits(out, self.output.unit_ns()) {
+                        return Err(reason::TIME_RANGE);
+                    }
+                    out
                 }
             }
             None => self.default_ts,
@@ -113,6 +119,11 @@ impl Forward {
             out.extend_from_slice(line.key());
         } else {
             self.write_key(out, line);
+            // The parser checked the line's own key; the global tags lengthen it.
+            if !key_fits(out.len() - start, line.longest_field_key()) {
+                out.truncate(start);
+                return Err(reason::KEY_TOO_LONG);
+            }
         }
         out.push(b' ');
         if rewrite_fields {
@@ -320,6 +331,29 @@ mod tests {
             String::from_utf8(out).unwrap(),
             format!("m\\ x,a=x,host=h\\ 1,t=a\\,b,testid=t v=1 {T}\n")
         );
+    }
+
+    #[test]
+    fn global_tags_count_in_the_key_limit() {
+        let f = fwd(InputPrecision::Ns, Precision::Ns, &[("host", "h")], false);
+        // 65530 bytes of key with the tag, + 4 + a 1-byte field key: the limit exactly.
+        let m = "k".repeat(65530 - ",host=h".len());
+        assert!(run(&f, &format!("{m} f=1 5")).is_ok());
+        assert_eq!(run(&f, &format!("{m} ff=1 5")), Err(reason::KEY_TOO_LONG));
+        let bare = fwd(InputPrecision::Ns, Precision::Ns, &[], false);
+        assert!(run(&bare, &format!("{m} ff=1 5")).is_ok());
+    }
+
+    #[test]
+    fn coarser_output_keeps_the_earliest_timestamps_in_range() {
+        let f = fwd(InputPrecision::Ns, Precision::Ms, &[], false);
+        // Floored to ms, -9223372036854775806 ns becomes -9223372036855 ms, which scales
+        // to before the earliest time InfluxDB takes.
+        assert_eq!(
+            run(&f, "m v=1 -9223372036854775806"),
+            Err(reason::TIME_RANGE)
+        );
+        assert!(run(&f, "m v=1 -9223372036854000000").is_ok());
     }
 
     #[test]

@@ -23,11 +23,13 @@
 pub mod encode;
 pub mod escape;
 pub mod forward;
+pub mod limits;
 pub mod parse;
 
 pub use encode::{
-    write_field, write_float, write_series_key, write_timestamp, FieldOptions, MAX_STRING_FIELD,
+    check_timestamp, write_field, write_float, write_series_key, write_timestamp, FieldOptions,
 };
 pub use escape::Dialect;
 pub use forward::Forward;
+pub use limits::MAX_STRING_FIELD;
 pub use parse::{lines, parse_line, InputPrecision, LineError, ParseError, ParsedLine};

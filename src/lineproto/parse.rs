@@ -30,14 +30,7 @@ use std::fmt;
 
 use super::escape::{bytes_eq, find};
 
-// Not `pub`: cbindgen would put public constants into the C header.
-
-/// Longest series key plus field key the servers take (`models.MaxKeyLength`).
-pub(crate) const MAX_KEY_LENGTH: usize = 65535;
-/// Earliest timestamp the servers take, in ns (`models.MinNanoTime`).
-pub(crate) const MIN_NANO_TIME: i64 = i64::MIN + 2;
-/// Latest timestamp the servers take, in ns (`models.MaxNanoTime`).
-pub(crate) const MAX_NANO_TIME: i64 = i64::MAX - 1;
+use super::limits::{key_fits, string_fits, timestamp_fits};
 
 /// Reasons, worded as the Go servers word them where they have a word for it.
 pub mod reason {
@@ -61,6 +54,8 @@ pub mod reason {
     pub const BAD_TIMESTAMP: &str = "bad timestamp";
     pub const INVALID_POINT: &str = "point is invalid";
     pub const KEY_TOO_LONG: &str = "max key length exceeded";
+    pub const STRING_TOO_LONG: &str =
+        "string field value longer than 65536 bytes, the limit InfluxDB documents";
     pub const TIME_RANGE: &str = "time outside range -9223372036854775806 - 9223372036854775806";
     pub const RAW_NEWLINE: &str =
         "the line holds a raw newline that would not survive forwarding; escape it";
@@ -161,8 +156,7 @@ impl InputPrecision {
     /// A timestamp in this precision as ns, or `None` outside what the servers take
     /// (`i64::MIN + 2 ..= i64::MAX - 1`, Go `SafeCalcTime`).
     pub fn to_ns(self, ts: i64) -> Option<i64> {
-        ts.checked_mul(self.unit_ns())
-            .filter(|ns| (MIN_NANO_TIME..=MAX_NANO_TIME).contains(ns))
+        timestamp_fits(ts, self.unit_ns()).then(|| ts * self.unit_ns())
     }
 
     /// `ns` truncated to this precision, as the servers stamp a line without a timestamp.
@@ -184,6 +178,8 @@ pub struct ParsedLine<'a> {
     timestamp: Option<i64>,
     unsigned: bool,
     sorted: bool,
+    /// The longest field key (escaped), for the key limit once global tags lengthen the key.
+    longest_field_key: usize,
 }
 
 impl<'a> ParsedLine<'a> {
@@ -249,6 +245,11 @@ impl<'a> ParsedLine<'a> {
     /// Whether a field is an unsigned integer (`1u`): 2.x takes those, 1.x refuses them.
     pub fn has_unsigned(&self) -> bool {
         self.unsigned
+    }
+
+    /// The length of the longest field key as written (escapes kept).
+    pub fn longest_field_key(&self) -> usize {
+        self.longest_field_key
     }
 }
 
@@ -496,11 +497,18 @@ pub fn parse_line(buf: &[u8]) -> Result<ParsedLine<'_>, ParseError> {
         return fail(MISSING_FIELDS, n);
     }
     let mut unsigned = false;
+    let mut longest_field_key = 0;
     let mut i = fields_start;
     loop {
         let f = scan_field(b, i)?;
-        if key_end + 4 + (f.key_end - f.key_start) > MAX_KEY_LENGTH {
+        let field_key_len = f.key_end - f.key_start;
+        if !key_fits(key_end, field_key_len) {
             return fail(KEY_TOO_LONG, f.key_start);
+        }
+        longest_field_key = longest_field_key.max(field_key_len);
+        // The value between its quotes, escapes kept (a bound on what it unescapes to).
+        if f.kind == ValueKind::Str && !string_fits(f.value_end - f.key_end - 3) {
+            return fail(STRING_TOO_LONG, f.key_end + 1);
         }
         unsigned |= f.kind == ValueKind::UInt;
         i = f.value_end;
@@ -548,6 +556,7 @@ pub fn parse_line(buf: &[u8]) -> Result<ParsedLine<'_>, ParseError> {
         timestamp,
         unsigned,
         sorted,
+        longest_field_key,
     })
 }
 
@@ -836,6 +845,7 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
 mod tests {
     use super::reason::*;
     use super::*;
+    use crate::lineproto::limits::{MAX_KEY_LENGTH, MAX_NANO_TIME, MIN_NANO_TIME};
     use crate::lineproto::{write_field, write_series_key, FieldOptions};
     use crate::model::FieldValue;
 
@@ -1049,6 +1059,13 @@ mod tests {
         let long = format!("m,t={} v=1", "x".repeat(MAX_KEY_LENGTH));
         assert_eq!(bad(&long), KEY_TOO_LONG);
         ok(&format!("m,t={} v=1", "x".repeat(MAX_KEY_LENGTH - 20)));
+        // The edges InfluxDB 1.6.7/1.8.10 answered: key + 4 + field key <= 65535.
+        ok(&format!("{} f=1 1", "k".repeat(65530)));
+        assert_eq!(bad(&format!("{} ff=1 1", "k".repeat(65530))), KEY_TOO_LONG);
+        assert_eq!(bad(&format!("m {}=1 1", "f".repeat(65535))), KEY_TOO_LONG);
+        let s = |n: usize| format!("m s=\"{}\" 1", "x".repeat(n));
+        assert_eq!(ok(&s(65536)).longest_field_key(), 1);
+        assert_eq!(bad(&s(65537)), STRING_TOO_LONG);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! A batch of encoded lines: what travels from producers to the writer, and what the writer
 //! sends, retries, splits and spools.
 
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
 /// Whose lines a chunk holds. Self-metrics are kept apart so user counters stay exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkKind {
@@ -16,6 +19,9 @@ pub struct Chunk {
     pub kind: ChunkKind,
     /// How many times this chunk was sent and failed with a retryable error.
     pub attempts: u32,
+    /// The bisection budget its batch still has, shared by all its parts (the writer sets it
+    /// at the first bisection; see `writer::policy`).
+    pub probes: Option<Arc<AtomicU32>>,
 }
 
 impl Chunk {
@@ -25,6 +31,7 @@ impl Chunk {
             lines,
             kind,
             attempts: 0,
+            probes: None,
         }
     }
 
@@ -60,12 +67,14 @@ impl Chunk {
             lines: half,
             kind: self.kind,
             attempts: self.attempts,
+            probes: self.probes.clone(),
         };
         let b = Chunk {
             data: second,
             lines: self.lines - half,
             kind: self.kind,
             attempts: self.attempts,
+            probes: self.probes,
         };
         Ok((a, b))
     }

@@ -26,18 +26,50 @@ pub enum Outcome {
     },
     /// 413: the body is too large for the server; split it.
     TooLarge,
-    /// 400/422 (and other 4xx): the server refused `dropped` lines (all of them when it did not
-    /// say how many); the rest were stored. Not retried.
-    Rejected {
-        dropped: Option<u64>,
-        reason: String,
-    },
+    /// 400/422 (and other 4xx): the server refused some or all lines; `refusal` is what its
+    /// answer says about how many (see `policy` for how far that is trusted). Not retried.
+    Rejected { refusal: Refusal, reason: String },
     /// v1 404 `database not found`.
     DatabaseNotFound,
     /// 401/403: credentials refused. Retrying cannot help.
     Unauthorized { reason: String },
     /// Not answered: the writer gave up waiting (the close deadline passed).
     Cancelled,
+}
+
+/// What a refusal's answer says about the lines refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refusal {
+    /// `dropped=N` (1.x, 2.x partial writes).
+    pub dropped: Option<u64>,
+    /// The lines listed as `unable to parse '...'`.
+    pub unparsed: u64,
+    /// The message starts with `partial write:` (1.x: some lines were stored).
+    pub partial: bool,
+}
+
+impl Refusal {
+    /// Reads an error answer: `{"error":".."}` (1.x), `{"message":".."}` (2.x) or plain text.
+    pub fn from_body(body: &str) -> Refusal {
+        let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
+        let text = json
+            .as_ref()
+            .and_then(|v| v.get("error").or_else(|| v.get("message")))
+            .and_then(|e| e.as_str())
+            .unwrap_or(body);
+        let partial = text.starts_with("partial write:");
+        // 1.x joins one `unable to parse '<line>': <why>` per line with newlines.
+        let unparsed = text
+            .split('\n')
+            .map(|l| l.strip_prefix("partial write: ").unwrap_or(l))
+            .filter(|l| l.starts_with("unable to parse '"))
+            .count() as u64;
+        Refusal {
+            dropped: dropped_count(text),
+            unparsed,
+            partial,
+        }
+    }
 }
 
 /// The HTTP side of the writer: a pooled client and the prepared write URL and auth header.
@@ -279,7 +311,7 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -
             reason: reason(),
         },
         _ => Outcome::Rejected {
-            dropped: dropped_count(body),
+            refusal: Refusal::from_body(body),
             reason: reason(),
         },
     }
@@ -298,9 +330,10 @@ fn statement_error(body: &str) -> Option<String> {
         .find_map(|r| r.get("error").and_then(text))
 }
 
-/// `dropped=N` from a 1.x/2.x partial-write message.
+/// `dropped=N` from a 1.x/2.x partial-write message (the last one: a quoted line may hold
+/// the words too).
 fn dropped_count(body: &str) -> Option<u64> {
-    let at = body.find("dropped=")? + "dropped=".len();
+    let at = body.rfind("dropped=")? + "dropped=".len();
     let digits: String = body[at..]
         .chars()
         .take_while(|c| c.is_ascii_digit())
@@ -414,14 +447,57 @@ mod tests {
                 r#"{"error":"partial write: field type conflict: dropped=2"}"#
             ),
             Outcome::Rejected {
-                dropped: Some(2),
+                refusal: Refusal {
+                    dropped: Some(2),
+                    unparsed: 0,
+                    partial: true
+                },
                 reason: r#"400 {"error":"partial write: field type conflict: dropped=2"}"#.into()
             }
         );
         assert!(matches!(
             classify(s(422), None, "unprocessable"),
-            Outcome::Rejected { dropped: None, .. }
+            Outcome::Rejected {
+                refusal: Refusal {
+                    dropped: None,
+                    unparsed: 0,
+                    partial: false
+                },
+                ..
+            }
         ));
+    }
+
+    #[test]
+    fn refusals_as_influxdb_words_them() {
+        // InfluxDB 1.6.7 and 1.8.10, bodies as answered.
+        let r = Refusal::from_body(
+            r#"{"error":"partial write: unable to parse 'm bad': invalid field format\nunable to parse 'm v=1 9223372036854775807': time outside range -9223372036854775806 - 9223372036854775806 dropped=0"}"#,
+        );
+        assert_eq!(
+            r,
+            Refusal {
+                dropped: Some(0),
+                unparsed: 2,
+                partial: true
+            }
+        );
+        let r = Refusal::from_body(
+            r#"{"error":"unable to parse 'm bad': invalid field format\nunable to parse 'm bad2': invalid field format"}"#,
+        );
+        assert_eq!((r.unparsed, r.partial, r.dropped), (2, false, None));
+        let r = Refusal::from_body(r#"{"error":"field type conflict"}"#);
+        assert_eq!(r, Refusal::default());
+        // A line quoting the words does not count twice; the last `dropped=` is the server's.
+        let r = Refusal::from_body(
+            r#"{"error":"partial write: unable to parse 'm s=\"unable to parse 'x' dropped=9\"': bad dropped=0"}"#,
+        );
+        assert_eq!((r.unparsed, r.dropped), (1, Some(0)));
+        // 2.x words it as `message`.
+        let r = Refusal::from_body(
+            r#"{"code":"invalid","message":"partial write: field type conflict dropped=3"}"#,
+        );
+        assert_eq!((r.dropped, r.partial), (Some(3), true));
     }
 
     #[test]

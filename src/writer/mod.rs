@@ -1,17 +1,20 @@
 //! Layer 5: the one InfluxDB writer. It runs on its own thread with a tokio runtime the sink
 //! owns, takes chunks off the queue, and sends them with several requests in flight, gzip,
-//! timeouts, retries with backoff, splitting on 413, partial-write accounting, a stop on
-//! 401/403, a memory cap with a disk spool behind it, and self-metrics.
+//! timeouts, retries with backoff, splitting on 413, exact counting of partial writes
+//! (bisection where InfluxDB's answer does not give the count), a stop on 401/403, a memory
+//! cap with a disk spool behind it, and self-metrics. What to do with an answer is decided by
+//! `policy::decide`, a pure function; `Run::settle` carries it out.
 
 mod backlog;
 pub mod http;
+pub mod policy;
 pub mod retry;
 pub mod selfmetrics;
 pub mod spool;
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,6 +31,7 @@ use crate::pipeline::{Chunk, ChunkKind, Queue};
 use crate::stats::Counters;
 use backlog::{Backlog, Pushed};
 use http::{HttpTarget, Outcome};
+use policy::{Decision, Facts};
 use spool::Spool;
 
 /// State the sink and the writer thread share.
@@ -100,6 +104,7 @@ impl Writer {
             logged: HashSet::new(),
         };
         let thread_state = state.clone();
+        let thread_counters = run.counters.clone();
         let thread = std::thread::Builder::new()
             .name("perfsink-writer".into())
             .spawn(move || {
@@ -108,6 +113,7 @@ impl Writer {
                 if result.is_err() {
                     *thread_state.fatal.lock() = Some(Error::Closed);
                     *thread_state.last_error.lock() = Some("the writer thread panicked".into());
+                    thread_counters.notify_settled();
                 }
             })
             .map_err(|e| Error::Io(format!("writer thread: {e}")))?;
@@ -195,7 +201,14 @@ impl Run {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_self_metrics = self.self_metrics.map(|d| Instant::now() + d);
         let mut saw_shutdown = false;
+        let mut settled = self.counters.settled();
         loop {
+            // `Sink::flush` waits for this instead of polling.
+            let now_settled = self.counters.settled();
+            if now_settled != settled || self.is_fatal() {
+                settled = now_settled;
+                self.counters.notify_settled();
+            }
             let shutting = self.state.shutdown.load(Relaxed);
             if shutting && !saw_shutdown {
                 saw_shutdown = true;
@@ -364,6 +377,7 @@ impl Run {
         });
     }
 
+    /// Carries out `policy::decide` for one answered (or cancelled) request.
     async fn settle(&mut self, done: Done) {
         let Done {
             mut chunk,
@@ -379,20 +393,54 @@ impl Run {
             c.record_latency(latency.as_micros() as u64);
         }
         let len = chunk.data.len();
-        match outcome {
-            // Never answered: kept for `finish`, which spools it or counts it as dropped.
-            Outcome::Cancelled => self.backlog.push_front(chunk),
-            Outcome::Written => {
-                self.failures = 0;
-                self.db_created_at = None;
-                self.count_written(&chunk, chunk.lines);
+        let facts = Facts {
+            lines: chunk.lines,
+            sent_before_db_created: self.db_created_at.is_some_and(|t| started < t),
+            may_create_database: self.create_database,
+            probes_left: chunk
+                .probes
+                .as_ref()
+                .map_or(policy::probe_budget(chunk.lines), |p| p.load(Relaxed)),
+        };
+        match policy::decide(&outcome, facts) {
+            Decision::Keep | Decision::Resend => self.backlog.push_front(chunk),
+            Decision::Count {
+                written,
+                rejected,
+                kind,
+                exact,
+                reason,
+            } => {
+                if written == chunk.lines {
+                    self.failures = 0;
+                    self.db_created_at = None;
+                }
+                if rejected > 0 {
+                    self.note(
+                        kind,
+                        format!("InfluxDB refused {rejected} line(s): {reason}"),
+                    );
+                }
+                if !exact {
+                    self.note(
+                        "inexact",
+                        format!(
+                            "the bisection budget of a batch ran out: counted {rejected} of {} \
+                             lines as refused from InfluxDB's answer, which may be inexact",
+                            chunk.lines
+                        ),
+                    );
+                }
+                self.count_rejected(&chunk, rejected);
+                self.count_written(&chunk, written);
                 self.backlog.release(len);
-                self.queue.recycle(chunk.data);
+                if rejected == 0 {
+                    self.queue.recycle(chunk.data);
+                }
             }
-            Outcome::Retry { after, reason } => {
-                self.failures = self.failures.saturating_add(1);
-                let wait = retry::backoff(self.retry_initial, self.retry_max, self.failures, after);
-                self.not_before = self.not_before.max(Instant::now() + wait);
+            Decision::Retry { after, reason } => {
+                self.back_off(after);
+                let wait = self.not_before.saturating_duration_since(Instant::now());
                 self.note(
                     "retry",
                     format!("write failed, retrying in {wait:?}: {reason}"),
@@ -401,57 +449,32 @@ impl Run {
                 chunk.attempts += 1;
                 self.backlog.push_front(chunk);
             }
-            Outcome::TooLarge if chunk.lines > 1 => match chunk.split() {
-                Ok((a, b)) => {
-                    self.note(
-                        "413",
-                        "InfluxDB refused a batch as too large (413): splitting it".into(),
-                    );
-                    self.backlog.push_front(b);
-                    self.backlog.push_front(a);
-                }
-                Err(chunk) => {
-                    self.note("413", "InfluxDB refused a batch as too large (413)".into());
-                    self.count_rejected(&chunk, chunk.lines);
-                    self.backlog.release(len);
-                }
-            },
-            Outcome::TooLarge => {
+            Decision::Split => {
                 self.note(
-                    "413-line",
-                    "InfluxDB refused a single line as too large (413)".into(),
+                    "413",
+                    "InfluxDB refused a batch as too large (413): splitting it".into(),
                 );
-                self.count_rejected(&chunk, chunk.lines);
-                self.backlog.release(len);
+                self.push_halves(chunk);
             }
-            Outcome::Rejected { dropped, reason } => {
-                let rejected = dropped.unwrap_or(chunk.lines).min(chunk.lines);
+            Decision::Bisect { reason } => {
+                let probes = chunk.probes.get_or_insert_with(|| {
+                    Arc::new(AtomicU32::new(policy::probe_budget(chunk.lines)))
+                });
+                probes.fetch_sub(2, Relaxed);
                 self.note(
-                    "rejected",
+                    "bisect",
                     format!(
-                        "InfluxDB rejected {rejected} of {} lines: {reason}",
+                        "InfluxDB refused some of {} lines without saying exactly which \
+                         ({reason}): sending halves to count them",
                         chunk.lines
                     ),
                 );
-                self.count_rejected(&chunk, rejected);
-                self.count_written(&chunk, chunk.lines - rejected);
-                self.backlog.release(len);
+                self.push_halves(chunk);
             }
-            // A request sent before we created the database says "not found" for the old
-            // state of the server: send it again without counting a failure.
-            Outcome::DatabaseNotFound if self.db_created_at.is_some_and(|t| started < t) => {
-                self.backlog.push_front(chunk);
-            }
-            Outcome::DatabaseNotFound => {
-                let db = self.target.database.clone().unwrap_or_default();
-                let created = if self.create_database {
-                    self.target.create_database().await
-                } else {
-                    Err("PERFSINK_CREATE_DATABASE is off".into())
-                };
+            Decision::CreateDatabase => {
                 // Right after a creation the write is tried again at once, but only once until
                 // a write succeeds: a server that keeps saying "not found" must not be hammered.
-                let failed = match created {
+                let failed = match self.target.create_database().await {
                     Ok(()) => {
                         let first = self.db_created_at.is_none();
                         self.db_created_at = Some(Instant::now());
@@ -460,19 +483,15 @@ impl Run {
                     Err(e) => Some(e),
                 };
                 if let Some(e) = failed {
-                    self.failures = self.failures.saturating_add(1);
-                    let wait =
-                        retry::backoff(self.retry_initial, self.retry_max, self.failures, None);
-                    self.not_before = self.not_before.max(Instant::now() + wait);
-                    self.note(
-                        "no-db",
-                        format!("database {db:?} not found and not created: {e}"),
-                    );
-                    Counters::add(&self.counters.retried, 1);
+                    self.database_missing(&e);
                 }
                 self.backlog.push_front(chunk);
             }
-            Outcome::Unauthorized { reason } => {
+            Decision::MissingDatabase => {
+                self.database_missing("PERFSINK_CREATE_DATABASE is off");
+                self.backlog.push_front(chunk);
+            }
+            Decision::Stop { reason } => {
                 let msg = format!(
                     "InfluxDB at {} refused the credentials ({reason}); writing stopped",
                     self.target.base_url
@@ -481,6 +500,43 @@ impl Run {
                 *self.state.fatal.lock() = Some(Error::Auth(msg));
                 self.backlog.release(len);
                 self.give_up(chunk);
+            }
+        }
+    }
+
+    /// The database is missing and was not created (`why`): back off, say so.
+    fn database_missing(&mut self, why: &str) {
+        let db = self.target.database.clone().unwrap_or_default();
+        self.back_off(None);
+        self.note(
+            "no-db",
+            format!("database {db:?} not found and not created: {why}"),
+        );
+        Counters::add(&self.counters.retried, 1);
+    }
+
+    /// One more failure in a row: no request starts before the backoff (at least `after`).
+    fn back_off(&mut self, after: Option<Duration>) {
+        self.failures = self.failures.saturating_add(1);
+        let wait = retry::backoff(self.retry_initial, self.retry_max, self.failures, after);
+        self.not_before = self.not_before.max(Instant::now() + wait);
+    }
+
+    /// Sends a chunk of several lines again as two halves, first half first. A chunk that
+    /// cannot be cut (no line boundary found) is counted as refused rather than sent forever.
+    fn push_halves(&mut self, chunk: Chunk) {
+        match chunk.split() {
+            Ok((a, b)) => {
+                self.backlog.push_front(b);
+                self.backlog.push_front(a);
+            }
+            Err(chunk) => {
+                self.note(
+                    "uncut",
+                    "InfluxDB refused a batch that cannot be cut into lines".into(),
+                );
+                self.count_rejected(&chunk, chunk.lines);
+                self.backlog.release(chunk.data.len());
             }
         }
     }
@@ -537,6 +593,7 @@ impl Run {
         }
         let kept = self.backlog.spool.as_ref().map_or(0, |s| s.user_lines());
         self.state.kept_in_spool.store(kept, Relaxed);
+        self.counters.notify_settled();
     }
 
     /// Remembers the latest failure and logs each kind once, so a long outage does not flood

@@ -9,6 +9,10 @@
 //!
 //! If no `influxd` is found (`$PERFSINK_INFLUXD`, `$PATH`, `/usr/bin`), it is
 //! installed once with `apt-get install -y influxdb` under a `flock`.
+//! `Influx::start_1_8()` runs InfluxDB 1.8.10 instead, which serves the v2 write
+//! API (`/api/v2/write`): `scripts/setup.sh` builds it into
+//! `~/.cache/perfsink/influxd-1.8.10/influxd` (or set `$PERFSINK_INFLUXD_18`); a
+//! test that needs it fails, with that hint, when it is missing.
 //! Each instance also has a tiny `sh` watchdog that SIGKILLs influxd if the
 //! test process dies without running `Drop`.
 //! Set `PERFSINK_KEEP_INFLUX_DIR=1` to keep temp dirs for debugging.
@@ -55,7 +59,22 @@ enum StartError {
 impl Influx {
     /// Starts a fresh instance without authentication.
     pub fn start() -> Influx {
-        Influx::launch(None)
+        Influx::launch(None, influxd_binary())
+    }
+
+    /// Starts a fresh InfluxDB 1.8.10 (the v2 write API: `/api/v2/write`, token
+    /// `user:password` or any token without auth, org ignored, bucket `db` or
+    /// `db/rp`). Panics with a hint when it is not installed.
+    pub fn start_1_8() -> Influx {
+        Influx::launch(None, influxd_1_8_binary())
+    }
+
+    /// `start_1_8` with authentication, as `start_with_auth`.
+    pub fn start_1_8_with_auth(admin_user: &str, admin_password: &str) -> Influx {
+        let auth = (admin_user.to_string(), admin_password.to_string());
+        let inf = Influx::launch(Some(auth), influxd_1_8_binary());
+        inf.create_admin();
+        inf
     }
 
     /// Starts a fresh instance with `auth-enabled = true` and an admin user
@@ -63,24 +82,29 @@ impl Influx {
     /// allows unauthenticated while no user exists). The helper methods
     /// (`query`, `exec`, `write`, ...) then send these credentials.
     pub fn start_with_auth(admin_user: &str, admin_password: &str) -> Influx {
-        let inf = Influx::launch(Some((admin_user.to_string(), admin_password.to_string())));
+        let auth = (admin_user.to_string(), admin_password.to_string());
+        let inf = Influx::launch(Some(auth), influxd_binary());
+        inf.create_admin();
+        inf
+    }
+
+    fn create_admin(&self) {
+        let (user, password) = self.credentials().expect("started with auth");
         let q = format!(
             "CREATE USER {} WITH PASSWORD {} WITH ALL PRIVILEGES",
-            quote_ident(admin_user),
-            quote_string(admin_password)
+            quote_ident(user),
+            quote_string(password)
         );
-        let resp = inf.query_http("POST", "", &q, None);
+        let resp = self.query_http("POST", "", &q, None);
         let body = resp.text();
         assert!(
             resp.status == 200 && !body.contains("\"error\""),
             "creating admin user failed: {} {body}",
             resp.status
         );
-        inf
     }
 
-    fn launch(auth: Option<(String, String)>) -> Influx {
-        let binary = influxd_binary();
+    fn launch(auth: Option<(String, String)>, binary: PathBuf) -> Influx {
         let dir = make_temp_dir();
         let mut inf = Influx {
             dir,
@@ -642,6 +666,25 @@ pub fn influxd_binary() -> PathBuf {
         find_influxd().expect("influxd still not found after `apt-get install -y influxdb`")
     })
     .clone()
+}
+
+/// Path of InfluxDB 1.8.10's `influxd`: `$PERFSINK_INFLUXD_18`, else where
+/// `scripts/setup.sh` builds it. Panics with the way to get it when missing.
+pub fn influxd_1_8_binary() -> PathBuf {
+    let path = std::env::var_os("PERFSINK_INFLUXD_18")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            PathBuf::from(home).join(".cache/perfsink/influxd-1.8.10/influxd")
+        });
+    assert!(
+        path.is_file(),
+        "InfluxDB 1.8.10 (the v2 write API) is not installed at {}: run scripts/setup.sh, \
+         which builds it with `go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10`, \
+         or point PERFSINK_INFLUXD_18 at an influxd 1.8 binary",
+        path.display()
+    );
+    path
 }
 
 fn find_influxd() -> Option<PathBuf> {
