@@ -1074,7 +1074,7 @@ fn throughput() {
         let sink = Sink::from_kv(&kv).unwrap();
         let (t, cpu) = (Instant::now(), thread_cpu_ns());
         for _ in 0..rounds {
-            let i = sink.ingest(&body, precision);
+            let i = perfsink::sources::relay::ingest(&sink, &body, precision);
             assert_eq!(i.accepted, per_body);
         }
         let (wall, cpu) = (
