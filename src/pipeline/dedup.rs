@@ -5,17 +5,21 @@
 //! `ts + 2`, … until a free slot. Out-of-order samples keep their time.
 //!
 //! Which samples are the same point: a library call (`submit`, `record`) is a new sample every
-//! time, so every tie moves. A relayed line is a client's: a line identical to one already
-//! relayed at that (series, timestamp) — same field-set bytes, compared by a 64-bit hash — is
-//! the same point sent again (a client's retry) and takes the same slot, so InfluxDB's own
-//! idempotence survives; while probing, a slot holding an identical line is taken, so a retried
-//! tie lands on the slot it moved to the first time.
+//! time, so every tie moves; so does a relayed line without a timestamp (stamped with the
+//! receive time: a retry of it gets another time anyway). A relayed line with its own
+//! timestamp is a client's: a line identical to one already relayed at that (series,
+//! timestamp) — same field-set bytes, compared by a 64-bit hash — is the same point sent again
+//! (a client's retry) and takes the same slot, so InfluxDB's own idempotence survives; while
+//! probing, a slot holding an identical line is taken, so a retried tie lands on the slot it
+//! moved to the first time.
 //!
-//! Memory: per series, the timestamps used within `window` (precision units) of its latest, at
-//! most `max_slots` of them (16 bytes each); per sink, the series cap. In-order samples are an
-//! O(1) push, out-of-order ones a binary search. What was forgotten (older than the window, or
-//! pushed out by `max_slots`) cannot be checked: such a sample keeps its time and is counted in
-//! `unchecked`; so is a relayed line of a series past the cap.
+//! Memory: per series, the runs of consecutive timestamps used within `window` (precision
+//! units) of its latest, at most `max_runs` of them (24 bytes each); per sink, the series cap.
+//! Ties of samples extend a run, so a burst of thousands of lines without a timestamp costs
+//! one entry. An in-order sample is an O(1) push, an out-of-order one a binary search. What
+//! was forgotten (older than the window, or pushed out by `max_runs`) cannot be checked: such
+//! a sample keeps its time and is counted in `unchecked`; so is a relayed line of a series past
+//! the cap.
 //!
 //! The state lives in the accumulator, under the lock `Queue::produce` holds for a whole batch
 //! of points: no lock of its own, and concurrent producers (relay requests) go through it one
@@ -27,23 +31,23 @@ use std::hash::Hasher;
 use crate::config::Config;
 use crate::series::KeyId;
 
-/// Most timestamps remembered per series: with the default window, a series of up to 13 k
-/// samples/s is checked over the whole window; a faster one over its last 65 536 samples.
-/// (1 MiB per series at most; in practice memory follows the sample rate times the window.)
-const MAX_SLOTS_PER_SERIES: usize = 1 << 16;
+/// Most runs of taken timestamps remembered per series (24 bytes each, 1.5 MiB at most): with
+/// the default window, a series of up to 13 k distinct timestamps a second is checked over the
+/// whole window, a faster one over its last 65 536 (older samples are then unchecked).
+const MAX_RUNS_PER_SERIES: usize = 1 << 16;
 
-/// How far the probe looks for an identical line among consecutive taken slots before it
-/// skips the rest of the run (bounds the cost of many lines tied at one timestamp; a retry of
-/// a body with more ties than that at one timestamp of one series may duplicate the rest).
-const MAX_IDENTITY_PROBES: usize = 1024;
+/// How many adjacent runs a tie walks before it takes the slot after the series' latest
+/// instead (always free). Only thousands of relayed lines sent with one timestamp of one
+/// series make runs adjacent; then a retry of them may land apart from the first copy.
+const MAX_PROBES: usize = 1024;
 
 /// De-duplication settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupConfig {
     /// How far behind a series' latest timestamp (precision units) samples are still checked.
     pub window: i64,
-    /// Most timestamps remembered per series.
-    pub max_slots: usize,
+    /// Most runs of taken timestamps remembered per series.
+    pub max_runs: usize,
     /// Most relayed series keys remembered (the sink's series cap).
     pub max_line_series: usize,
 }
@@ -54,7 +58,7 @@ impl DedupConfig {
         let window_ns = i64::try_from(config.dedup_window.as_nanos()).unwrap_or(i64::MAX);
         config.dedup.then(|| DedupConfig {
             window: config.precision.from_ns(window_ns),
-            max_slots: MAX_SLOTS_PER_SERIES,
+            max_runs: MAX_RUNS_PER_SERIES,
             max_line_series: config.max_series,
         })
     }
@@ -72,7 +76,7 @@ pub enum Identity {
 /// Where a sample goes, before it is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
-    /// A free slot `ts` (index `at` in the series' slots), asked for `from`.
+    /// A free slot `ts` (where its run goes: index `at`), asked for `from`.
     Free { from: i64, ts: i64, at: usize },
     /// The slot of an identical line: the same point again.
     Same { from: i64, ts: i64 },
@@ -90,27 +94,36 @@ impl Probe {
     }
 }
 
-/// The timestamps used by one series, sorted, each once.
+/// The timestamps used by one series: runs of consecutive taken slots, sorted, apart or
+/// adjacent, never overlapping. Library samples (and relayed lines without a timestamp) merge
+/// into runs, so a burst of ties costs one entry; a relayed line with its own timestamp is a
+/// run of one that keeps its line's hash.
 #[derive(Debug, Default)]
 struct Slots {
-    used: VecDeque<Slot>,
-    /// Below this the record is incomplete (slots were forgotten): samples are unchecked.
+    runs: VecDeque<Run>,
+    /// Below this the record is incomplete (runs were forgotten): samples are unchecked.
     checked_from: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    ts: i64,
-    /// The field-set hash of a relayed line; 0 for a library sample (never compared).
+struct Run {
+    start: i64,
+    /// Inclusive.
+    end: i64,
+    /// The field-set hash of the relayed line in this run of one; [`NO_LINE`] for samples.
     line: u64,
 }
+
+/// The `line` of a run of samples ([`field_hash`] is never 0).
+const NO_LINE: u64 = 0;
 
 impl Slots {
     fn probe(&self, ts: i64, who: Identity) -> Probe {
         if self.checked_from.is_some_and(|from| ts < from) {
             return Probe::Unchecked { from: ts };
         }
-        let at = match self.used.back() {
+        // The run that holds `ts`, if any: the last one starting at or before it.
+        let at = match self.runs.back() {
             None => {
                 return Probe::Free {
                     from: ts,
@@ -118,40 +131,32 @@ impl Slots {
                     at: 0,
                 }
             }
-            Some(last) if ts > last.ts => {
-                return Probe::Free {
-                    from: ts,
-                    ts,
-                    at: self.used.len(),
-                }
+            Some(last) if ts > last.end => {
+                let at = self.runs.len();
+                return Probe::Free { from: ts, ts, at };
             }
-            _ => match self.used.binary_search_by_key(&ts, |s| s.ts) {
-                Err(at) => return Probe::Free { from: ts, ts, at },
-                Ok(at) => at,
-            },
+            _ => self.runs.partition_point(|r| r.start <= ts),
         };
-        // A tie: walk the run of consecutive taken slots from `at` to the first free one.
-        let mut i = at;
-        let mut probes = 0;
-        loop {
-            let slot = self.used[i];
+        if at == 0 || ts > self.runs[at - 1].end {
+            return Probe::Free { from: ts, ts, at };
+        }
+        // A tie: walk the adjacent runs from there to the first free slot.
+        let mut i = at - 1;
+        for _ in 0..MAX_PROBES {
+            let run = self.runs[i];
             if let Identity::Line(hash) = who {
-                if slot.line == hash {
+                if run.line == hash {
                     return Probe::Same {
                         from: ts,
-                        ts: slot.ts,
+                        ts: run.start,
                     };
                 }
-                probes += 1;
             }
-            if who == Identity::Sample || probes >= MAX_IDENTITY_PROBES {
-                i = self.run_end(i) - 1;
-            }
-            let Some(next) = self.used[i].ts.checked_add(1) else {
+            let Some(next) = run.end.checked_add(1) else {
                 return Probe::Unchecked { from: ts };
             };
             i += 1;
-            if i == self.used.len() || self.used[i].ts != next {
+            if i == self.runs.len() || self.runs[i].start != next {
                 return Probe::Free {
                     from: ts,
                     ts: next,
@@ -159,43 +164,54 @@ impl Slots {
                 };
             }
         }
-    }
-
-    /// The index just past the run of consecutive timestamps that holds index `i`: slot
-    /// timestamps are increasing integers, so `ts - index` is constant along a run and grows
-    /// after it, which a binary search finds.
-    fn run_end(&self, i: usize) -> usize {
-        let base = self.used[i].ts as i128 - i as i128;
-        let (mut lo, mut hi) = (i + 1, self.used.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.used[mid].ts as i128 - mid as i128 == base {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+        // Thousands of adjacent relayed lines: past the latest is free too.
+        match self.runs.back().and_then(|last| last.end.checked_add(1)) {
+            Some(next) => Probe::Free {
+                from: ts,
+                ts: next,
+                at: self.runs.len(),
+            },
+            None => Probe::Unchecked { from: ts },
         }
-        lo
     }
 
     /// Takes the slot `probe` found (nothing for `Same`/`Unchecked`), and forgets what fell
-    /// out of the window or past `max_slots`.
+    /// out of the window or past `max_runs`.
     fn commit(&mut self, probe: Probe, line: u64, config: &DedupConfig) {
         let Probe::Free { ts, at, .. } = probe else {
             return;
         };
-        self.used.insert(at, Slot { ts, line });
+        let joins = |r: &Run| r.line == NO_LINE && line == NO_LINE;
+        let after_previous = at > 0 && joins(&self.runs[at - 1]) && self.runs[at - 1].end + 1 == ts;
+        let before_next =
+            at < self.runs.len() && joins(&self.runs[at]) && self.runs[at].start - 1 == ts;
+        match (after_previous, before_next) {
+            (true, true) => {
+                self.runs[at - 1].end = self.runs[at].end;
+                self.runs.remove(at);
+            }
+            (true, false) => self.runs[at - 1].end = ts,
+            (false, true) => self.runs[at].start = ts,
+            (false, false) => self.runs.insert(
+                at,
+                Run {
+                    start: ts,
+                    end: ts,
+                    line,
+                },
+            ),
+        }
         let horizon = self
-            .used
+            .runs
             .back()
-            .map_or(ts, |last| last.ts)
+            .map_or(ts, |last| last.end)
             .saturating_sub(config.window);
-        while let Some(first) = self.used.front() {
-            if first.ts >= horizon && self.used.len() <= config.max_slots {
+        while let Some(first) = self.runs.front() {
+            if first.end >= horizon && self.runs.len() <= config.max_runs {
                 break;
             }
-            self.checked_from = Some(first.ts.saturating_add(1));
-            self.used.pop_front();
+            self.checked_from = Some(first.end.saturating_add(1));
+            self.runs.pop_front();
         }
     }
 }
@@ -237,7 +253,7 @@ impl Dedup {
         }
         let slots = &mut self.by_key[key];
         let probe = slots.probe(ts, Identity::Sample);
-        slots.commit(probe, 0, config);
+        slots.commit(probe, NO_LINE, config);
         self.count(probe);
         probe.ts()
     }
@@ -265,7 +281,7 @@ impl Dedup {
         };
         let line = match who {
             Identity::Line(hash) => hash,
-            Identity::Sample => 0,
+            Identity::Sample => NO_LINE,
         };
         let tracked = self.by_line_key.len();
         let probe = match self.by_line_key.get_mut(key) {
@@ -308,17 +324,17 @@ impl Dedup {
 pub fn field_hash(fields: &[u8]) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     h.write(fields);
-    h.finish()
+    h.finish().max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn dedup(window: i64, max_slots: usize) -> Dedup {
+    fn dedup(window: i64, max_runs: usize) -> Dedup {
         Dedup::new(Some(DedupConfig {
             window,
-            max_slots,
+            max_runs,
             max_line_series: 2,
         }))
     }
@@ -403,11 +419,32 @@ mod tests {
     }
 
     #[test]
-    fn the_slot_cap_shrinks_the_window() {
+    fn the_run_cap_shrinks_the_window() {
         let mut d = dedup(1_000, 3);
-        assert_eq!(places(&mut d, &[1, 2, 3, 4]), [1, 2, 3, 4]);
-        assert_eq!(places(&mut d, &[1, 2]), [1, 5]);
+        assert_eq!(places(&mut d, &[10, 20, 30, 40]), [10, 20, 30, 40]);
+        // Four runs: the first was forgotten, so 10 is unchecked; 20 is still known.
+        assert_eq!(places(&mut d, &[10, 20]), [10, 21]);
         assert_eq!(d.take_counts(), (1, 1));
+    }
+
+    #[test]
+    fn a_burst_of_ties_is_one_run() {
+        let mut d = dedup(1_000_000, 4);
+        let burst = places(&mut d, &[100; 10_000]);
+        assert_eq!(burst, (100..10_100).collect::<Vec<_>>());
+        assert_eq!(d.by_key[0].runs.len(), 1);
+        // A tie anywhere inside it goes to the first free slot after it.
+        assert_eq!(
+            places(&mut d, &[5_000, 10_101, 100]),
+            [10_100, 10_101, 10_102]
+        );
+        assert_eq!(d.by_key[0].runs.len(), 1);
+        // Relayed lines and samples in one series: lines stay runs of one, samples join.
+        let who = Identity::Line(field_hash(b"v=1"));
+        let probe = d.probe_line(b"m", 7, who);
+        d.commit_line(b"m", probe, who);
+        assert_eq!(d.probe_line(b"m", 7, Identity::Sample).ts(), 8);
+        assert_eq!(d.probe_line(b"m", 7, who), Probe::Same { from: 7, ts: 7 });
     }
 
     #[test]
