@@ -81,11 +81,13 @@ fn ties_move_by_the_smallest_free_step_and_nothing_merges() {
     ] {
         let sink = open(db, &format!("INFLUXDB_PRECISION={precision}"));
         let id = sink.register_series("m", &[], "value").unwrap();
-        // T and T + 1 unit are taken by real samples: the tie of T goes to T + 2 units.
+        // T and T + 1 unit are taken by real samples, T + 10 units is the latest: the tie of T
+        // goes to T + 2 units (the smallest free step), not past the latest.
         let pts = [
             Point::new(id, 1.0, T2023),
             Point::new(id, 2.0, T2023 + unit),
-            Point::new(id, 3.0, T2023),
+            Point::new(id, 3.0, T2023 + 10 * unit),
+            Point::new(id, 4.0, T2023),
         ];
         sink.submit(&pts).into_result().unwrap();
         sink.flush(FLUSH).unwrap();
@@ -94,12 +96,13 @@ fn ties_move_by_the_smallest_free_step_and_nothing_merges() {
             [
                 (T2023, json!(1)),
                 (T2023 + unit, json!(2)),
-                (T2023 + 2 * unit, json!(3))
+                (T2023 + 2 * unit, json!(4)),
+                (T2023 + 10 * unit, json!(3)),
             ],
             "{precision}"
         );
         let s = sink.close().stats;
-        assert_eq!((s.deduplicated, s.written), (1, 3), "{precision}");
+        assert_eq!((s.deduplicated, s.written), (1, 4), "{precision}");
     }
 }
 
