@@ -80,6 +80,20 @@ impl std::fmt::Display for Report {
             self.kept_in_spool,
             s.retried
         )?;
+        if s.deduplicated > 0 {
+            write!(
+                f,
+                ", {} timestamps moved to stay unique in their series (PERFSINK_DEDUP)",
+                s.deduplicated
+            )?;
+        }
+        if s.dedup_unchecked > 0 {
+            write!(
+                f,
+                ", {} timestamps not checked for ties (older than PERFSINK_DEDUP_WINDOW_MS)",
+                s.dedup_unchecked
+            )?;
+        }
         if let Some(e) = &self.last_error {
             write!(f, "; last error: {e}")?;
         }
