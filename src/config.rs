@@ -33,7 +33,8 @@
 //! | `PERFSINK_MAX_SERIES` | `100000` | cap on distinct series |
 //! | `PERFSINK_SELF_METRICS_INTERVAL_MS` | `10000` | self-metrics period, `0` disables them |
 //! | `PERFSINK_CREATE_DATABASE` | `true` | v1: create the database when it is missing |
-//! | `PERFSINK_DEDUP` | `true` | shift colliding timestamps of one series so InfluxDB keeps both |
+//! | `PERFSINK_DEDUP` | `true` | move a timestamp equal to one already written for its series by the smallest step, so InfluxDB keeps both |
+//! | `PERFSINK_DEDUP_WINDOW_MS` | `5000` | how far behind a series' latest timestamp ties are still found |
 //! | `PERFSINK_TAGS` | | global tags added to every point, `k=v,k2=v2` |
 //! | `PERFSINK_SOURCE` | `api` | value of the `source` tag of self-metrics |
 
@@ -174,6 +175,8 @@ pub struct Config {
     pub self_metrics_interval: Option<Duration>,
     pub create_database: bool,
     pub dedup: bool,
+    /// How far behind a series' latest timestamp the de-duplication still checks for ties.
+    pub dedup_window: Duration,
     /// Global tags, sorted by key, empty values removed.
     pub global_tags: Vec<(String, String)>,
     pub source: String,
@@ -206,6 +209,7 @@ impl Default for Config {
             self_metrics_interval: Some(Duration::from_millis(10_000)),
             create_database: true,
             dedup: true,
+            dedup_window: Duration::from_millis(5000),
             global_tags: Vec::new(),
             source: "api".to_string(),
         }
@@ -377,6 +381,7 @@ const KEYS: &[&str] = &[
     "PERFSINK_SELF_METRICS_INTERVAL_MS",
     "PERFSINK_CREATE_DATABASE",
     "PERFSINK_DEDUP",
+    "PERFSINK_DEDUP_WINDOW_MS",
     "PERFSINK_TAGS",
     "PERFSINK_SOURCE",
 ];
@@ -684,6 +689,7 @@ impl<'a> Raw<'a> {
         }
         self.boolean("PERFSINK_CREATE_DATABASE", &mut c.create_database)?;
         self.boolean("PERFSINK_DEDUP", &mut c.dedup)?;
+        self.millis("PERFSINK_DEDUP_WINDOW_MS", 0, &mut c.dedup_window)?;
         if let Some(v) = self.text("PERFSINK_TAGS") {
             c.global_tags = parse_tags(v)?;
         }
@@ -1016,6 +1022,7 @@ mod tests {
             ("PERFSINK_SELF_METRICS_INTERVAL_MS", "7"),
             ("PERFSINK_CREATE_DATABASE", "false"),
             ("PERFSINK_DEDUP", "false"),
+            ("PERFSINK_DEDUP_WINDOW_MS", "7"),
             ("PERFSINK_TAGS", "a=b"),
             ("PERFSINK_SOURCE", "k6"),
         ];

@@ -17,5 +17,6 @@ pub mod writer;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use model::{Field, FieldValue, Point, Precision, SeriesId, Tag};
-pub use sink::{Ingested, Report, Sink, Submitted};
+pub use sink::{Report, Sink, Submitted};
+pub use sources::relay::Ingested;
 pub use stats::Stats;

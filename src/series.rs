@@ -1,9 +1,11 @@
-//! Layer 2: series interning. A series (measurement + sorted tag set, plus the name of its main
-//! value field) is registered once and gets a small id; its escaped line-protocol prefix is
-//! built once, so hot-path points carry only `(id, value, timestamp)`.
+//! Layer 2: series interning. A series (measurement + sorted tag set) is registered once and
+//! gets a small key id — InfluxDB's series, counted by the series cap and `stats.series`, and
+//! the unit of timestamp de-duplication. On top of it, each value field a fast-path caller
+//! names gets an entry id whose escaped line-protocol prefix (`key value=`) is built once, so
+//! hot-path points carry only `(id, value, timestamp)`. `register_series` and `record` of the
+//! same measurement and tags share the key id.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
@@ -11,7 +13,10 @@ use crate::error::{Error, Result};
 use crate::lineproto;
 use crate::model::{SeriesId, Tag};
 
-/// One registered series.
+/// The id of a series key (measurement + tag set), whatever the value field.
+pub type KeyId = u32;
+
+/// One registered series and value field.
 #[derive(Debug)]
 pub struct SeriesEntry {
     /// `measurement,tags ` — the series key and the space before the field set.
@@ -19,8 +24,8 @@ pub struct SeriesEntry {
     /// `measurement,tags value=` for the fast path (the key followed by the value field);
     /// for a series registered without a value field, just the key and the space.
     prefix: Box<[u8]>,
-    /// Last timestamp written, in precision units, for de-duplication.
-    last_ts: AtomicI64,
+    /// The series key's id: entries of one key share it.
+    key: KeyId,
 }
 
 impl SeriesEntry {
@@ -39,28 +44,9 @@ impl SeriesEntry {
         &self.prefix[..self.key_len]
     }
 
-    /// Returns a timestamp that no earlier line of this series used: `ts`, or one unit after the
-    /// latest timestamp written when `ts` is not after it. The flag says whether it moved.
-    /// A series fed faster than one sample per precision unit drifts forward; with the default
-    /// `ns` precision that never happens in practice.
-    pub fn unique_timestamp(&self, ts: i64) -> (i64, bool) {
-        let mut last = self.last_ts.load(Ordering::Relaxed);
-        loop {
-            let (next, moved) = if ts > last {
-                (ts, false)
-            } else {
-                (last.saturating_add(1), true)
-            };
-            match self.last_ts.compare_exchange_weak(
-                last,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return (next, moved),
-                Err(seen) => last = seen,
-            }
-        }
+    /// The id of the series key, shared by every value field of the series.
+    pub fn key_id(&self) -> KeyId {
+        self.key
     }
 }
 
@@ -75,6 +61,8 @@ pub struct SeriesRegistry {
 #[derive(Default)]
 struct Inner {
     by_prefix: HashMap<Box<[u8]>, SeriesId>,
+    /// Series key (`measurement,tags `) to its id; ids are given in order.
+    by_key: HashMap<Box<[u8]>, KeyId>,
     entries: Vec<SeriesEntry>,
 }
 
@@ -104,8 +92,9 @@ impl SeriesRegistry {
         self
     }
 
+    /// Distinct series keys (what InfluxDB counts as series).
     pub fn len(&self) -> usize {
-        self.inner.read().entries.len()
+        self.inner.read().by_key.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -118,7 +107,8 @@ impl SeriesRegistry {
 
     /// Registers (or finds) a series and returns its id. `value_field` names the field that
     /// fast-path values are written to (k6 writes `value`); `None` registers a series for
-    /// multi-field records only. The same measurement, tags and value field give the same id.
+    /// multi-field records only. The same measurement, tags and value field give the same id;
+    /// the same measurement and tags the same key id. The cap counts series keys.
     pub fn register(
         &self,
         measurement: &str,
@@ -133,15 +123,25 @@ impl SeriesRegistry {
         if let Some(&id) = inner.by_prefix.get(&prefix.bytes[..]) {
             return Ok(id);
         }
-        if inner.entries.len() >= self.max_series {
-            return Err(Error::SeriesLimit(self.max_series));
-        }
+        let key = match inner.by_key.get(&prefix.bytes[..prefix.key_len]) {
+            Some(&key) => key,
+            None if inner.by_key.len() >= self.max_series => {
+                return Err(Error::SeriesLimit(self.max_series));
+            }
+            None => {
+                let key = inner.by_key.len() as KeyId;
+                inner
+                    .by_key
+                    .insert(prefix.bytes[..prefix.key_len].into(), key);
+                key
+            }
+        };
         let id = inner.entries.len() as SeriesId;
         let bytes: Box<[u8]> = prefix.bytes.into_boxed_slice();
         inner.entries.push(SeriesEntry {
             key_len: prefix.key_len,
             prefix: bytes.clone(),
-            last_ts: AtomicI64::new(i64::MIN),
+            key,
         });
         inner.by_prefix.insert(bytes, id);
         Ok(id)
@@ -265,14 +265,23 @@ mod tests {
     }
 
     #[test]
-    fn unique_timestamps_move_forward_only_on_collision() {
-        let r = SeriesRegistry::new(1, vec![]);
-        let id = r.register("m", &[], Some("value")).unwrap();
+    fn value_fields_of_one_series_share_its_key_and_count_once() {
+        let r = SeriesRegistry::new(2, vec![]);
+        let tags = [Tag::new("a", "1")];
+        let fast = r.register("m", &tags, Some("value")).unwrap();
+        let other = r.register("m", &tags, Some("other")).unwrap();
+        let multi = r.register("m", &tags, None).unwrap();
+        assert!(fast != other && other != multi);
         let v = r.view();
-        let e = v.get(id).unwrap();
-        assert_eq!(e.unique_timestamp(100), (100, false));
-        assert_eq!(e.unique_timestamp(100), (101, true));
-        assert_eq!(e.unique_timestamp(100), (102, true));
-        assert_eq!(e.unique_timestamp(200), (200, false));
+        let key = v.get(fast).unwrap().key_id();
+        assert_eq!(v.get(other).unwrap().key_id(), key);
+        assert_eq!(v.get(multi).unwrap().key_id(), key);
+        drop(v);
+        assert_eq!(r.len(), 1);
+        // The cap counts series keys, not value fields.
+        r.register("m2", &[], None).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.register("m3", &[], None), Err(Error::SeriesLimit(2)));
+        assert!(r.register("m2", &[], Some("value")).is_ok());
     }
 }

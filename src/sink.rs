@@ -2,7 +2,6 @@
 //! fast path, points by series id) or `record` (one multi-field point by names); both encode
 //! in the caller's thread and never wait on the network.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +12,10 @@ use tokio::sync::Notify;
 use crate::config::{Api, Config, Endpoint, ServerVersion};
 use crate::error::{Error, Result};
 use crate::lineproto::{check_timestamp, write_field, write_float, write_timestamp, FieldOptions};
-use crate::lineproto::{Forward, InputPrecision, LineError, ParseError, ParsedLine};
 use crate::model::{Field, Point, Precision, SeriesId, Tag};
 use crate::pipeline::queue::Produced;
-use crate::pipeline::Queue;
-use crate::series::{SeriesEntry, SeriesRegistry};
+use crate::pipeline::{Dedup, DedupConfig, Queue};
+use crate::series::{KeyId, SeriesRegistry};
 use crate::stats::{Counters, Stats};
 use crate::writer::{Writer, WriterState};
 
@@ -55,34 +53,6 @@ impl From<Produced> for Submitted {
     }
 }
 
-/// What `ingest` did with a body of line protocol.
-#[derive(Debug, Default, PartialEq)]
-pub struct Ingested {
-    /// Lines taken into the pipeline.
-    pub accepted: usize,
-    /// Lines refused as malformed (InfluxDB's own rules, see `lineproto::parse`); counted in
-    /// `rejected_invalid`.
-    pub rejected: usize,
-    /// Valid lines dropped by the full-queue policy (counted in `dropped_queue_full`), or not
-    /// taken because the sink is closed.
-    pub dropped: usize,
-    /// The first ten refused lines: line number in the body and
-    /// `unable to parse '<line>': <reason>`, as InfluxDB words it.
-    pub errors: Vec<(usize, String)>,
-    /// Why valid lines were dropped or will not reach InfluxDB: `QueueFull`, `Closed`, or the
-    /// writer's fatal error (credentials refused).
-    pub sink_error: Option<Error>,
-}
-
-/// How many refused lines `Ingested::errors` lists.
-const MAX_INGEST_ERRORS: usize = 10;
-
-fn note_line_error(errors: &mut Vec<(usize, String)>, number: usize, e: LineError<'_>) {
-    if errors.len() < MAX_INGEST_ERRORS {
-        errors.push((number, e.to_string()));
-    }
-}
-
 /// The final account of a sink, given by `close`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -110,6 +80,20 @@ impl std::fmt::Display for Report {
             self.kept_in_spool,
             s.retried
         )?;
+        if s.deduplicated > 0 {
+            write!(
+                f,
+                ", {} timestamps moved to stay unique in their series (PERFSINK_DEDUP)",
+                s.deduplicated
+            )?;
+        }
+        if s.dedup_unchecked > 0 {
+            write!(
+                f,
+                ", {} timestamps not checked for ties (older than PERFSINK_DEDUP_WINDOW_MS)",
+                s.dedup_unchecked
+            )?;
+        }
         if let Some(e) = &self.last_error {
             write!(f, "; last error: {e}")?;
         }
@@ -162,8 +146,6 @@ pub struct Sink {
     field_options: FieldOptions,
     closed: AtomicBool,
     report: Mutex<Option<Report>>,
-    /// The relay's de-duplication: per series key, the latest timestamp in and out.
-    relay_last_ts: Mutex<RelayTimes>,
 }
 
 impl Sink {
@@ -188,6 +170,7 @@ impl Sink {
                     config.batch_lines,
                     config.batch_bytes,
                     config.queue_policy,
+                    DedupConfig::from_config(&config),
                     wake.clone(),
                     counters.clone(),
                 ));
@@ -213,7 +196,6 @@ impl Sink {
             },
             closed: AtomicBool::new(false),
             report: Mutex::new(None),
-            relay_last_ts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -255,6 +237,7 @@ impl Sink {
         let id = self.series.register(measurement, tags, value_field);
         match &id {
             Err(Error::SeriesLimit(_)) => Counters::add(&self.counters.series_rejected, 1),
+            // Series keys, so `register_series` and `record` of one series count once.
             Ok(_) => self
                 .counters
                 .series
@@ -286,10 +269,8 @@ impl Sink {
         };
         let view = self.series.view();
         let precision = self.config.precision;
-        let dedup = self.config.dedup;
         let opts = self.field_options;
-        let mut shifted = 0u64;
-        let produced = engine.queue.produce(n, |i, buf| {
+        let produced = engine.queue.produce(n, |i, buf, dedup| {
             let head = source.read(i)?;
             let entry = match view.get(head.series) {
                 Some(entry) if entry.has_value_field() => entry,
@@ -313,17 +294,9 @@ impl Sink {
                 buf.truncate(start);
                 return Err(e);
             }
-            finish_line(
-                buf,
-                entry,
-                head.timestamp_ns,
-                precision,
-                dedup,
-                &mut shifted,
-            );
+            finish_line(buf, dedup, entry.key_id(), head.timestamp_ns, precision);
             Ok(1)
         });
-        Counters::add(&self.counters.deduplicated, shifted);
         self.with_fatal(produced.into())
     }
 
@@ -360,14 +333,12 @@ impl Sink {
         };
         let view = self.series.view();
         let entry = view.get(id).ok_or(Error::UnknownSeries(id))?;
-        let (precision, dedup, opts) =
-            (self.config.precision, self.config.dedup, self.field_options);
-        let mut shifted = 0u64;
+        let (precision, opts, key) = (self.config.precision, self.field_options, entry.key_id());
         let opts = FieldOptions {
             series_key_len: entry.key_and_space().len() - 1,
             ..opts
         };
-        let produced = engine.queue.produce(1, |_, buf| {
+        let produced = engine.queue.produce(1, |_, buf, dedup| {
             check_timestamp(timestamp_ns, precision)?;
             let start = buf.len();
             buf.extend_from_slice(entry.key_and_space());
@@ -380,116 +351,35 @@ impl Sink {
                     return Err(e);
                 }
             }
-            finish_line(buf, entry, timestamp_ns, precision, dedup, &mut shifted);
+            finish_line(buf, dedup, key, timestamp_ns, precision);
             Ok(1)
         });
-        Counters::add(&self.counters.deduplicated, shifted);
         self.with_fatal(produced.into()).into_result().map(|_| ())
     }
 
-    /// The relay's path: a body of line protocol as a client POSTs it to InfluxDB (`/write`,
-    /// `/api/v2/write`), its timestamps in `precision`. Each valid line is copied into the
-    /// pipeline as it came, with its timestamp rescaled to the sink's precision (a line without
-    /// one gets the receive time, truncated to `precision` as InfluxDB does), the global tags
-    /// merged into its tag set, and, for a v1 target, unsigned fields written as integers.
-    /// Malformed lines are refused one by one (counted in `rejected_invalid`); the others are
-    /// still taken. Lines are not interned: they reach InfluxDB with the series key their
-    /// client wrote. With `PERFSINK_DEDUP` a line tied with the latest timestamp of its series
-    /// moves just after it (`write_unique`), so InfluxDB keeps both.
-    pub fn ingest(&self, body: &[u8], precision: InputPrecision) -> Ingested {
-        /// Lines parsed (outside the queue lock) per `produce` call.
-        const BATCH: usize = 512;
-        let forward = Forward::new(
-            precision,
-            self.config.precision,
-            crate::model::now_ns(),
-            &self.config.global_tags,
-            self.field_options,
-        );
-        let engine = self.live_engine();
-        let disabled = self.engine.is_none() && !self.closed.load(Relaxed);
-        let mut out = Ingested::default();
-        let mut lines = crate::lineproto::lines(body);
-        let mut batch: Vec<(usize, ParsedLine<'_>)> = Vec::with_capacity(BATCH);
-        let mut scratch = Vec::new();
-        loop {
-            batch.clear();
-            for (number, line) in lines.by_ref() {
-                match line {
-                    Ok(line) => {
-                        batch.push((number, line));
-                        if batch.len() == BATCH {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        out.rejected += 1;
-                        if engine.is_some() {
-                            Counters::add(&self.counters.rejected_invalid, 1);
-                        }
-                        note_line_error(&mut out.errors, number, e);
-                    }
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            let refused = |number: usize, line: &ParsedLine<'_>, reason, errors: &mut _| {
-                let error = ParseError { reason, offset: 0 };
-                let text = line.line();
-                note_line_error(errors, number, LineError { text, error });
-            };
-            match engine {
-                Some(engine) => {
-                    let errors = &mut out.errors;
-                    let mut last_ts = self.config.dedup.then(|| self.relay_last_ts.lock());
-                    let cap = self.config.max_series;
-                    let mut shifted = 0u64;
-                    let p = engine.queue.produce(batch.len(), |i, buf| {
-                        let (number, line) = &batch[i];
-                        let written = forward.timestamp(line).and_then(|ts| match &mut last_ts {
-                            Some(map) => {
-                                let moved = write_unique(map, cap, &forward, buf, line, ts)?;
-                                shifted += u64::from(moved);
-                                Ok(())
-                            }
-                            None => forward.write_at(buf, line, ts, false),
-                        });
-                        written.map(|()| 1).map_err(|reason| {
-                            refused(*number, line, reason, errors);
-                            Error::InvalidInput(reason.into())
-                        })
-                    });
-                    drop(last_ts);
-                    Counters::add(&self.counters.deduplicated, shifted);
-                    out.accepted += p.accepted;
-                    out.rejected += p.rejected;
-                    out.dropped += p.dropped;
-                    if p.dropped > 0 {
-                        out.sink_error.get_or_insert(Error::QueueFull);
-                    }
-                }
-                None => {
-                    for (number, line) in &batch {
-                        scratch.clear();
-                        match forward.write(&mut scratch, line) {
-                            Ok(()) if disabled => out.accepted += 1,
-                            Ok(()) => out.dropped += 1,
-                            Err(reason) => {
-                                out.rejected += 1;
-                                refused(*number, line, reason, &mut out.errors);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if engine.is_none() && !disabled {
-            out.sink_error = Some(Error::Closed);
-        } else if out.sink_error.is_none() {
-            out.sink_error = self.fatal().err();
-        }
-        out
+    /// The relay's hook (`sources::relay::ingest` writes lines as its clients sent them):
+    /// encodes `n` lines like `submit` does — one lock, the same de-duplication state — or
+    /// `None` when the sink takes nothing (disabled or closed; see [`Sink::is_disabled`]).
+    pub(crate) fn produce_lines<F>(&self, n: usize, encode: F) -> Option<Produced>
+    where
+        F: FnMut(usize, &mut Vec<u8>, &mut Dedup) -> Result<u64>,
+    {
+        Some(self.live_engine()?.queue.produce(n, encode))
+    }
+
+    /// Open and reporting: calls reach InfluxDB.
+    pub(crate) fn is_live(&self) -> bool {
+        self.live_engine().is_some()
+    }
+
+    /// Reporting is off (`INFLUXDB_URL` unset): calls succeed and do nothing.
+    pub(crate) fn is_disabled(&self) -> bool {
+        self.engine.is_none() && !self.closed.load(Relaxed)
+    }
+
+    /// How field values are written for this sink's server.
+    pub(crate) fn field_options(&self) -> FieldOptions {
+        self.field_options
     }
 
     /// Sends everything submitted so far and waits until InfluxDB confirmed (or refused) it,
@@ -566,7 +456,7 @@ impl Sink {
 
     /// A disabled sink takes everything and does nothing; a closed one refuses.
     fn not_live(&self, n: usize) -> Submitted {
-        if self.engine.is_none() && !self.closed.load(Relaxed) {
+        if self.is_disabled() {
             return Submitted {
                 accepted: n,
                 ..Default::default()
@@ -578,7 +468,8 @@ impl Sink {
         }
     }
 
-    fn fatal(&self) -> Result<()> {
+    /// The writer's fatal error (credentials refused), if any.
+    pub(crate) fn fatal(&self) -> Result<()> {
         match &self.engine {
             Some(engine) => match engine.state.fatal.lock().clone() {
                 Some(e) => Err(e),
@@ -679,103 +570,11 @@ fn no_value_field(series: SeriesId) -> Error {
     ))
 }
 
-/// ` timestamp\n`, the timestamp made unique within its series when de-duplication is on.
-fn finish_line(
-    buf: &mut Vec<u8>,
-    entry: &SeriesEntry,
-    ts_ns: i64,
-    precision: Precision,
-    dedup: bool,
-    shifted: &mut u64,
-) {
-    let mut ts = precision.from_ns(ts_ns);
-    if dedup {
-        let (unique, moved) = entry.unique_timestamp(ts);
-        ts = unique;
-        *shifted += moved as u64;
-    }
+/// ` timestamp\n`, the timestamp made unique within its series by the de-duplication.
+#[inline]
+fn finish_line(buf: &mut Vec<u8>, dedup: &mut Dedup, key: KeyId, ts_ns: i64, precision: Precision) {
+    let ts = dedup.place(key, precision.from_ns(ts_ns));
     buf.push(b' ');
     write_timestamp(buf, ts);
     buf.push(b'\n');
-}
-
-/// Per series key as the client wrote it: the latest timestamp in and the latest out.
-type RelayTimes = HashMap<Box<[u8]>, (i64, i64)>;
-
-/// The relay's de-duplication. InfluxDB keeps one point per series and timestamp, so a line
-/// whose timestamp falls between the latest one its client sent for the series and the latest
-/// one written for it (a tie, or a tie moved earlier) is written one unit after the latest
-/// written; other lines (later ones, and out-of-order ones) keep theirs. Per series key as the
-/// client wrote it: `(latest in, latest out)`. Series past `cap` are not tracked (memory stays
-/// bounded). The state changes only when the line was written. Returns whether it moved.
-fn write_unique(
-    last: &mut RelayTimes,
-    cap: usize,
-    forward: &Forward,
-    buf: &mut Vec<u8>,
-    line: &ParsedLine<'_>,
-    ts: i64,
-) -> std::result::Result<bool, &'static str> {
-    match last.get_mut(line.key()) {
-        Some((last_in, last_out)) => {
-            let out = if *last_in <= ts && ts <= *last_out {
-                last_out.saturating_add(1)
-            } else {
-                ts
-            };
-            forward.write_at(buf, line, out, out != ts)?;
-            *last_in = (*last_in).max(ts);
-            *last_out = (*last_out).max(out);
-            Ok(out != ts)
-        }
-        None => {
-            forward.write_at(buf, line, ts, false)?;
-            if last.len() < cap {
-                last.insert(line.key().into(), (ts, ts));
-            }
-            Ok(false)
-        }
-    }
-}
-
-#[cfg(test)]
-mod relay_dedup_tests {
-    use super::*;
-    use crate::lineproto::lines;
-    use crate::model::Precision;
-
-    /// The timestamps `write_unique` gives the lines of `body` (all of one or more series).
-    fn times(body: &str, cap: usize) -> Vec<i64> {
-        let forward = Forward::new(
-            InputPrecision::Ns,
-            Precision::Ns,
-            0,
-            &[],
-            Default::default(),
-        );
-        let mut map = HashMap::new();
-        let mut out = Vec::new();
-        for (_, line) in lines(body.as_bytes()) {
-            let line = line.unwrap();
-            let mut buf = Vec::new();
-            let ts = forward.timestamp(&line).unwrap();
-            write_unique(&mut map, cap, &forward, &mut buf, &line, ts).unwrap();
-            let text = String::from_utf8(buf).unwrap();
-            out.push(text.trim_end().rsplit(' ').next().unwrap().parse().unwrap());
-        }
-        out
-    }
-
-    #[test]
-    fn ties_move_past_the_latest_written_and_nothing_else_moves() {
-        let b = "m v=1 100\nm v=2 100\nm v=3 100\nm v=4 101\nm v=5 50\nm v=6 200\n";
-        assert_eq!(times(b, 10), [100, 101, 102, 103, 50, 200]);
-        // Another series is its own.
-        assert_eq!(times("m,t=a v=1 7\nm,t=b v=1 7\n", 10), [7, 7]);
-        // Past the cap a new series is not tracked.
-        assert_eq!(
-            times("m,t=a v=1 7\nm,t=b v=1 7\nm,t=b v=2 7\n", 1),
-            [7, 7, 7]
-        );
-    }
 }

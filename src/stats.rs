@@ -20,6 +20,7 @@ pub struct Counters {
     pub dropped_undelivered: AtomicU64,
     pub spooled: AtomicU64,
     pub deduplicated: AtomicU64,
+    pub dedup_unchecked: AtomicU64,
     pub series: AtomicU64,
     pub series_rejected: AtomicU64,
     pub requests: AtomicU64,
@@ -61,7 +62,10 @@ pub struct Stats {
     pub queue_depth: u64,
     /// Timestamps shifted so two samples of one series do not overwrite each other.
     pub deduplicated: u64,
-    /// Distinct series registered.
+    /// Points whose timestamp the de-duplication could not check (older than its window, or
+    /// a relayed series past the cap): written at their own time, a tie there may merge.
+    pub dedup_unchecked: u64,
+    /// Distinct series (measurement + tag set) registered, however many value fields each.
     pub series: u64,
     /// Registrations refused by the series cap.
     pub series_rejected: u64,
@@ -148,6 +152,7 @@ impl Counters {
             queue_depth: (accepted + replayed)
                 .saturating_sub(written + rejected_server + dropped_undelivered),
             deduplicated: r(&self.deduplicated),
+            dedup_unchecked: r(&self.dedup_unchecked),
             series: r(&self.series),
             series_rejected: r(&self.series_rejected),
             requests,

@@ -1041,7 +1041,11 @@ fn mixed_batch_written_equals_count(influx: &Influx, api: &str) {
         "m,k=c v=1i {}\nm,k=c v=2i -9223372036854775808\nm,k=c v=3i 9223372036854775807\n",
         t + 500
     );
-    let relayed = sink.ingest(body.as_bytes(), perfsink::lineproto::InputPrecision::Ns);
+    let relayed = perfsink::sources::relay::ingest(
+        &sink,
+        body.as_bytes(),
+        perfsink::lineproto::InputPrecision::Ns,
+    );
     assert_eq!((relayed.accepted, relayed.rejected), (1, 2), "{relayed:?}");
     assert!(
         relayed.errors[0].1.contains("time outside range"),

@@ -25,8 +25,8 @@ use common::influx::quote_ident;
 use common::k6::{
     assert_counts_and_sums, assert_dashboard_2587, assert_matches_summary, assert_same_rows,
     assert_tags_and_fields, clean_env, expected_row, influx_rows, k6_args, k6_binary, read_all,
-    read_reference, run, script_env, start_target, tail, total, with, RefSample, Run, Schema,
-    WorkDir,
+    read_reference, run, script_env, start_target, tail, total, true_ties, with, RefSample, Run,
+    Schema, WorkDir,
 };
 use common::Influx;
 
@@ -215,8 +215,8 @@ fn now_ns() -> i64 {
 
 /// InfluxDB holds exactly k6's samples: the same measurements, and per measurement the same
 /// points — tags, typed fields and value as k6's influxdb output writes them, and k6's
-/// timestamps, except a sample tied with the latest timestamp of its series, which the relay
-/// moves a few nanoseconds later so InfluxDB keeps both (PERFSINK_DEDUP).
+/// timestamps, except a sample whose timestamp an earlier sample of its series took, which
+/// the relay moves a few nanoseconds later so InfluxDB keeps both (PERFSINK_DEDUP).
 fn assert_exact_points(influx: &Influx, db: &str, reference: &BTreeMap<String, Vec<RefSample>>) {
     let measurements: Vec<String> = influx
         .query_rows(db, "SHOW MEASUREMENTS")
@@ -346,6 +346,46 @@ fn stock_k6_through_the_relay_lands_exactly_as_k6_reports_it() {
     assert_tags_and_fields(&influx, db, Schema::K6Influxdb);
     assert_dashboard_2587(&influx, db);
     eprintln!("{total} samples, test took {:?}", started.elapsed());
+}
+
+/// 20 VUs for 10 s through the relay: the de-duplication moves exactly the samples that tie
+/// (series and timestamp) with an earlier one in k6's own JSON output, and nothing merges:
+/// every point as k6 stamped it, counts and sums exact.
+#[test]
+fn twenty_vus_moved_timestamps_are_exactly_k6s_ties() {
+    let k6 = k6_binary();
+    let influx = Influx::start();
+    let target = start_target();
+    let dir = WorkDir::new("relay-ties");
+    let db = "k6relayties";
+    let influx_url = influx.url();
+    let relay = Serve::start(&relay_env(&influx_url, db, &[]));
+    let out = influxdb_out(&relay, db);
+    let args = k6_args("20", "10s", &["--out", &out]);
+    let run = k6_run(
+        &k6,
+        &dir,
+        &target,
+        &[("SLEEP", PACE)],
+        &args,
+        Duration::from_secs(120),
+    );
+    assert_k6_ok(&run);
+    let relay = relay.stop("TERM", Duration::from_secs(60));
+    let reference = reference(&dir);
+    let total = total(&reference);
+    let ties = true_ties(&reference);
+    eprintln!(
+        "{total} samples, {ties} true ties, {} moved, {} unchecked",
+        relay.moved_timestamps(),
+        relay.unchecked_timestamps()
+    );
+    assert!(total > 10_000, "a real run: {total} samples");
+    assert_all_delivered(&relay, total);
+    assert_counts_and_sums(&influx, db, &reference);
+    assert_exact_points(&influx, db, &reference);
+    assert_eq!(relay.moved_timestamps(), ties, "{}", relay.report());
+    assert_eq!(relay.unchecked_timestamps(), 0, "{}", relay.report());
 }
 
 /// InfluxDB down for 10 s in the middle of a ~17 s run, then back: the relay keeps answering

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::k6::{
     assert_counts_and_sums, assert_dashboard_2587, assert_matches_summary, assert_same_rows,
     assert_tags_and_fields, clean_env, expected_row, influx_rows, k6_args, k6_binary,
-    read_reference, run, script_env, start_target, with, Run, Schema, WorkDir,
+    read_reference, run, script_env, start_target, true_ties, with, Run, Schema, WorkDir,
 };
 use common::Influx;
 
@@ -147,6 +147,43 @@ fn samples_land_in_influxdb_exactly_as_k6s_influxdb_output_writes_them() {
 
     // Every query of dashboard 2587 returns data.
     assert_dashboard_2587(&influx, db);
+}
+
+/// 20 VUs for 10 s: the de-duplication moves exactly the samples that tie (series and
+/// timestamp) with an earlier one in k6's own JSON output, nothing else — out-of-order samples
+/// of one series across VUs keep their time — and nothing merges: counts and sums exact.
+#[test]
+fn twenty_vus_moved_timestamps_are_exactly_k6s_ties() {
+    let k6 = k6_binary();
+    let influx = Influx::start();
+    let target = start_target();
+    let dir = WorkDir::new("ties");
+    let db = "k6ties";
+    let url = format!("{}/{db}", influx.url());
+    let env = script_env(&target);
+    let env = with(&env, &[("INFLUXDB_URL", &url), ("PERFSINK_K6", &k6)]);
+    let mut args = vec!["run"];
+    args.extend(k6_args("20", "10s", &[]));
+    let run = perfsink_k6(&dir, &env, &args, Duration::from_secs(120));
+    assert!(
+        run.status.success(),
+        "k6 failed: {}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let reference = read_reference(&dir.path("ref.json"));
+    let total: usize = reference.values().map(Vec::len).sum();
+    let ties = true_ties(&reference);
+    eprintln!(
+        "{total} samples, {ties} true ties, {} moved, {} unchecked",
+        run.moved_timestamps(),
+        run.unchecked_timestamps()
+    );
+    assert!(total > 10_000, "a real run: {total} samples");
+    assert_eq!(run.reported("written"), total as u64, "{}", run.report());
+    assert_counts_and_sums(&influx, db, &reference);
+    assert_eq!(run.moved_timestamps(), ties, "{}", run.report());
+    assert_eq!(run.unchecked_timestamps(), 0, "{}", run.report());
 }
 
 /// InfluxDB down for 10 s in the middle of a ~20 s run, then back: every point arrives.

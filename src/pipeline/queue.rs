@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::chunk::{Chunk, ChunkKind};
+use super::dedup::{Dedup, DedupConfig};
 use crate::config::QueuePolicy;
 use crate::error::{Error, Result};
 use crate::stats::Counters;
@@ -21,6 +22,8 @@ pub struct Accumulator {
     since: Option<Instant>,
     /// Set by the writer's last step (`take_rest`): nothing is taken after it.
     closed: bool,
+    /// The timestamps written per series, under the same lock as the lines they go into.
+    dedup: Dedup,
 }
 
 /// What one producer call did with its points.
@@ -55,6 +58,7 @@ impl Queue {
         batch_lines: usize,
         batch_bytes: usize,
         policy: QueuePolicy,
+        dedup: Option<DedupConfig>,
         wake: Arc<Notify>,
         counters: Arc<Counters>,
     ) -> Self {
@@ -66,6 +70,7 @@ impl Queue {
                 lines: 0,
                 since: None,
                 closed: false,
+                dedup: Dedup::new(dedup),
             }),
             tx,
             rx,
@@ -79,12 +84,13 @@ impl Queue {
         }
     }
 
-    /// Encodes `n` items into the accumulator, one lock for the whole call. `encode(i, buf)`
-    /// appends item `i` as complete lines and returns how many, or an error after leaving
-    /// `buf` as it was. A full queue drops the rest of the call under the policy, counted.
+    /// Encodes `n` items into the accumulator, one lock for the whole call.
+    /// `encode(i, buf, dedup)` appends item `i` as complete lines (their timestamps placed by
+    /// `dedup`) and returns how many, or an error after leaving `buf` and `dedup` as they were.
+    /// A full queue drops the rest of the call under the policy, counted.
     pub fn produce<F>(&self, n: usize, mut encode: F) -> Produced
     where
-        F: FnMut(usize, &mut Vec<u8>) -> Result<u64>,
+        F: FnMut(usize, &mut Vec<u8>, &mut Dedup) -> Result<u64>,
     {
         let mut out = Produced::default();
         let mut acc = self.acc.lock();
@@ -108,7 +114,8 @@ impl Queue {
             if acc.since.is_none() {
                 acc.since = Some(Instant::now());
             }
-            match encode(i, &mut acc.buf) {
+            let acc = &mut *acc;
+            match encode(i, &mut acc.buf, &mut acc.dedup) {
                 Ok(lines) => {
                     acc.lines += lines;
                     unpublished += lines;
@@ -122,6 +129,9 @@ impl Queue {
         }
         Counters::add(&self.counters.accepted, unpublished);
         Counters::add(&self.counters.rejected_invalid, out.rejected as u64);
+        let (moved, unchecked) = acc.dedup.take_counts();
+        Counters::add(&self.counters.deduplicated, moved);
+        Counters::add(&self.counters.dedup_unchecked, unchecked);
         out
     }
 
@@ -256,13 +266,14 @@ mod tests {
             lines,
             1 << 20,
             policy,
+            None,
             Arc::new(Notify::new()),
             counters.clone(),
         );
         (q, counters)
     }
 
-    fn line(_: usize, buf: &mut Vec<u8>) -> Result<u64> {
+    fn line(_: usize, buf: &mut Vec<u8>, _: &mut Dedup) -> Result<u64> {
         buf.extend_from_slice(b"m v=1 1\n");
         Ok(1)
     }
@@ -321,11 +332,11 @@ mod tests {
     #[test]
     fn encode_errors_are_counted_and_do_not_stop_the_batch() {
         let (q, c) = queue(4, 100, QueuePolicy::DropNewest);
-        let p = q.produce(3, |i, buf| {
+        let p = q.produce(3, |i, buf, dedup| {
             if i == 1 {
                 Err(Error::InvalidValue("NaN".into()))
             } else {
-                line(i, buf)
+                line(i, buf, dedup)
             }
         });
         assert_eq!((p.accepted, p.rejected), (2, 1));

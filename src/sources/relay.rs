@@ -19,9 +19,10 @@
 //! - `GET|HEAD /ping`: 204 with `X-Influxdb-Version`. `GET /health`: JSON with `"status":"pass"`
 //!   and the relay's and the sink's counters.
 //!
-//! Lines are forwarded as they came (see `Sink::ingest`): timestamps rescaled to the sink's
-//! precision, the sink's global tags merged in, ties with a series' latest timestamp moved one
-//! unit later (`PERFSINK_DEDUP`), no series interning.
+//! Lines are forwarded as they came (see `ingest`): timestamps rescaled to the sink's
+//! precision, the sink's global tags merged in, a timestamp equal to one already written for
+//! its series moved by the smallest step unless the line is identical to the one written there
+//! (`PERFSINK_DEDUP`), no series interning.
 //!
 //! Databases: the sink has one writer and one target database (`INFLUXDB_DB` /
 //! `INFLUXDB_BUCKET`). A request's `db`/`bucket` does not route: every line goes to the sink's
@@ -63,7 +64,10 @@ use tokio::sync::oneshot;
 use crate::config::{Api, Secret};
 use crate::error::{Error, Result};
 use crate::lineproto::InputPrecision;
-use crate::sink::{Ingested, Sink};
+use crate::sink::Sink;
+
+mod ingest;
+pub use ingest::{ingest, Ingested};
 
 // Constants are not `pub`: cbindgen would put them into the C header. The defaults are those
 // of `RelayOptions::default()`.
@@ -650,7 +654,7 @@ async fn write(
         work.counters
             .bytes_received
             .fetch_add(data.len() as u64, Relaxed);
-        Ok(work.sink.ingest(data, precision))
+        Ok(ingest(&work.sink, data, precision))
     })
     .await;
     let ingested = match done {

@@ -237,8 +237,18 @@ impl Run {
 
     /// Timestamps the sink moved to keep them unique (`N timestamps moved` in the report).
     pub fn moved_timestamps(&self) -> u64 {
+        self.reported_before(" timestamps moved")
+    }
+
+    /// Timestamps the de-duplication could not check (`N timestamps not checked`).
+    pub fn unchecked_timestamps(&self) -> u64 {
+        self.reported_before(" timestamps not checked")
+    }
+
+    /// The number just before `what` in the report, 0 when the report does not say it.
+    fn reported_before(&self, what: &str) -> u64 {
         let r = self.report();
-        r.find(" timestamps moved")
+        r.find(what)
             .map(|end| {
                 let start = r[..end].rfind(' ').map_or(0, |i| i + 1);
                 r[start..end].parse().unwrap()
@@ -409,6 +419,27 @@ pub fn read_reference(path: &Path) -> BTreeMap<String, Vec<RefSample>> {
 /// Number of samples in a reference.
 pub fn total(reference: &BTreeMap<String, Vec<RefSample>>) -> u64 {
     reference.values().map(|v| v.len() as u64).sum()
+}
+
+/// The true ties of k6's JSON output: samples that share a series — metric and tags, minus
+/// `url` (a field in both schemas) and empty values (not written) — and a timestamp with an
+/// earlier sample. InfluxDB would merge each into the earlier one: these, and only these,
+/// must be moved.
+pub fn true_ties(reference: &BTreeMap<String, Vec<RefSample>>) -> u64 {
+    let mut seen: std::collections::HashSet<(&str, Vec<(&str, &str)>, i64)> = Default::default();
+    let mut ties = 0;
+    for (m, samples) in reference {
+        for s in samples {
+            let tags = s
+                .tags
+                .iter()
+                .filter(|(k, v)| k.as_str() != "url" && !v.is_empty())
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            ties += u64::from(!seen.insert((m.as_str(), tags, s.time_ns)));
+        }
+    }
+    ties
 }
 
 /// Which variant of k6's influxdb schema a path writes.

@@ -145,11 +145,7 @@ pub fn run(args: &[String]) -> ExitCode {
 
     let stats = finish_reader(&pipe.path, reader, &counters);
     let report = sink.close();
-    let moved = match report.stats.deduplicated {
-        0 => String::new(),
-        n => format!(", {n} timestamps moved to stay unique in their series (PERFSINK_DEDUP)"),
-    };
-    eprintln!("{report}; {stats}{moved}");
+    eprintln!("{report}; {stats}");
     drop(pipe);
     code
 }

@@ -1,0 +1,168 @@
+//! The relay's ingest: a body of line protocol, as a client POSTs it to InfluxDB, into the
+//! sink. Each valid line is copied into the pipeline as it came (`lineproto::Forward`): its
+//! timestamp rescaled to the sink's precision (a line without one gets the receive time,
+//! truncated to the request's precision as InfluxDB does), the global tags merged into its tag
+//! set, and, for a v1 target, unsigned fields written as integers. Malformed lines are refused
+//! one by one (counted in `rejected_invalid`); the others are still taken. Lines are not
+//! interned: they reach InfluxDB with the series key their client wrote.
+//!
+//! Timestamps go through the sink's de-duplication (`pipeline::dedup`, `PERFSINK_DEDUP`), per
+//! series key as the client wrote it: a line whose timestamp equals one already written for
+//! its series moves by the smallest step that makes it unique, unless it is identical to the
+//! line written there (a client's retry, which InfluxDB itself would store once). A line
+//! without a timestamp is stamped with the receive time and then follows the same rule, so
+//! concurrent clients lose nothing.
+
+use crate::error::Error;
+use crate::lineproto::{Forward, InputPrecision, LineError, ParseError, ParsedLine};
+use crate::pipeline::dedup::{field_hash, Identity};
+use crate::sink::Sink;
+
+/// What `ingest` did with a body of line protocol.
+#[derive(Debug, Default, PartialEq)]
+pub struct Ingested {
+    /// Lines taken into the pipeline.
+    pub accepted: usize,
+    /// Lines refused as malformed (InfluxDB's own rules, see `lineproto::parse`); counted in
+    /// `rejected_invalid`.
+    pub rejected: usize,
+    /// Valid lines dropped by the full-queue policy (counted in `dropped_queue_full`), or not
+    /// taken because the sink is closed.
+    pub dropped: usize,
+    /// The first ten refused lines: line number in the body and
+    /// `unable to parse '<line>': <reason>`, as InfluxDB words it.
+    pub errors: Vec<(usize, String)>,
+    /// Why valid lines were dropped or will not reach InfluxDB: `QueueFull`, `Closed`, or the
+    /// writer's fatal error (credentials refused).
+    pub sink_error: Option<Error>,
+}
+
+/// How many refused lines `Ingested::errors` lists.
+const MAX_INGEST_ERRORS: usize = 10;
+
+/// Lines parsed (outside the queue lock) per `produce_lines` call.
+const BATCH: usize = 512;
+
+fn note_line_error(errors: &mut Vec<(usize, String)>, number: usize, e: LineError<'_>) {
+    if errors.len() < MAX_INGEST_ERRORS {
+        errors.push((number, e.to_string()));
+    }
+}
+
+fn refused(
+    number: usize,
+    line: &ParsedLine<'_>,
+    reason: &'static str,
+    errors: &mut Vec<(usize, String)>,
+) {
+    let error = ParseError { reason, offset: 0 };
+    note_line_error(
+        errors,
+        number,
+        LineError {
+            text: line.line(),
+            error,
+        },
+    );
+}
+
+/// Takes the lines of `body`, its timestamps in `precision`, into `sink`.
+pub fn ingest(sink: &Sink, body: &[u8], precision: InputPrecision) -> Ingested {
+    let config = sink.config();
+    let forward = Forward::new(
+        precision,
+        config.precision,
+        crate::model::now_ns(),
+        &config.global_tags,
+        sink.field_options(),
+    );
+    let disabled = sink.is_disabled();
+    let mut out = Ingested::default();
+    let mut lines = crate::lineproto::lines(body);
+    let mut batch: Vec<(usize, ParsedLine<'_>)> = Vec::with_capacity(BATCH);
+    let mut scratch = Vec::new();
+    let mut closed = !disabled && !sink.is_live();
+    loop {
+        batch.clear();
+        for (number, line) in lines.by_ref() {
+            match line {
+                Ok(line) => {
+                    batch.push((number, line));
+                    if batch.len() == BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    out.rejected += 1;
+                    if !disabled && !closed {
+                        sink.count_unreadable(1);
+                    }
+                    note_line_error(&mut out.errors, number, e);
+                }
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let errors = &mut out.errors;
+        let produced = (!closed)
+            .then(|| {
+                sink.produce_lines(batch.len(), |i, buf, dedup| {
+                    let (number, line) = &batch[i];
+                    let written = forward.timestamp(line).and_then(|ts| {
+                        // A line without a timestamp is a new sample: it was stamped here.
+                        let who = match line.timestamp() {
+                            Some(_) => Identity::Line(field_hash(line.fields())),
+                            None => Identity::Sample,
+                        };
+                        let probe = dedup.probe_line(line.key(), ts, who);
+                        forward.write_at(buf, line, probe.ts(), probe.ts() != ts)?;
+                        dedup.commit_line(line.key(), probe, who);
+                        Ok(())
+                    });
+                    written.map(|()| 1).map_err(|reason| {
+                        refused(*number, line, reason, errors);
+                        Error::InvalidInput(reason.into())
+                    })
+                })
+            })
+            .flatten();
+        match produced {
+            Some(p) => {
+                if p.first_error == Some(Error::Closed) {
+                    // The writer took its last batch meanwhile: none of these was taken.
+                    closed = true;
+                    out.dropped += batch.len() - p.accepted - p.rejected - p.dropped;
+                }
+                out.accepted += p.accepted;
+                out.rejected += p.rejected;
+                out.dropped += p.dropped;
+                if p.dropped > 0 {
+                    out.sink_error.get_or_insert(Error::QueueFull);
+                }
+            }
+            // Disabled or closed: the lines are checked (a disabled sink takes them, a
+            // closed one drops them), nothing is written.
+            None => {
+                closed = !disabled;
+                for (number, line) in &batch {
+                    scratch.clear();
+                    match forward.write(&mut scratch, line) {
+                        Ok(()) if disabled => out.accepted += 1,
+                        Ok(()) => out.dropped += 1,
+                        Err(reason) => {
+                            out.rejected += 1;
+                            refused(*number, line, reason, &mut out.errors);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if closed {
+        out.sink_error = Some(Error::Closed);
+    } else if out.sink_error.is_none() {
+        out.sink_error = sink.fatal().err();
+    }
+    out
+}
