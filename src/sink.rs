@@ -93,6 +93,14 @@ pub struct Report {
     pub last_error: Option<String>,
 }
 
+impl Report {
+    /// Accepted points that did not reach InfluxDB: dropped undelivered (close timed out,
+    /// writing stopped) or kept in the spool. 0 when everything was delivered.
+    pub fn undelivered(&self) -> u64 {
+        self.stats.dropped_undelivered + self.kept_in_spool
+    }
+}
+
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = &self.stats;
@@ -168,6 +176,11 @@ impl Sink {
                 })
             }
         };
+        if engine.is_none() {
+            crate::log::warn(format_args!(
+                "INFLUXDB_URL is not set: reporting is disabled, points are accepted and discarded"
+            ));
+        }
         Ok(Sink {
             series: SeriesRegistry::new(config.max_series, config.global_tags.clone()),
             config,
@@ -265,7 +278,7 @@ impl Sink {
                 buf.truncate(start);
                 return Err(source.refused(i, e));
             }
-            if let Err(e) = source.write_fields(i, buf, opts) {
+            if let Err(e) = source.write_fields(i, buf, opts, value_key(entry)) {
                 buf.truncate(start);
                 return Err(e);
             }
@@ -306,6 +319,12 @@ impl Sink {
             return Err(Error::InvalidInput(
                 "a point needs at least one field".into(),
             ));
+        }
+        let repeated =
+            (1..fields.len()).find(|&i| fields[..i].iter().any(|g| g.key == fields[i].key));
+        if let Some(i) = repeated {
+            Counters::add(&self.counters.rejected_invalid, 1);
+            return Err(repeated_field(fields[i].key));
         }
         let id = match self.intern(measurement, tags, None) {
             Ok(id) => id,
@@ -570,8 +589,16 @@ pub trait PointSource {
     /// The head of point `i`, or why the point cannot be read.
     fn read(&mut self, i: usize) -> Result<PointHead>;
     /// Appends `,key=value` for each extra field of point `i` (nothing when it has none).
+    /// A key given twice, or written as `value_key` (the series' value field as the line
+    /// holds it, see [`is_field_named`]), refuses the point with [`repeated_field`].
     /// On error `buf` may hold a partial field; the caller cuts the line back.
-    fn write_fields(&mut self, i: usize, buf: &mut Vec<u8>, opts: FieldOptions) -> Result<()>;
+    fn write_fields(
+        &mut self,
+        i: usize,
+        buf: &mut Vec<u8>,
+        opts: FieldOptions,
+        value_key: &[u8],
+    ) -> Result<()>;
     /// Point `i` is refused for `reason` (its series or value) before its fields were
     /// written: the error to report. A source whose fields can be unreadable (the C ABI)
     /// reports that first, as if the fields had been read before anything else.
@@ -603,23 +630,61 @@ where
     }
 
     #[inline]
-    fn write_fields(&mut self, _: usize, buf: &mut Vec<u8>, opts: FieldOptions) -> Result<()> {
-        write_fields(buf, self.extra, opts)
+    fn write_fields(
+        &mut self,
+        _: usize,
+        buf: &mut Vec<u8>,
+        opts: FieldOptions,
+        value_key: &[u8],
+    ) -> Result<()> {
+        write_fields(buf, self.extra, opts, value_key)
     }
 }
 
-/// Appends `,key=value` for each field.
+/// Appends `,key=value` for each field; see [`PointSource::write_fields`].
 #[inline]
-pub(crate) fn write_fields(
+fn write_fields(
     buf: &mut Vec<u8>,
     fields: &[Field<'_>],
     opts: FieldOptions,
+    value_key: &[u8],
 ) -> Result<()> {
-    for f in fields {
+    for (i, f) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|g| g.key == f.key) {
+            return Err(repeated_field(f.key));
+        }
         buf.push(b',');
+        let at = buf.len();
         write_field(buf, f.key, f.value, opts)?;
+        if is_field_named(&buf[at..], value_key) {
+            return Err(repeated_field(f.key));
+        }
     }
     Ok(())
+}
+
+/// The series' value field as its lines hold it (escaped), `value` in `m,t=a value=`.
+#[inline]
+fn value_key(entry: &SeriesEntry) -> &[u8] {
+    let prefix = entry.prefix();
+    &prefix[entry.key_and_space().len()..prefix.len() - 1]
+}
+
+/// Whether `written` (`key=value...`, as `write_field` wrote it) is a field with the key
+/// written as `key`. Exact: the `=` right after a written key is the separator, never part
+/// of the key, since an escaped key never ends with the backslash of an escape.
+#[inline]
+pub(crate) fn is_field_named(written: &[u8], key: &[u8]) -> bool {
+    written.len() > key.len() && written[key.len()] == b'=' && written.starts_with(key)
+}
+
+/// A point holds each field key once, its series' value field included: InfluxDB would
+/// keep only the last value of a repeated key.
+#[cold]
+pub(crate) fn repeated_field(key: &str) -> Error {
+    Error::InvalidInput(format!(
+        "field key {key:?} is used twice in one point (the series' value field counts)"
+    ))
 }
 
 #[cold]
