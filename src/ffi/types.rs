@@ -134,7 +134,7 @@ impl From<&Report> for perfsink_close_report {
             kept_in_spool: r.kept_in_spool,
             has_last_write_error: r.last_error.is_some().into(),
             delivered: (r.undelivered() == 0).into(),
-            stats: r.stats.clone().into(),
+            stats: r.stats.into(),
         }
     }
 }
