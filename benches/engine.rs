@@ -35,6 +35,7 @@ use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
@@ -42,10 +43,13 @@ use std::time::{Duration, Instant};
 
 use perfsink::ffi::perfsink_result;
 use perfsink::ffi::sink::{
-    perfsink_sink, perfsink_sink_close, perfsink_sink_flush, perfsink_sink_open,
-    perfsink_sink_record, perfsink_sink_register_series, perfsink_sink_stats, perfsink_sink_submit,
+    perfsink_sink, perfsink_sink_close, perfsink_sink_flush, perfsink_sink_free,
+    perfsink_sink_open, perfsink_sink_record, perfsink_sink_register_series, perfsink_sink_stats,
+    perfsink_sink_submit,
 };
-use perfsink::ffi::types::{perfsink_field, perfsink_point, perfsink_stats, perfsink_tag};
+use perfsink::ffi::types::{
+    perfsink_close_report, perfsink_field, perfsink_point, perfsink_stats, perfsink_tag,
+};
 use perfsink::lineproto::{write_float, write_timestamp};
 use perfsink::model::now_ns;
 use perfsink::{Field, FieldValue, Point, SeriesId, Sink, Tag};
@@ -584,7 +588,9 @@ struct CSink(*mut perfsink_sink);
 impl CSink {
     fn open(config: &str) -> CSink {
         let mut h = std::ptr::null_mut();
-        let r = unsafe { perfsink_sink_open(config.as_ptr().cast(), config.len(), &mut h) };
+        let r = unsafe {
+            perfsink_sink_open(config.as_ptr().cast(), config.len(), &mut h, null_mut(), 0)
+        };
         assert_eq!(r, perfsink_result::PERFSINK_OK, "perfsink_sink_open");
         CSink(h)
     }
@@ -607,6 +613,8 @@ impl CSink {
                         f.as_ptr().cast(),
                         f.len(),
                         &mut id,
+                        null_mut(),
+                        0,
                     )
                 };
                 assert_eq!(r, perfsink_result::PERFSINK_OK, "register");
@@ -616,20 +624,26 @@ impl CSink {
     }
 
     fn flush(&self) {
-        let r = unsafe { perfsink_sink_flush(self.0, FLUSH_TIMEOUT.as_millis() as u32) };
+        let r =
+            unsafe { perfsink_sink_flush(self.0, FLUSH_TIMEOUT.as_millis() as u32, null_mut(), 0) };
         assert_eq!(r, perfsink_result::PERFSINK_OK, "flush");
     }
 
     fn stats(&self) -> perfsink_stats {
         let mut s = perfsink_stats::default();
-        unsafe { perfsink_sink_stats(self.0, &mut s) };
+        let size = std::mem::size_of_val(&s);
+        unsafe { perfsink_sink_stats(self.0, &mut s, size, null_mut(), 0) };
         s
     }
 
     fn close(self) -> perfsink_stats {
-        let mut s = perfsink_stats::default();
-        unsafe { perfsink_sink_close(self.0, &mut s) };
-        s
+        let mut r = perfsink_close_report::default();
+        let size = std::mem::size_of_val(&r);
+        unsafe {
+            perfsink_sink_close(self.0, &mut r, size, null_mut(), 0);
+            perfsink_sink_free(self.0);
+        }
+        r.stats
     }
 }
 
@@ -695,7 +709,14 @@ fn c_submit(config: &str, batch: usize, with_fields: bool) -> Row {
             }
             let mut accepted = 0usize;
             let r = unsafe {
-                perfsink_sink_submit(sink.0, points.as_ptr(), points.len(), &mut accepted)
+                perfsink_sink_submit(
+                    sink.0,
+                    points.as_ptr(),
+                    points.len(),
+                    &mut accepted,
+                    null_mut(),
+                    0,
+                )
             };
             let missing = (batch - accepted) as u64;
             match r {
@@ -767,6 +788,8 @@ fn c_record(config: &str) -> Row {
                     fields.as_ptr(),
                     fields.len(),
                     ts,
+                    null_mut(),
+                    0,
                 )
             };
             match r {

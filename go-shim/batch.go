@@ -234,6 +234,7 @@ func (fs *FieldSet) Len() int { return len(fs.fields) }
 // until reset or free.
 type arena struct {
 	points      unsafe.Pointer // the point array (reallocated as it grows; nothing points into it)
+	out         *submitOut     // the outputs of perfsink_sink_submit (allocated once)
 	fieldBlocks [][]C.perfsink_field
 	fb, fn      int // current field block, fields used in it
 	byteBlocks  [][]byte
@@ -290,6 +291,14 @@ func (a *arena) str(s string) *C.char {
 	return (*C.char)(unsafe.Pointer(&blk[0]))
 }
 
+// submitOut is the batch's place for perfsink_sink_submit's outputs.
+func (a *arena) submitOut() *submitOut {
+	if a.out == nil {
+		a.out = (*submitOut)(cmalloc(int(unsafe.Sizeof(submitOut{}))))
+	}
+	return a.out
+}
+
 // growPoints returns pts (a view of a.points) with room for more points.
 func (a *arena) growPoints(pts []C.perfsink_point) []C.perfsink_point {
 	n := max(2*cap(pts), 1024)
@@ -305,6 +314,7 @@ func (a *arena) reset() { a.fb, a.fn, a.bb, a.bn = 0, 0, 0, 0 }
 
 func (a *arena) free() {
 	C.free(a.points)
+	C.free(unsafe.Pointer(a.out))
 	for _, blk := range a.fieldBlocks {
 		C.free(unsafe.Pointer(&blk[0]))
 	}

@@ -1,132 +1,77 @@
 package perfsink
 
-// The cgo boundary: every call into libperfsink goes through one of the gops_* helpers below.
-// Each helper makes one C ABI call and, when it fails, reads perfsink_last_error() inside the
-// same C call — so on the same OS thread, whatever goroutine scheduling happens around it —
-// into malloc'd memory that Go copies and frees. Go never stores a pointer in C memory, and C
-// never keeps a pointer to Go memory past the call (see batch.go and sink.go for what is
-// passed).
+// The cgo boundary: every call into libperfsink is made here. Each fallible call passes a
+// buffer for its own error message (the ABI's trailing `char *err, size_t err_len`), so a
+// message is never read from another call, whatever OS thread the goroutine runs on. The hot
+// path (SubmitBatch) reuses a buffer in the Batch's C memory; the other calls use a Go array,
+// which holds no Go pointers and is passed only for the call. Go never stores a pointer in C
+// memory, and C never keeps a pointer to Go memory past the call (see batch.go and sink.go
+// for what is passed).
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../include
 #cgo LDFLAGS: ${SRCDIR}/../target/release/libperfsink.a -lpthread -ldl -lm
 #include <stdlib.h>
 #include "perfsink.h"
-
-typedef struct {
-	perfsink_result code;
-	uint32_t series;
-	size_t accepted;
-	perfsink_sink *sink;
-	char *msg;       // malloc'd copy of perfsink_last_error() on failure, else NULL
-	size_t msg_len;
-} gops_result;
-
-static gops_result gops_done(perfsink_result code) {
-	gops_result r = {0};
-	r.code = code;
-	if (code != PERFSINK_OK) {
-		size_t n = perfsink_last_error(NULL, 0);
-		r.msg = malloc(n + 1);
-		if (r.msg != NULL) {
-			size_t full = perfsink_last_error(r.msg, n + 1);
-			r.msg_len = full < n ? full : n;
-		}
-	}
-	return r;
-}
-
-static gops_result gops_open(const char *cfg, size_t len) {
-	perfsink_sink *s = NULL;
-	gops_result r = gops_done(perfsink_sink_open(cfg, len, &s));
-	r.sink = s;
-	return r;
-}
-
-static gops_result gops_open_env(void) {
-	perfsink_sink *s = NULL;
-	gops_result r = gops_done(perfsink_sink_open_env(&s));
-	r.sink = s;
-	return r;
-}
-
-static gops_result gops_register(const perfsink_sink *s, const char *m, size_t m_len,
-		const perfsink_tag *tags, size_t tag_count, const char *vf, size_t vf_len) {
-	uint32_t id = 0;
-	gops_result r = gops_done(perfsink_sink_register_series(s, m, m_len, tags, tag_count, vf, vf_len, &id));
-	r.series = id;
-	return r;
-}
-
-static gops_result gops_submit(const perfsink_sink *s, const perfsink_point *pts, size_t n) {
-	size_t accepted = 0;
-	gops_result r = gops_done(perfsink_sink_submit(s, pts, n, &accepted));
-	r.accepted = accepted;
-	return r;
-}
-
-static gops_result gops_record(const perfsink_sink *s, const char *m, size_t m_len,
-		const perfsink_tag *tags, size_t tag_count, const perfsink_field *fields,
-		size_t field_count, int64_t ts) {
-	return gops_done(perfsink_sink_record(s, m, m_len, tags, tag_count, fields, field_count, ts));
-}
-
-static gops_result gops_flush(const perfsink_sink *s, uint32_t timeout_ms) {
-	return gops_done(perfsink_sink_flush(s, timeout_ms));
-}
-
-static gops_result gops_stats(const perfsink_sink *s, perfsink_stats *out) {
-	return gops_done(perfsink_sink_stats(s, out));
-}
-
-static gops_result gops_close(perfsink_sink *s, perfsink_stats *out) {
-	return gops_done(perfsink_sink_close(s, out));
-}
-
-// A malloc'd copy of the sink's latest write failure (NULL when there was none).
-static char *gops_last_write_error(const perfsink_sink *s, size_t *len) {
-	size_t n = perfsink_sink_last_write_error(s, NULL, 0);
-	*len = 0;
-	if (n == 0) return NULL;
-	char *buf = malloc(n + 1);
-	if (buf == NULL) return NULL;
-	size_t full = perfsink_sink_last_write_error(s, buf, n + 1);
-	*len = full < n ? full : n;
-	return buf;
-}
 */
 import "C"
 
 import (
+	"fmt"
 	"time"
 	"unsafe"
 )
 
-// TimestampNow asks Record to stamp the point with the engine's current time.
+// timestampNow asks the engine to stamp a point with its current time.
 var timestampNow = int64(C.PERFSINK_TIMESTAMP_NOW)
 
-// result turns a helper's outcome into a Go error (nil on success), freeing the C message.
-func result(op string, r *C.gops_result) error {
-	if r.code == C.PERFSINK_OK {
+// errLen is the size of a per-call message buffer: messages longer than that are cut (at a
+// character boundary).
+const errLen = 512
+
+// errBuf is a per-call message buffer in Go memory.
+type errBuf [errLen]C.char
+
+// result turns a call's code and message buffer into a Go error (nil on success).
+func result(op string, code C.perfsink_result, msg *C.char) error {
+	if code == C.PERFSINK_OK {
 		return nil
 	}
-	var msg string
-	if r.msg != nil {
-		msg = C.GoStringN(r.msg, C.int(r.msg_len))
-		C.free(unsafe.Pointer(r.msg))
-		r.msg = nil
+	return &Error{Code: Code(code), Op: op, Message: C.GoString(msg)}
+}
+
+// abiVersion is the C ABI this binding is written for: 1.0.
+const abiVersion = C.PERFSINK_ABI_VERSION_MAJOR<<16 | C.PERFSINK_ABI_VERSION_MINOR
+
+// checkABI refuses a library of another major version, or an older minor one.
+func checkABI() error {
+	v := uint32(C.perfsink_abi_version())
+	if v>>16 != C.PERFSINK_ABI_VERSION_MAJOR || v < abiVersion {
+		return fmt.Errorf("perfsink: libperfsink has C ABI %d.%d, this binding needs %d.%d or a later %d.x",
+			v>>16, v&0xFFFF, C.PERFSINK_ABI_VERSION_MAJOR, C.PERFSINK_ABI_VERSION_MINOR, C.PERFSINK_ABI_VERSION_MAJOR)
 	}
-	return &Error{Code: Code(r.code), Op: op, Message: msg}
+	return nil
 }
 
 func cOpen(config string) (*C.perfsink_sink, error) {
-	r := C.gops_open(cString(config), C.size_t(len(config)))
-	return r.sink, result("open", &r)
+	var s *C.perfsink_sink
+	var e errBuf
+	rc := C.perfsink_sink_open(cString(config), C.size_t(len(config)), &s, &e[0], errLen)
+	return s, result("open", rc, &e[0])
 }
 
 func cOpenEnv() (*C.perfsink_sink, error) {
-	r := C.gops_open_env()
-	return r.sink, result("open", &r)
+	var s *C.perfsink_sink
+	var e errBuf
+	rc := C.perfsink_sink_open_env(&s, &e[0], errLen)
+	return s, result("open", rc, &e[0])
+}
+
+func cEnabled(s *C.perfsink_sink) (bool, error) {
+	var on C.bool
+	var e errBuf
+	rc := C.perfsink_sink_enabled(s, &on, &e[0], errLen)
+	return bool(on), result("enabled", rc, &e[0])
 }
 
 func cFlush(s *C.perfsink_sink, timeout time.Duration) error {
@@ -137,30 +82,51 @@ func cFlush(s *C.perfsink_sink, timeout time.Duration) error {
 	case ms > int64(^uint32(0)):
 		ms = int64(^uint32(0))
 	}
-	r := C.gops_flush(s, C.uint32_t(ms))
-	return result("flush", &r)
+	var e errBuf
+	rc := C.perfsink_sink_flush(s, C.uint32_t(ms), &e[0], errLen)
+	return result("flush", rc, &e[0])
 }
 
 func cStats(s *C.perfsink_sink) (Stats, error) {
 	var st C.perfsink_stats
-	r := C.gops_stats(s, &st)
-	return statsFrom(&st), result("stats", &r)
+	var e errBuf
+	rc := C.perfsink_sink_stats(s, &st, C.sizeof_perfsink_stats, &e[0], errLen)
+	return statsFrom(&st), result("stats", rc, &e[0])
 }
 
-func cClose(s *C.perfsink_sink) (Stats, error) {
-	var st C.perfsink_stats
-	r := C.gops_close(s, &st)
-	return statsFrom(&st), result("close", &r)
+// cClose closes and frees the handle: the caller makes sure no other call uses it.
+func cClose(s *C.perfsink_sink) (Report, error) {
+	var r C.perfsink_close_report
+	var e errBuf
+	rc := C.perfsink_sink_close(s, &r, C.sizeof_perfsink_close_report, &e[0], errLen)
+	err := result("close", rc, &e[0])
+	rep := Report{
+		Stats:       statsFrom(&r.stats),
+		KeptInSpool: uint64(r.kept_in_spool),
+		Delivered:   r.delivered != 0,
+	}
+	if r.has_last_write_error != 0 {
+		rep.LastWriteError = cLastWriteError(s)
+	}
+	C.perfsink_sink_free(s)
+	return rep, err
 }
 
+// cLastWriteError is the sink's latest write failure ("" when there was none).
 func cLastWriteError(s *C.perfsink_sink) string {
-	var n C.size_t
-	p := C.gops_last_write_error(s, &n)
-	if p == nil {
+	var e errBuf
+	n := C.perfsink_sink_last_write_error(s, &e[0], errLen)
+	if n == 0 {
 		return ""
 	}
-	defer C.free(unsafe.Pointer(p))
-	return C.GoStringN(p, C.int(n))
+	if n < errLen {
+		return C.GoStringN(&e[0], C.int(n))
+	}
+	// Longer than the buffer: ask again with room for all of it.
+	buf := (*C.char)(C.malloc(n + 1))
+	defer C.free(unsafe.Pointer(buf))
+	n = min(n, C.perfsink_sink_last_write_error(s, buf, n+1))
+	return C.GoStringN(buf, C.int(n))
 }
 
 // cString views a Go string as a C (ptr, len) argument. Passing it straight to a C function
@@ -200,23 +166,41 @@ func statsFrom(st *C.perfsink_stats) Stats {
 // Version is the engine's version ("0.1.0").
 func Version() string { return C.GoString(C.perfsink_version()) }
 
+// ABIVersion is the C ABI version of the linked engine, major and minor.
+func ABIVersion() (major, minor int) {
+	v := uint32(C.perfsink_abi_version())
+	return int(v >> 16), int(v & 0xFFFF)
+}
+
 // String is the code's C name, such as "PERFSINK_TIMEOUT".
 func (c Code) String() string { return C.GoString(C.perfsink_result_name(C.uint32_t(c))) }
 
 func cRegister(s *C.perfsink_sink, m *C.char, mLen int, tags []C.perfsink_tag, vf *C.char, vfLen int) (SeriesID, error) {
-	r := C.gops_register(s, m, C.size_t(mLen), sliceData(tags), C.size_t(len(tags)), vf, C.size_t(vfLen))
-	return SeriesID(r.series), result("register series", &r)
+	var id C.uint32_t
+	var e errBuf
+	rc := C.perfsink_sink_register_series(s, m, C.size_t(mLen), sliceData(tags), C.size_t(len(tags)),
+		vf, C.size_t(vfLen), &id, &e[0], errLen)
+	return SeriesID(id), result("register series", rc, &e[0])
 }
 
-func cSubmit(s *C.perfsink_sink, pts []C.perfsink_point) (int, error) {
-	r := C.gops_submit(s, sliceData(pts), C.size_t(len(pts)))
-	return int(r.accepted), result("submit", &r)
+// cSubmit is the hot path: its outputs (the accepted count and the message buffer) live in
+// the caller's reusable C memory, so a call allocates nothing.
+func cSubmit(s *C.perfsink_sink, pts []C.perfsink_point, out *submitOut) (int, error) {
+	rc := C.perfsink_sink_submit(s, sliceData(pts), C.size_t(len(pts)), &out.accepted, &out.err[0], errLen)
+	return int(out.accepted), result("submit", rc, &out.err[0])
+}
+
+// submitOut is where perfsink_sink_submit writes its outputs; a Batch keeps one in C memory.
+type submitOut struct {
+	accepted C.size_t
+	err      [errLen]C.char
 }
 
 func cRecord(s *C.perfsink_sink, m *C.char, mLen int, tags []C.perfsink_tag, fields []C.perfsink_field, ts int64) error {
-	r := C.gops_record(s, m, C.size_t(mLen), sliceData(tags), C.size_t(len(tags)),
-		sliceData(fields), C.size_t(len(fields)), C.int64_t(ts))
-	return result("record", &r)
+	var e errBuf
+	rc := C.perfsink_sink_record(s, m, C.size_t(mLen), sliceData(tags), C.size_t(len(tags)),
+		sliceData(fields), C.size_t(len(fields)), C.int64_t(ts), &e[0], errLen)
+	return result("record", rc, &e[0])
 }
 
 // sliceData is &s[0], or nil for an empty slice (the ABI takes NULL with a zero count).

@@ -19,14 +19,15 @@ const (
 	CodeQueueFull       Code = 300 // points were dropped (and counted)
 	CodeTimeout         Code = 301 // a flush did not settle in time
 	CodeClosed          Code = 302 // the sink is closed
+	CodeUndelivered     Code = 303 // close: accepted points were not delivered (or are in the spool)
 	CodeAuth            Code = 400 // InfluxDB refused the credentials; writing stopped
 	CodeIO              Code = 500 // spool directory, thread or runtime start
 )
 
 func (c Code) Error() string { return c.String() }
 
-// Error is a failed call: the result code and the engine's message for it
-// (perfsink_last_error, read on the thread that made the call).
+// Error is a failed call: the result code and the engine's message for it (written into a
+// buffer of that call, so it is the call's own whatever thread ran it).
 type Error struct {
 	Code    Code
 	Op      string // "open", "submit", ...

@@ -35,11 +35,12 @@ type Tag struct {
 // without Close is closed by the garbage collector (its points are still delivered).
 type Sink struct {
 	// mu guards ptr: calls hold it shared, Close exclusively, so no call can use a handle
-	// that Close is freeing.
-	mu      sync.RWMutex
-	ptr     *C.perfsink_sink
-	final   Stats
-	cleanup runtime.Cleanup
+	// that Close frees (perfsink_sink_close, then perfsink_sink_free).
+	mu       sync.RWMutex
+	ptr      *C.perfsink_sink
+	final    Report // after Close
+	closeErr error  // after Close: what it returned
+	cleanup  runtime.Cleanup
 }
 
 // leakedClosed counts sinks closed by the garbage collector (tests read it).
@@ -50,12 +51,18 @@ var leakedClosed atomic.Int64
 // ConfigString builds such a string with the escapes it needs. Without INFLUXDB_URL
 // reporting is disabled: every call succeeds and nothing is sent.
 func Open(config string) (*Sink, error) {
+	if err := checkABI(); err != nil {
+		return nil, err
+	}
 	p, err := cOpen(config)
 	return newSink(p, err)
 }
 
 // OpenEnv opens a sink configured from the INFLUXDB_* and PERFSINK_* environment variables.
 func OpenEnv() (*Sink, error) {
+	if err := checkABI(); err != nil {
+		return nil, err
+	}
 	p, err := cOpenEnv()
 	return newSink(p, err)
 }
@@ -164,7 +171,7 @@ func (s *Sink) SubmitBatch(b *Batch) (int, error) {
 	if s.ptr == nil {
 		return 0, errClosed("submit")
 	}
-	n, err := cSubmit(s.ptr, b.pts)
+	n, err := cSubmit(s.ptr, b.pts, b.mem.submitOut())
 	runtime.KeepAlive(b) // its C memory (fields, strings) must outlive the call
 	return n, err
 }
@@ -185,39 +192,58 @@ func (s *Sink) Stats() (Stats, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.ptr == nil {
-		return s.final, nil
+		return s.final.Stats, nil
 	}
 	return cStats(s.ptr)
 }
 
-// LastWriteError is the latest write failure the engine saw ("" when there was none).
+// Enabled reports whether the sink sends to InfluxDB (false: opened without INFLUXDB_URL,
+// every call succeeds and nothing is sent). CodeClosed after Close.
+func (s *Sink) Enabled() (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ptr == nil {
+		return false, errClosed("enabled")
+	}
+	return cEnabled(s.ptr)
+}
+
+// LastWriteError is the latest write failure the engine saw ("" when there was none); after
+// Close, the one of the close report.
 func (s *Sink) LastWriteError() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.ptr == nil {
-		return ""
+		return s.final.LastWriteError
 	}
 	return cLastWriteError(s.ptr)
 }
 
 // Close delivers what is left (within PERFSINK_CLOSE_TIMEOUT_MS), stops the engine and frees
-// it. Calling it again does nothing.
+// it. The error is CodeUndelivered when accepted points were not delivered (the report of
+// CloseReport says how many). Calling it again returns the same.
 func (s *Sink) Close() error {
-	_, err := s.CloseStats()
+	_, err := s.CloseReport()
 	return err
 }
 
 // CloseStats closes like Close and returns the final counters.
 func (s *Sink) CloseStats() (Stats, error) {
+	r, err := s.CloseReport()
+	return r.Stats, err
+}
+
+// CloseReport closes like Close and returns the final report.
+func (s *Sink) CloseReport() (Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ptr == nil {
-		return s.final, nil
+		return s.final, s.closeErr
 	}
 	s.cleanup.Stop()
-	st, err := cClose(s.ptr)
-	s.ptr, s.final = nil, st
-	return st, err
+	r, err := cClose(s.ptr)
+	s.ptr, s.final, s.closeErr = nil, r, err
+	return r, err
 }
 
 // pinString views s as a C string whose bytes stay pinned until pin.Unpin, so that the

@@ -37,6 +37,12 @@ func TestVersion(t *testing.T) {
 	if s := perfsink.Code(9999).String(); s != "PERFSINK_UNKNOWN" {
 		t.Fatalf("Code(9999).String() = %q", s)
 	}
+	if s := perfsink.CodeUndelivered.String(); s != "PERFSINK_UNDELIVERED" {
+		t.Fatalf("CodeUndelivered.String() = %q", s)
+	}
+	if major, minor := perfsink.ABIVersion(); major != 1 || minor != 0 {
+		t.Fatalf("ABIVersion() = %d.%d", major, minor)
+	}
 }
 
 func TestConfigString(t *testing.T) {
@@ -104,6 +110,9 @@ func contains(s, sub string) bool {
 // Without INFLUXDB_URL the engine is disabled: everything succeeds and nothing is sent.
 func TestDisabledSink(t *testing.T) {
 	s := open(t, nil)
+	if on, err := s.Enabled(); on || err != nil {
+		t.Fatalf("Enabled() = %v, %v", on, err)
+	}
 	id, err := s.RegisterSeries("m", nil, "")
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +147,9 @@ func TestClosedSink(t *testing.T) {
 	}
 	if err := s.Flush(time.Millisecond); !errors.Is(err, perfsink.CodeClosed) {
 		t.Fatalf("flush after close: %v", err)
+	}
+	if _, err := s.Enabled(); !errors.Is(err, perfsink.CodeClosed) {
+		t.Fatalf("enabled after close: %v", err)
 	}
 }
 
@@ -384,4 +396,69 @@ func TestCloseWhileInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
+}
+
+// InfluxDB never answers: Close gives up after PERFSINK_CLOSE_TIMEOUT_MS and says so
+// (CodeUndelivered, the same on a second Close), with the counts and the write error.
+func TestCloseReportsUndeliveredPoints(t *testing.T) {
+	null := influxtest.StartNull(t)
+	addr := null.URL
+	null.Close() // nothing listens there any more
+	s, err := perfsink.Open(perfsink.ConfigString(map[string]string{
+		"INFLUXDB_URL":                      addr + "/gone",
+		"PERFSINK_CLOSE_TIMEOUT_MS":         "300",
+		"PERFSINK_CREATE_DATABASE":          "false",
+		"PERFSINK_SELF_METRICS_INTERVAL_MS": "0",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if on, err := s.Enabled(); !on || err != nil {
+		t.Fatalf("Enabled() = %v, %v", on, err)
+	}
+	if err := s.Record("m", nil, []perfsink.Field{perfsink.Int("n", 1), perfsink.Int("k", 2)}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Record("m", nil, []perfsink.Field{perfsink.Int("n", 1), perfsink.Int("n", 2)}, time.Time{})
+	if !errors.Is(err, perfsink.CodeInvalidInput) {
+		t.Fatalf("a repeated field key: %v", err)
+	}
+	r, err := s.CloseReport()
+	if !errors.Is(err, perfsink.CodeUndelivered) {
+		t.Fatalf("close: %v", err)
+	}
+	if r.Delivered || r.DroppedUndelivered != 1 || r.Written != 0 || r.RejectedInvalid != 1 || r.LastWriteError == "" {
+		t.Fatalf("report %+v", r)
+	}
+	if _, again := s.CloseReport(); !errors.Is(again, perfsink.CodeUndelivered) {
+		t.Fatalf("second close: %v", again)
+	}
+	if e := s.LastWriteError(); e != r.LastWriteError {
+		t.Fatalf("LastWriteError after close = %q, want %q", e, r.LastWriteError)
+	}
+	t.Log(err, "; ", r.LastWriteError)
+}
+
+// SubmitBatch allocates nothing per call once the batch is warm (its outputs live in the
+// batch's C memory), also when points are refused.
+func TestSubmitBatchAllocatesNothing(t *testing.T) {
+	s := open(t, nil)
+	id, err := s.RegisterSeries("m", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := perfsink.NewBatch()
+	defer b.Free()
+	fs := perfsink.NewFieldSet(perfsink.Int("vu", 1))
+	allocs := testing.AllocsPerRun(100, func() {
+		for i := range 64 {
+			b.AddShared(id, float64(i), 1, fs)
+		}
+		if _, err := s.SubmitBatch(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per SubmitBatch", allocs)
+	}
 }

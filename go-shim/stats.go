@@ -25,3 +25,15 @@ type Stats struct {
 	WriteLatencyMean   time.Duration
 	WriteLatencyMax    time.Duration
 }
+
+// Report is the final account of a closed Sink (perfsink_close_report).
+type Report struct {
+	Stats
+	// KeptInSpool is the number of points left in the disk spool, delivered by the next sink
+	// opened on that directory.
+	KeptInSpool uint64
+	// Delivered is true when every accepted point reached InfluxDB (Close returned nil).
+	Delivered bool
+	// LastWriteError is the latest write failure ("" when there was none).
+	LastWriteError string
+}

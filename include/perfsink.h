@@ -1,10 +1,16 @@
 /*
- * perfsink C ABI. Conventions:
- * - every fallible function returns perfsink_result; PERFSINK_OK is 0, and
- *   perfsink_last_error() gives this thread's message of the last failure;
+ * perfsink C ABI 1.0. Conventions:
+ * - every fallible function returns perfsink_result (PERFSINK_OK is 0) and takes
+ *   `char *err, size_t err_len` last: an optional buffer (NULL/0: not wanted) that gets the
+ *   message of a failure, NUL-terminated and truncated at a UTF-8 character boundary, and
+ *   err[0] = 0 on success. Nothing is kept per thread;
  * - strings are (const char *ptr, size_t len) UTF-8, not NUL-terminated;
  *   NULL is allowed only with length 0;
- * - a perfsink_sink handle may be used from many threads at once; close it once;
+ * - a perfsink_sink handle may be used from many threads at once; perfsink_sink_close is
+ *   idempotent and safe while other threads still call (they get PERFSINK_CLOSED), and
+ *   perfsink_sink_free frees the handle once no thread uses it;
+ * - structs that may grow (perfsink_stats, perfsink_close_report) are passed with their size
+ *   (`sizeof *out`); check perfsink_abi_version() against PERFSINK_ABI_VERSION_MAJOR/MINOR;
  * - a panic inside perfsink never unwinds into C: it returns PERFSINK_PANIC.
  */
 
@@ -23,9 +29,45 @@
 
 
 /**
- * Pass as `timestamp_ns` to `perfsink_sink_record` to stamp the point with the current time.
+ * No message at all (a `max_level` for `perfsink_log_set`).
+ */
+#define PERFSINK_LOG_OFF 0
+
+/**
+ * Something failed that the host must know about.
+ */
+#define PERFSINK_LOG_ERROR 1
+
+/**
+ * Something failed and perfsink works around it (the default level).
+ */
+#define PERFSINK_LOG_WARN 2
+
+/**
+ * Worth knowing once (a sink opened with reporting disabled).
+ */
+#define PERFSINK_LOG_INFO 3
+
+/**
+ * Detail for debugging perfsink itself.
+ */
+#define PERFSINK_LOG_DEBUG 4
+
+/**
+ * Pass as a timestamp (`perfsink_sink_record`'s `timestamp_ns`, a `perfsink_point`'s) to
+ * stamp the point with the current time.
  */
 #define PERFSINK_TIMESTAMP_NOW (-9223372036854775807 - 1)
+
+/**
+ * The major version of the C ABI this header describes.
+ */
+#define PERFSINK_ABI_VERSION_MAJOR 1
+
+/**
+ * The minor version of the C ABI this header describes.
+ */
+#define PERFSINK_ABI_VERSION_MINOR 0
 
 /**
  * The result of every fallible C function. The numbers are stable and never reused; they are
@@ -59,7 +101,7 @@ enum perfsink_result
    */
   PERFSINK_CONFIG = 100,
   /**
-   * A name, tag or field cannot be written.
+   * A name, tag or field cannot be written (a field key twice in one point, too).
    */
   PERFSINK_INVALID_INPUT = 200,
   /**
@@ -86,6 +128,11 @@ enum perfsink_result
    * The sink is closed.
    */
   PERFSINK_CLOSED = 302,
+  /**
+   * Close: accepted points were not delivered (timed out, writing stopped) or are kept in
+   * the spool; the report says how many.
+   */
+  PERFSINK_UNDELIVERED = 303,
   /**
    * InfluxDB refused the credentials; writing stopped.
    */
@@ -126,9 +173,19 @@ typedef uint32_t perfsink_field_type;
 #endif // __cplusplus
 
 /**
- * A sink handle. Safe to use from many threads at once; close it exactly once.
+ * A sink handle. Safe to use from many threads at once, and closing it while other threads
+ * still call in is safe too; free it (`perfsink_sink_free`) once no thread uses it.
  */
 typedef struct perfsink_sink perfsink_sink;
+
+/**
+ * A log callback: `level` is one of `PERFSINK_LOG_ERROR..PERFSINK_LOG_DEBUG`; `msg` holds
+ * `len` bytes of UTF-8 and is NUL-terminated too; it is valid only during the call.
+ */
+typedef void (*perfsink_log_fn)(void *userdata,
+                                uint32_t level,
+                                const char *msg,
+                                size_t len);
 
 /**
  * A tag: key and value as `(ptr, len)` UTF-8. An empty value omits the tag.
@@ -163,7 +220,8 @@ typedef struct perfsink_field {
 
 /**
  * A fast-path point: a series id from `perfsink_sink_register_series`, the value written to
- * the series' value field, optional extra fields, and a timestamp in ns since the epoch.
+ * the series' value field, optional extra fields (keys other than the value field's, each
+ * once), and a timestamp in ns since the epoch or `PERFSINK_TIMESTAMP_NOW`.
  */
 typedef struct perfsink_point {
   uint32_t series;
@@ -178,6 +236,8 @@ typedef struct perfsink_point {
 
 /**
  * Counters of a sink; see `perfsink_sink_stats`. The meaning of each is in the README.
+ * Versioned by size: new counters are only ever appended, so pass `sizeof *out` and a
+ * program built against an older header keeps working.
  */
 typedef struct perfsink_stats {
   uint64_t accepted;
@@ -201,29 +261,97 @@ typedef struct perfsink_stats {
   uint64_t write_latency_us_max;
 } perfsink_stats;
 
+/**
+ * The final account `perfsink_sink_close` gives. Versioned by size like `perfsink_stats`,
+ * which is its last member: counters appended to `perfsink_stats` extend this struct at its
+ * end too (so the report itself gains no other members; what it may need is a counter).
+ */
+typedef struct perfsink_close_report {
+  /**
+   * Points left in the disk spool (delivered by the next sink opened on that directory).
+   */
+  uint64_t kept_in_spool;
+  /**
+   * 1 when a write failed at some point: `perfsink_sink_last_write_error` gives the
+   * latest message (also after close). 0 otherwise.
+   */
+  uint32_t has_last_write_error;
+  /**
+   * 1 when every accepted point was delivered (close returned `PERFSINK_OK`), else 0.
+   */
+  uint32_t delivered;
+  /**
+   * The final counters.
+   */
+  struct perfsink_stats stats;
+} perfsink_close_report;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * Opens a sink from a `KEY=value;KEY=value` configuration string (`(ptr, len)` UTF-8; the keys
- * are the environment variable names of the README). `INFLUXDB_URL` absent: reporting is
- * disabled and every call succeeds without doing anything. On success `*out` holds the handle.
+ * Routes perfsink's messages, for the whole process, to `cb` (NULL: stderr, the default),
+ * with `userdata` as its first argument, up to `max_level` (`PERFSINK_LOG_OFF`: nothing;
+ * the default is `PERFSINK_LOG_WARN`; above `PERFSINK_LOG_DEBUG` counts as DEBUG).
+ *
+ * The callback is called from perfsink's threads — the writer thread above all, also the
+ * caller's own thread in `perfsink_sink_open*` — possibly from several at once. It must stay
+ * valid (with its userdata) until it is replaced: when `perfsink_log_set` returns, no call of
+ * the previous callback is still running and none follows. It must not call
+ * `perfsink_log_set` itself. Infallible.
  *
  * # Safety
- * `config` must point to `config_len` readable bytes; `out` must be writable.
+ * `cb`, when not NULL, must be safe to call as described, with `userdata`, from any thread.
+ */
+void perfsink_log_set(perfsink_log_fn cb,
+                      void *userdata,
+                      uint32_t max_level);
+
+/**
+ * The name of a result code as a static NUL-terminated string (`"PERFSINK_TIMEOUT"`), or
+ * `"PERFSINK_UNKNOWN"` for a number that is not a result code. Infallible.
+ */
+const char *perfsink_result_name(uint32_t result);
+
+/**
+ * Opens a sink from a `KEY=value;KEY=value` configuration string (`(ptr, len)` UTF-8; the keys
+ * are the environment variable names of the README). `INFLUXDB_URL` absent: reporting is
+ * disabled (logged as a warning; `perfsink_sink_enabled` tells) and every call succeeds
+ * without doing anything. On success `*out` holds the handle; free it with
+ * `perfsink_sink_free`.
+ *
+ * # Safety
+ * `config` must point to `config_len` readable bytes; `out` must be writable; `err` must hold
+ * `err_len` writable bytes or be NULL.
  */
 perfsink_result perfsink_sink_open(const char *config,
                                    size_t config_len,
-                                   struct perfsink_sink **out);
+                                   struct perfsink_sink **out,
+                                   char *err,
+                                   size_t err_len);
 
 /**
  * Opens a sink configured from the `INFLUXDB_*` and `PERFSINK_*` environment variables.
  *
  * # Safety
- * `out` must be writable.
+ * `out` must be writable; `err` as for `perfsink_sink_open`.
  */
-perfsink_result perfsink_sink_open_env(struct perfsink_sink **out);
+perfsink_result perfsink_sink_open_env(struct perfsink_sink **out,
+                                       char *err,
+                                       size_t err_len);
+
+/**
+ * Writes to `*out` whether the sink reports to InfluxDB (`false`: opened without
+ * `INFLUXDB_URL`, every call succeeds and nothing is sent).
+ *
+ * # Safety
+ * `sink` must be NULL or a handle not yet freed; `out` must be writable; `err` as above.
+ */
+perfsink_result perfsink_sink_enabled(const struct perfsink_sink *sink,
+                                      bool *out,
+                                      char *err,
+                                      size_t err_len);
 
 /**
  * Registers a series (measurement + tags) for the fast path and writes its id to
@@ -231,7 +359,8 @@ perfsink_result perfsink_sink_open_env(struct perfsink_sink **out);
  * Registering the same series again returns the same id.
  *
  * # Safety
- * Every `(ptr, len)` pair must be readable for its length; `out_series` must be writable.
+ * Every `(ptr, len)` pair must be readable for its length; `out_series` must be writable;
+ * `sink` and `err` as above.
  */
 perfsink_result perfsink_sink_register_series(const struct perfsink_sink *sink,
                                               const char *measurement,
@@ -240,31 +369,38 @@ perfsink_result perfsink_sink_register_series(const struct perfsink_sink *sink,
                                               size_t tag_count,
                                               const char *value_field,
                                               size_t value_field_len,
-                                              uint32_t *out_series);
+                                              uint32_t *out_series,
+                                              char *err,
+                                              size_t err_len);
 
 /**
  * The fast path: submits `count` points. Never waits on the network (at most the queue
  * policy's bound). Returns `PERFSINK_OK` when every point was taken; otherwise the code of
  * the first refusal (the other points are still taken, and every refused one is counted).
- * `*out_accepted` (optional) receives how many were taken.
+ * `*out_accepted` (optional) receives how many were taken. A point's `timestamp_ns` may be
+ * `PERFSINK_TIMESTAMP_NOW`; an extra field named like the series' value field, or a key
+ * given twice, refuses the point (`PERFSINK_INVALID_INPUT`, counted in `rejected_invalid`).
  *
  * Consecutive points with the same `fields` array (pointer and count, as the points of one
  * tag set may share) reuse its encoding instead of reading it again.
  *
  * # Safety
- * `points` must point to `count` points whose field arrays and strings are readable.
+ * `points` must point to `count` points whose field arrays and strings are readable;
+ * `sink` and `err` as above.
  */
 perfsink_result perfsink_sink_submit(const struct perfsink_sink *sink,
                                      const struct perfsink_point *points,
                                      size_t count,
-                                     size_t *out_accepted);
+                                     size_t *out_accepted,
+                                     char *err,
+                                     size_t err_len);
 
 /**
- * The convenience path: one point with a measurement, tags and typed fields, in one call.
- * `timestamp_ns` is ns since the epoch, or `PERFSINK_TIMESTAMP_NOW`.
+ * The convenience path: one point with a measurement, tags and typed fields (each key once),
+ * in one call. `timestamp_ns` is ns since the epoch, or `PERFSINK_TIMESTAMP_NOW`.
  *
  * # Safety
- * Every pointer must be readable for its length or count.
+ * Every pointer must be readable for its length or count; `sink` and `err` as above.
  */
 perfsink_result perfsink_sink_record(const struct perfsink_sink *sink,
                                      const char *measurement,
@@ -273,7 +409,9 @@ perfsink_result perfsink_sink_record(const struct perfsink_sink *sink,
                                      size_t tag_count,
                                      const struct perfsink_field *fields,
                                      size_t field_count,
-                                     int64_t timestamp_ns);
+                                     int64_t timestamp_ns,
+                                     char *err,
+                                     size_t err_len);
 
 /**
  * Sends everything submitted so far and waits until InfluxDB confirmed or refused it, at
@@ -281,57 +419,75 @@ perfsink_result perfsink_sink_record(const struct perfsink_sink *sink,
  * points stay queued).
  *
  * # Safety
- * `sink` must be a live handle or NULL.
+ * `sink` and `err` as above.
  */
 perfsink_result perfsink_sink_flush(const struct perfsink_sink *sink,
-                                    uint32_t timeout_ms);
+                                    uint32_t timeout_ms,
+                                    char *err,
+                                    size_t err_len);
 
 /**
- * Copies the sink's counters into `*out`.
+ * Copies the sink's counters into `*out`: at most `out_size` bytes, pass `sizeof *out`
+ * (a program built against an older, shorter `perfsink_stats` keeps working; counters are
+ * only ever appended). `PERFSINK_INVALID_ARGUMENT` when `out_size` is below the size of the
+ * first version. After close: `PERFSINK_CLOSED` (the close report has the final counters).
  *
  * # Safety
- * `sink` must be a live handle or NULL; `out` must be writable.
+ * `out` must hold `out_size` writable bytes; `sink` and `err` as above.
  */
 perfsink_result perfsink_sink_stats(const struct perfsink_sink *sink,
-                                    struct perfsink_stats *out);
+                                    struct perfsink_stats *out,
+                                    size_t out_size,
+                                    char *err,
+                                    size_t err_len);
 
 /**
- * Copies the latest write failure the sink saw (NUL-terminated, truncated) into `buf` and
- * returns its full length; 0 when there was none. Infallible; NULL `sink` gives 0.
+ * Copies the latest write failure the sink saw (NUL-terminated, truncated at a character
+ * boundary) into `buf` and returns its full length; 0 when there was none. Works after
+ * close too. Infallible; NULL `sink` gives 0.
  *
  * # Safety
- * `buf` must hold `buf_len` writable bytes, or be NULL.
+ * `buf` must hold `buf_len` writable bytes, or be NULL; `sink` must be NULL or a handle not
+ * yet freed.
  */
 size_t perfsink_sink_last_write_error(const struct perfsink_sink *sink,
                                       char *buf,
                                       size_t buf_len);
 
 /**
- * Delivers what is left (within `PERFSINK_CLOSE_TIMEOUT_MS`), stops the writer, frees the
- * handle and, when `out` is not NULL, writes the final counters there. NULL `sink` is a
- * no-op. The handle must not be used again, by any thread, once this is called.
+ * Delivers what is left (within `PERFSINK_CLOSE_TIMEOUT_MS`), stops the writer and, when
+ * `out` is not NULL, writes the final report there (at most `out_size` bytes: pass
+ * `sizeof *out`). Returns `PERFSINK_OK` when every accepted point was delivered, and
+ * `PERFSINK_UNDELIVERED` when some were not (timed out, writing stopped) or are kept in the
+ * spool — the report says how many. Idempotent and thread-safe: a repeated close returns the
+ * same status and report; calls racing with it or made after it get `PERFSINK_CLOSED`. The
+ * handle stays allocated: free it with `perfsink_sink_free`. NULL `sink` is a no-op (OK).
  *
  * # Safety
- * `sink` must come from `perfsink_sink_open*` and not be closed yet, or be NULL.
+ * `sink` must be NULL or a handle not yet freed; `out` must hold `out_size` writable bytes
+ * or be NULL; `err` as above.
  */
-perfsink_result perfsink_sink_close(struct perfsink_sink *sink,
-                                    struct perfsink_stats *out);
+perfsink_result perfsink_sink_close(const struct perfsink_sink *sink,
+                                    struct perfsink_close_report *out,
+                                    size_t out_size,
+                                    char *err,
+                                    size_t err_len);
 
 /**
- * Copies this thread's last error message into `buf` (NUL-terminated, truncated) and returns
- * its full length in bytes. `buf` may be NULL to ask only the length. Infallible.
+ * Frees the handle, closing it first if that was not done (its report is then lost: close
+ * first to read it). NULL is a no-op. Call it once, when no thread uses the handle any more.
+ * Infallible.
  *
  * # Safety
- * `buf` must hold `buf_len` writable bytes, or be NULL.
+ * `sink` must be NULL or a handle from `perfsink_sink_open*` not yet freed, that no other
+ * thread uses any more.
  */
-size_t perfsink_last_error(char *buf,
-                           size_t buf_len);
+void perfsink_sink_free(struct perfsink_sink *sink);
 
 /**
- * The name of a result code as a static NUL-terminated string (`"PERFSINK_TIMEOUT"`), or
- * `"PERFSINK_UNKNOWN"` for a number that is not a result code. Infallible.
+ * The C ABI version of the loaded library: `(major << 16) | minor`. Infallible.
  */
-const char *perfsink_result_name(uint32_t result);
+uint32_t perfsink_abi_version(void);
 
 /**
  * The library version (`"0.1.0"`), a static NUL-terminated string. Infallible.

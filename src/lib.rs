@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod lineproto;
+pub mod log;
 pub mod model;
 pub mod pipeline;
 pub mod series;

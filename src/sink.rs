@@ -15,7 +15,7 @@ use crate::lineproto::{check_timestamp, write_field, write_float, write_timestam
 use crate::model::{Field, Point, Precision, SeriesId, Tag};
 use crate::pipeline::queue::Produced;
 use crate::pipeline::{Dedup, DedupConfig, Queue};
-use crate::series::{KeyId, SeriesRegistry};
+use crate::series::{KeyId, SeriesEntry, SeriesRegistry};
 use crate::stats::{Counters, Stats};
 use crate::writer::{Writer, WriterState};
 
@@ -61,6 +61,14 @@ pub struct Report {
     pub kept_in_spool: u64,
     /// The latest write failure, if any.
     pub last_error: Option<String>,
+}
+
+impl Report {
+    /// Accepted points that did not reach InfluxDB: dropped undelivered (close timed out,
+    /// writing stopped) or kept in the spool. 0 when everything was delivered.
+    pub fn undelivered(&self) -> u64 {
+        self.stats.dropped_undelivered + self.kept_in_spool
+    }
 }
 
 impl std::fmt::Display for Report {
@@ -183,6 +191,11 @@ impl Sink {
                 })
             }
         };
+        if engine.is_none() {
+            crate::log::warn(format_args!(
+                "INFLUXDB_URL is not set: reporting is disabled, points are accepted and discarded"
+            ));
+        }
         Ok(Sink {
             series: SeriesRegistry::new(config.max_series, config.global_tags.clone())
                 .with_dialect(dialect),
@@ -290,7 +303,7 @@ impl Sink {
                 series_key_len: entry.key_and_space().len() - 1,
                 ..opts
             };
-            if let Err(e) = source.write_fields(i, buf, opts) {
+            if let Err(e) = source.write_fields(i, buf, opts, value_key(entry)) {
                 buf.truncate(start);
                 return Err(e);
             }
@@ -323,6 +336,12 @@ impl Sink {
             return Err(Error::InvalidInput(
                 "a point needs at least one field".into(),
             ));
+        }
+        let repeated =
+            (1..fields.len()).find(|&i| fields[..i].iter().any(|g| g.key == fields[i].key));
+        if let Some(i) = repeated {
+            Counters::add(&self.counters.rejected_invalid, 1);
+            return Err(repeated_field(fields[i].key));
         }
         let id = match self.intern(measurement, tags, None) {
             Ok(id) => id,
@@ -511,8 +530,16 @@ pub trait PointSource {
     /// The head of point `i`, or why the point cannot be read.
     fn read(&mut self, i: usize) -> Result<PointHead>;
     /// Appends `,key=value` for each extra field of point `i` (nothing when it has none).
+    /// A key given twice, or written as `value_key` (the series' value field as the line
+    /// holds it, see [`is_field_named`]), refuses the point with [`repeated_field`].
     /// On error `buf` may hold a partial field; the caller cuts the line back.
-    fn write_fields(&mut self, i: usize, buf: &mut Vec<u8>, opts: FieldOptions) -> Result<()>;
+    fn write_fields(
+        &mut self,
+        i: usize,
+        buf: &mut Vec<u8>,
+        opts: FieldOptions,
+        value_key: &[u8],
+    ) -> Result<()>;
     /// Point `i` is refused for `reason` (its series or value) before its fields were
     /// written: the error to report. A source whose fields can be unreadable (the C ABI)
     /// reports that first, as if the fields had been read before anything else.
@@ -544,23 +571,61 @@ where
     }
 
     #[inline]
-    fn write_fields(&mut self, _: usize, buf: &mut Vec<u8>, opts: FieldOptions) -> Result<()> {
-        write_fields(buf, self.extra, opts)
+    fn write_fields(
+        &mut self,
+        _: usize,
+        buf: &mut Vec<u8>,
+        opts: FieldOptions,
+        value_key: &[u8],
+    ) -> Result<()> {
+        write_fields(buf, self.extra, opts, value_key)
     }
 }
 
-/// Appends `,key=value` for each field.
+/// Appends `,key=value` for each field; see [`PointSource::write_fields`].
 #[inline]
-pub(crate) fn write_fields(
+fn write_fields(
     buf: &mut Vec<u8>,
     fields: &[Field<'_>],
     opts: FieldOptions,
+    value_key: &[u8],
 ) -> Result<()> {
-    for f in fields {
+    for (i, f) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|g| g.key == f.key) {
+            return Err(repeated_field(f.key));
+        }
         buf.push(b',');
+        let at = buf.len();
         write_field(buf, f.key, f.value, opts)?;
+        if is_field_named(&buf[at..], value_key) {
+            return Err(repeated_field(f.key));
+        }
     }
     Ok(())
+}
+
+/// The series' value field as its lines hold it (escaped), `value` in `m,t=a value=`.
+#[inline]
+fn value_key(entry: &SeriesEntry) -> &[u8] {
+    let prefix = entry.prefix();
+    &prefix[entry.key_and_space().len()..prefix.len() - 1]
+}
+
+/// Whether `written` (`key=value...`, as `write_field` wrote it) is a field with the key
+/// written as `key`. Exact: the `=` right after a written key is the separator, never part
+/// of the key, since an escaped key never ends with the backslash of an escape.
+#[inline]
+pub(crate) fn is_field_named(written: &[u8], key: &[u8]) -> bool {
+    written.len() > key.len() && written[key.len()] == b'=' && written.starts_with(key)
+}
+
+/// A point holds each field key once, its series' value field included: InfluxDB would
+/// keep only the last value of a repeated key.
+#[cold]
+pub(crate) fn repeated_field(key: &str) -> Error {
+    Error::InvalidInput(format!(
+        "field key {key:?} is used twice in one point (the series' value field counts)"
+    ))
 }
 
 #[cold]

@@ -4,7 +4,10 @@
 //!   statically against `libperfsink.a` and [`NATIVE_STATIC_LIBS`], (c) both run under
 //!   valgrind, (d) built with AddressSanitizer + UBSan, LeakSanitizer on;
 //! * `tests/c/abi_errors.c`: misuse returns the documented codes (plain, sanitized, valgrind);
-//! * `tests/c/threads.c`: four pthreads submit through one handle (plain and sanitized);
+//! * `tests/c/threads.c`: four pthreads submit through one handle, each reading its own
+//!   refusals' messages (plain and sanitized);
+//! * `tests/c/close_race.c`: seven pthreads call in while the handle is closed, then it is
+//!   closed again and freed (plain, sanitized, valgrind);
 //! * the header compiles on its own as C99/C11/C17/C2x and C++11/17.
 //!
 //! Compilers: `$CC` (default `cc`) and `$CXX` (default `c++`). The native libraries are built
@@ -29,6 +32,7 @@ use serde_json::{json, Value};
 const EXAMPLE: &str = "examples/c/workflow_steps.c";
 const ABI_ERRORS: &str = "tests/c/abi_errors.c";
 const THREADS: &str = "tests/c/threads.c";
+const CLOSE_RACE: &str = "tests/c/close_race.c";
 
 /// Flags of every C build: the example must stay clean under them.
 const STRICT: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"];
@@ -497,7 +501,7 @@ fn example_with_address_and_undefined_behaviour_sanitizers() {
     assert_example_wrote(&influx, "asan", 2000, &ran);
 }
 
-/// What `abi_errors.c` leaves in InfluxDB: its 3 valid points and nothing it was refused.
+/// What `abi_errors.c` leaves in InfluxDB: its 4 valid points and nothing it was refused.
 fn assert_abi_errors_wrote(influx: &Influx, db: &str, ran: &Ran) {
     assert!(ran.stdout.contains(" checks, 0 failed"), "{}", ran.stdout);
     let measurements = strings(influx.query_rows(db, "SHOW MEASUREMENTS"));
@@ -506,7 +510,7 @@ fn assert_abi_errors_wrote(influx: &Influx, db: &str, ran: &Ran) {
         db,
         "SELECT count(value), count(\"duration\") FROM abi_errors_ok",
     );
-    assert_eq!(rows, [vec![json!(0), json!(2), json!(1)]]);
+    assert_eq!(rows, [vec![json!(0), json!(3), json!(1)]]);
 }
 
 fn abi_errors_config(influx: &Influx, db: &str) -> String {
@@ -624,4 +628,59 @@ fn native_static_libs_are_what_rustc_prints() {
         printed, NATIVE_STATIC_LIBS,
         "update NATIVE_STATIC_LIBS in tests/native/mod.rs and the static link line of the README"
     );
+}
+
+/// What `close_race.c` reports and leaves: every point a thread was told was taken is in
+/// InfluxDB, and threads kept calling after the close.
+fn assert_close_race(influx: &Influx, db: &str, ran: &Ran) {
+    let line = ran
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("close_race: accepted "))
+        .unwrap_or_else(|| panic!("no report line:\n{}", ran.stdout));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (accepted, written, after) = (numbers[0], numbers[1], numbers[3]);
+    assert!(accepted > 0 && after > 0, "{line}");
+    assert_eq!(written, accepted, "{line}");
+    let stored = influx.count(db, "c_race") + influx.count(db, "c_race_record");
+    assert_eq!(stored, written, "{line}");
+}
+
+#[test]
+fn closing_while_threads_call_in_is_safe() {
+    let scratch = Scratch::new("close-race");
+    let influx = Influx::start();
+    for link in [Link::Shared, Link::Sanitized] {
+        let exe = compile(&scratch, CLOSE_RACE, link, &["-pthread"]);
+        let db = if link == Link::Shared {
+            "plain"
+        } else {
+            "asan"
+        };
+        let mut cmd = program(&exe);
+        cmd.arg(config(&influx, db));
+        let ran = if link == Link::Sanitized {
+            run_sanitized(&scratch, "close_race-asan", cmd)
+        } else {
+            let ran = run(&scratch, "close_race", cmd);
+            ran.assert_success("close_race");
+            ran
+        };
+        assert_close_race(&influx, db, &ran);
+    }
+}
+
+#[test]
+fn closing_while_threads_call_in_under_valgrind() {
+    let scratch = Scratch::new("close-race-valgrind");
+    let exe = compile(&scratch, CLOSE_RACE, Link::Shared, &["-pthread"]);
+    let influx = Influx::start();
+    let mut cmd = valgrind();
+    cmd.arg(&exe).arg(config(&influx, "valgrind"));
+    let ran = run(&scratch, "valgrind", cmd);
+    ran.assert_success("close_race under valgrind");
+    assert_close_race(&influx, "valgrind", &ran);
 }

@@ -1,8 +1,9 @@
 //! `libperfsink.so` loaded at run time with `libloading`, as a foreign caller (Python ctypes,
 //! JNA, a Go plugin loader) uses it: the functions are looked up by name and the structs are
 //! this file's own `#[repr(C)]` copies of `include/perfsink.h`, not the crate's types. Driven
-//! against a private InfluxDB: open → register → submit → record → flush → stats → close, and
-//! the refusals a binding must be able to read (code, name, message).
+//! against a private InfluxDB: ABI version → open → register → submit → record → flush →
+//! stats → close → free, and the refusals a binding must be able to read (code, name, the
+//! message in the call's own buffer), also from two threads at once.
 
 mod common;
 mod native;
@@ -11,6 +12,27 @@ use std::ffi::{c_char, CStr};
 use std::ptr;
 use std::time::Duration;
 
+/// A per-call error buffer, as a binding keeps one.
+struct Msg([u8; 256]);
+
+impl Msg {
+    fn new() -> Msg {
+        Msg([b'X'; 256])
+    }
+
+    fn arg(&mut self) -> Err {
+        (self.0.as_mut_ptr().cast(), self.0.len())
+    }
+
+    fn text(&self) -> String {
+        CStr::from_bytes_until_nul(&self.0)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
 use common::Influx;
 use libloading::Library;
 use serde_json::json;
@@ -18,8 +40,11 @@ use serde_json::json;
 // Result codes (`perfsink_result` is a uint32_t in C).
 const OK: u32 = 0;
 const NULL_PARAMETER: u32 = 1;
+const INVALID_ARGUMENT: u32 = 3;
 const CONFIG: u32 = 100;
 const UNKNOWN_SERIES: u32 = 202;
+const CLOSED: u32 = 302;
+const ABI_1_0: u32 = 1 << 16;
 const FIELD_INT: u32 = 1;
 const TIMESTAMP_NOW: i64 = i64::MIN;
 
@@ -83,6 +108,15 @@ struct Stats {
     write_latency_us_max: u64,
 }
 
+#[repr(C)]
+#[derive(Default, Debug)]
+struct CloseReport {
+    kept_in_spool: u64,
+    has_last_write_error: u32,
+    delivered: u32,
+    stats: Stats,
+}
+
 fn tag(key: &'static str, value: &'static str) -> Tag {
     Tag {
         key: key.as_ptr().cast(),
@@ -106,7 +140,9 @@ fn int_field(key: &'static str, v: i64) -> Field {
     }
 }
 
-type Open = unsafe extern "C" fn(*const c_char, usize, *mut *mut Sink) -> u32;
+/// The trailing `char *err, size_t err_len` of every fallible function.
+type Err = (*mut c_char, usize);
+type Open = unsafe extern "C" fn(*const c_char, usize, *mut *mut Sink, *mut c_char, usize) -> u32;
 type Register = unsafe extern "C" fn(
     *const Sink,
     *const c_char,
@@ -116,8 +152,11 @@ type Register = unsafe extern "C" fn(
     *const c_char,
     usize,
     *mut u32,
+    *mut c_char,
+    usize,
 ) -> u32;
-type Submit = unsafe extern "C" fn(*const Sink, *const Point, usize, *mut usize) -> u32;
+type Submit =
+    unsafe extern "C" fn(*const Sink, *const Point, usize, *mut usize, *mut c_char, usize) -> u32;
 type Record = unsafe extern "C" fn(
     *const Sink,
     *const c_char,
@@ -127,13 +166,16 @@ type Record = unsafe extern "C" fn(
     *const Field,
     usize,
     i64,
+    *mut c_char,
+    usize,
 ) -> u32;
-type Flush = unsafe extern "C" fn(*const Sink, u32) -> u32;
-type GetStats = unsafe extern "C" fn(*const Sink, *mut Stats) -> u32;
-type Close = unsafe extern "C" fn(*mut Sink, *mut Stats) -> u32;
-type LastError = unsafe extern "C" fn(*mut c_char, usize) -> usize;
+type Flush = unsafe extern "C" fn(*const Sink, u32, *mut c_char, usize) -> u32;
+type GetStats = unsafe extern "C" fn(*const Sink, *mut Stats, usize, *mut c_char, usize) -> u32;
+type Close = unsafe extern "C" fn(*const Sink, *mut CloseReport, usize, *mut c_char, usize) -> u32;
+type Free = unsafe extern "C" fn(*mut Sink);
 type Name = unsafe extern "C" fn(u32) -> *const c_char;
 type Version = unsafe extern "C" fn() -> *const c_char;
+type AbiVersion = unsafe extern "C" fn() -> u32;
 
 /// The functions of the loaded library; valid while `_lib` is.
 struct Api {
@@ -144,9 +186,10 @@ struct Api {
     flush: Flush,
     stats: GetStats,
     close: Close,
-    last_error: LastError,
+    free: Free,
     result_name: Name,
     version: Version,
+    abi_version: AbiVersion,
     _lib: Library,
 }
 
@@ -171,35 +214,30 @@ impl Api {
                 flush: sym!("perfsink_sink_flush"),
                 stats: sym!("perfsink_sink_stats"),
                 close: sym!("perfsink_sink_close"),
-                last_error: sym!("perfsink_last_error"),
+                free: sym!("perfsink_sink_free"),
                 result_name: sym!("perfsink_result_name"),
                 version: sym!("perfsink_version"),
+                abi_version: sym!("perfsink_abi_version"),
                 _lib: lib,
             }
         }
     }
 
-    fn open(&self, config: &str) -> Result<*mut Sink, u32> {
+    fn open(&self, config: &str) -> Result<*mut Sink, (u32, String)> {
         let mut sink = ptr::null_mut();
-        // SAFETY: (ptr, len) of a live str; `sink` is writable.
-        match unsafe { (self.open)(config.as_ptr().cast(), config.len(), &mut sink) } {
+        let mut msg = Msg::new();
+        // SAFETY: (ptr, len) of a live str; `sink` and the buffer are writable.
+        match unsafe {
+            (self.open)(
+                config.as_ptr().cast(),
+                config.len(),
+                &mut sink,
+                msg.0.as_mut_ptr().cast(),
+                msg.0.len(),
+            )
+        } {
             OK => Ok(sink),
-            code => Err(code),
-        }
-    }
-
-    /// This thread's last error message, asked for its length first as a C caller does.
-    fn last_error(&self) -> String {
-        // SAFETY: NULL/0 asks the length; then a buffer of that length + 1.
-        unsafe {
-            let len = (self.last_error)(ptr::null_mut(), 0);
-            let mut buf = vec![0u8; len + 1];
-            assert_eq!((self.last_error)(buf.as_mut_ptr().cast(), buf.len()), len);
-            CStr::from_bytes_with_nul(&buf)
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_string()
+            code => Err((code, msg.text())),
         }
     }
 
@@ -216,9 +254,10 @@ fn open_register_submit_flush_stats_close() {
     const BATCHES: usize = 5;
     const BATCH: usize = 1000;
     let api = Api::load();
-    // SAFETY: a static NUL-terminated string.
+    // SAFETY: a static NUL-terminated string; a plain function.
     let version = unsafe { CStr::from_ptr((api.version)()) };
     assert_eq!(version.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    assert_eq!(unsafe { (api.abi_version)() }, ABI_1_0);
 
     let influx = Influx::start();
     let config = format!(
@@ -226,15 +265,17 @@ fn open_register_submit_flush_stats_close() {
          PERFSINK_SELF_METRICS_INTERVAL_MS=0",
         influx.url()
     );
-    let sink = api.open(&config).unwrap_or_else(|code| {
-        panic!("open: {}: {}", api.name(code), api.last_error());
-    });
+    let sink = api
+        .open(&config)
+        .unwrap_or_else(|(code, msg)| panic!("open: {}: {msg}", api.name(code)));
     assert!(!sink.is_null());
 
     let tags = [tag("host", "a"), tag("test", "libloading")];
     let (measurement, value_field) = ("ffi_loaded", "latency");
     let mut series = u32::MAX;
-    // SAFETY: every (ptr, len) is a live str or array; `series` is writable.
+    let mut msg = Msg::new();
+    let (e, e_len) = msg.arg();
+    // SAFETY: every (ptr, len) is a live str or array; `series` and the buffer are writable.
     let rc = unsafe {
         (api.register)(
             sink,
@@ -245,9 +286,12 @@ fn open_register_submit_flush_stats_close() {
             value_field.as_ptr().cast(),
             value_field.len(),
             &mut series,
+            e,
+            e_len,
         )
     };
-    assert_eq!(rc, OK, "{}", api.last_error());
+    assert_eq!(rc, OK, "{}", msg.text());
+    assert_eq!(msg.text(), "", "success clears the buffer");
 
     // Every tenth point carries an extra integer field.
     let t0: i64 = 1_700_000_000_000_000_000;
@@ -263,12 +307,15 @@ fn open_register_submit_flush_stats_close() {
             })
             .collect();
         let mut accepted = 0usize;
+        let (e, e_len) = msg.arg();
         // SAFETY: `points` and the fields they point to are live.
-        let rc = unsafe { (api.submit)(sink, points.as_ptr(), points.len(), &mut accepted) };
-        assert_eq!((rc, accepted), (OK, BATCH), "{}", api.last_error());
+        let rc =
+            unsafe { (api.submit)(sink, points.as_ptr(), points.len(), &mut accepted, e, e_len) };
+        assert_eq!((rc, accepted), (OK, BATCH), "{}", msg.text());
     }
     let steps = [tag("step", "login")];
     let fields = [int_field("success_count", 1)];
+    let (e, e_len) = msg.arg();
     // SAFETY: as above.
     let rc = unsafe {
         (api.record)(
@@ -280,16 +327,23 @@ fn open_register_submit_flush_stats_close() {
             fields.as_ptr(),
             fields.len(),
             TIMESTAMP_NOW,
+            e,
+            e_len,
         )
     };
-    assert_eq!(rc, OK, "{}", api.last_error());
+    assert_eq!(rc, OK, "{}", msg.text());
 
+    let (e, e_len) = msg.arg();
     // SAFETY: a live handle.
-    let rc = unsafe { (api.flush)(sink, 30_000) };
-    assert_eq!(rc, OK, "flush: {}: {}", api.name(rc), api.last_error());
+    let rc = unsafe { (api.flush)(sink, 30_000, e, e_len) };
+    assert_eq!(rc, OK, "flush: {}: {}", api.name(rc), msg.text());
     let mut stats = Stats::default();
-    // SAFETY: a live handle; `stats` is writable.
-    assert_eq!(unsafe { (api.stats)(sink, &mut stats) }, OK);
+    let size = std::mem::size_of::<Stats>();
+    // SAFETY: a live handle; `stats` is writable for its size.
+    assert_eq!(
+        unsafe { (api.stats)(sink, &mut stats, size, ptr::null_mut(), 0) },
+        OK
+    );
     let total = (BATCHES * BATCH) as u64 + 1;
     assert_eq!(
         (
@@ -306,14 +360,21 @@ fn open_register_submit_flush_stats_close() {
         (BATCHES * BATCH) as u64
     );
 
-    let mut last = Stats::default();
-    // SAFETY: the handle is not used after this.
-    assert_eq!(unsafe { (api.close)(sink, &mut last) }, OK);
+    let mut last = CloseReport::default();
+    let size = std::mem::size_of::<CloseReport>();
+    // SAFETY: a live handle; the report is writable for its size.
     assert_eq!(
-        (last.accepted, last.written, last.rejected, last.dropped),
-        (total, total, 0, 0),
+        unsafe { (api.close)(sink, &mut last, size, ptr::null_mut(), 0) },
+        OK
+    );
+    let s = &last.stats;
+    assert_eq!(
+        (s.accepted, s.written, s.rejected, s.dropped, last.delivered),
+        (total, total, 0, 0, 1),
         "{last:?}"
     );
+    // SAFETY: no thread uses the handle any more.
+    unsafe { (api.free)(sink) };
 
     let rows = influx.query_rows(
         "loaded",
@@ -337,18 +398,15 @@ fn open_register_submit_flush_stats_close() {
 #[test]
 fn refusals_carry_a_code_a_name_and_a_message() {
     let api = Api::load();
-    let code = api
+    let (code, msg) = api
         .open("INFLUXDB_URL=http://127.0.0.1:1;PERFSINK_BATCH_LINEZ=1")
         .map(|_| ())
         .unwrap_err();
     assert_eq!(code, CONFIG);
     assert_eq!(api.name(code), "PERFSINK_CONFIG");
-    assert!(
-        api.last_error().contains("PERFSINK_BATCH_LINEZ"),
-        "{}",
-        api.last_error()
-    );
+    assert!(msg.contains("PERFSINK_BATCH_LINEZ"), "{msg}");
     assert_eq!(api.name(9999), "PERFSINK_UNKNOWN");
+    assert_eq!(api.name(CLOSED), "PERFSINK_CLOSED");
 
     let influx = Influx::start();
     let sink = api
@@ -365,18 +423,82 @@ fn refusals_carry_a_code_a_name_and_a_message() {
         timestamp_ns: 1,
     };
     let mut accepted = 7usize;
+    let mut msg = Msg::new();
+    let (e, e_len) = msg.arg();
     // SAFETY: a live handle and one live point.
-    let rc = unsafe { (api.submit)(sink, &point, 1, &mut accepted) };
+    let rc = unsafe { (api.submit)(sink, &point, 1, &mut accepted, e, e_len) };
     assert_eq!((rc, accepted), (UNKNOWN_SERIES, 0));
-    assert_eq!(api.last_error(), "unknown series id 4242");
+    assert_eq!(msg.text(), "unknown series id 4242");
     // SAFETY: NULL with a non-zero count is refused, not read.
-    let rc = unsafe { (api.submit)(sink, ptr::null(), 3, ptr::null_mut()) };
+    let rc = unsafe { (api.submit)(sink, ptr::null(), 3, ptr::null_mut(), e, e_len) };
     assert_eq!(rc, NULL_PARAMETER);
+    assert_eq!(msg.text(), "points is NULL but its length is 3");
+    // A stats struct smaller than ABI 1.0's is refused.
     let mut stats = Stats::default();
-    // SAFETY: the handle is not used after this; NULL handles are a no-op.
+    let rc = unsafe { (api.stats)(sink, &mut stats, 8, e, e_len) };
+    assert_eq!(rc, INVALID_ARGUMENT, "{}", msg.text());
+    let mut report = CloseReport::default();
+    let size = std::mem::size_of::<CloseReport>();
+    // SAFETY: the handle is live until freed; NULL handles are a no-op.
     unsafe {
-        assert_eq!((api.close)(sink, &mut stats), OK);
-        assert_eq!((api.close)(ptr::null_mut(), ptr::null_mut()), OK);
+        assert_eq!((api.close)(sink, &mut report, size, e, e_len), OK);
+        assert_eq!((api.close)(ptr::null(), ptr::null_mut(), 0, e, e_len), OK);
+        let rc = (api.submit)(sink, &point, 1, ptr::null_mut(), e, e_len);
+        assert_eq!((rc, msg.text().as_str()), (CLOSED, "sink is closed"));
+        (api.free)(sink);
+        (api.free)(ptr::null_mut());
     }
-    assert_eq!((stats.accepted, stats.rejected_invalid), (0, 1));
+    assert_eq!(
+        (report.stats.accepted, report.stats.rejected_invalid),
+        (0, 1)
+    );
+}
+
+/// Two threads fail at the same time with different errors; each reads its own message, as a
+/// binding whose calls move between OS threads (Go, JVM virtual threads) needs.
+#[test]
+fn each_call_reads_its_own_message_while_other_threads_fail() {
+    let api = Api::load();
+    let sink = api.open("PERFSINK_BATCH_LINES=10").unwrap() as usize;
+    std::thread::scope(|scope| {
+        for t in 0..2u32 {
+            let api = &api;
+            scope.spawn(move || {
+                let mut msg = Msg::new();
+                for i in 0..2000u32 {
+                    let (e, e_len) = msg.arg();
+                    let rc = if t == 0 {
+                        // SAFETY: NULL points with a count are refused, not read.
+                        unsafe {
+                            (api.submit)(ptr::null(), ptr::null(), 0, ptr::null_mut(), e, e_len)
+                        }
+                    } else {
+                        // SAFETY: a live handle; NULL with a non-zero count is refused.
+                        unsafe {
+                            (api.submit)(
+                                sink as *const Sink,
+                                ptr::null(),
+                                1 + i as usize,
+                                ptr::null_mut(),
+                                e,
+                                e_len,
+                            )
+                        }
+                    };
+                    assert_eq!(rc, NULL_PARAMETER);
+                    let want = if t == 0 {
+                        "sink is NULL".to_string()
+                    } else {
+                        format!("points is NULL but its length is {}", 1 + i)
+                    };
+                    assert_eq!(msg.text(), want);
+                }
+            });
+        }
+    });
+    // SAFETY: no thread uses the handle any more.
+    unsafe {
+        (api.close)(sink as *const Sink, ptr::null_mut(), 0, ptr::null_mut(), 0);
+        (api.free)(sink as *mut Sink);
+    }
 }

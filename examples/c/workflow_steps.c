@@ -40,18 +40,18 @@
 #define FAST_POINTS 100
 #define FLUSH_TIMEOUT_MS 30000 /* generous: a busy machine, a slow network, valgrind */
 
-/* Prints why a call failed: the result's name and this thread's last error message. */
+/* Every fallible call takes a buffer for its own error message; `ERR` passes this one. The
+ * example is single-threaded; a threaded program gives each call (or thread) its own. */
+static char err[512];
+#define ERR err, sizeof err
+
+/* Prints why a call failed: the result's name and the call's message. */
 static int failed(perfsink_result rc, const char *what)
 {
-    char msg[512];
-    size_t len;
-
     if (rc == PERFSINK_OK) {
         return 0;
     }
-    len = perfsink_last_error(msg, sizeof msg);
-    fprintf(stderr, "workflow_steps: %s failed: %s: %s%s\n", what, perfsink_result_name(rc), msg,
-            len >= sizeof msg ? " [...]" : "");
+    fprintf(stderr, "workflow_steps: %s failed: %s: %s\n", what, perfsink_result_name(rc), err);
     return 1;
 }
 
@@ -129,7 +129,7 @@ static int record_steps(const perfsink_sink *sink, long n)
         fields[2] = int_field("iteration", i / 8); /* an iteration: 4 steps x 2 workflows */
 
         rc = perfsink_sink_record(sink, measurement, strlen(measurement), tags, 4, fields, 3,
-                                  PERFSINK_TIMESTAMP_NOW);
+                                  PERFSINK_TIMESTAMP_NOW, ERR);
         if (failed(rc, "perfsink_sink_record")) {
             return 1;
         }
@@ -154,7 +154,7 @@ static int submit_fast_path(const perfsink_sink *sink)
     tags[0] = tag("workflow", "checkout");
     tags[1] = tag("step", "poll_status");
     rc = perfsink_sink_register_series(sink, measurement, strlen(measurement), tags, 2,
-                                       value_field, strlen(value_field), &series);
+                                       value_field, strlen(value_field), &series, ERR);
     if (failed(rc, "perfsink_sink_register_series")) {
         return 1;
     }
@@ -166,7 +166,7 @@ static int submit_fast_path(const perfsink_sink *sink)
         points[i].fields = &iterations[i];
         points[i].timestamp_ns = start + (int64_t)i * 1000000; /* 1 ms apart */
     }
-    rc = perfsink_sink_submit(sink, points, FAST_POINTS, &accepted);
+    rc = perfsink_sink_submit(sink, points, FAST_POINTS, &accepted, ERR);
     if (failed(rc, "perfsink_sink_submit")) {
         return 1;
     }
@@ -186,6 +186,7 @@ int main(int argc, char **argv)
 {
     perfsink_sink *sink = NULL;
     perfsink_stats stats;
+    perfsink_close_report report;
     perfsink_result rc;
     long n = DEFAULT_STEPS;
     int bad = 0;
@@ -204,10 +205,19 @@ int main(int argc, char **argv)
     }
 
     printf("perfsink %s\n", perfsink_version());
+    /* The library's C ABI must be this header's major version, at least its minor. */
+    if (perfsink_abi_version() >> 16 != PERFSINK_ABI_VERSION_MAJOR ||
+        perfsink_abi_version() < ((uint32_t)PERFSINK_ABI_VERSION_MAJOR << 16 | PERFSINK_ABI_VERSION_MINOR)) {
+        fprintf(stderr, "workflow_steps: libperfsink has C ABI %u.%u, this program needs %d.%d\n",
+                (unsigned)(perfsink_abi_version() >> 16),
+                (unsigned)(perfsink_abi_version() & 0xFFFF), PERFSINK_ABI_VERSION_MAJOR,
+                PERFSINK_ABI_VERSION_MINOR);
+        return 1;
+    }
     if (argc > 1 && strcmp(argv[1], "-") != 0) {
-        rc = perfsink_sink_open(argv[1], strlen(argv[1]), &sink);
+        rc = perfsink_sink_open(argv[1], strlen(argv[1]), &sink, ERR);
     } else {
-        rc = perfsink_sink_open_env(&sink); /* INFLUXDB_* and PERFSINK_* variables */
+        rc = perfsink_sink_open_env(&sink, ERR); /* INFLUXDB_* and PERFSINK_* variables */
     }
     if (failed(rc, "perfsink_sink_open")) {
         return 1;
@@ -217,21 +227,24 @@ int main(int argc, char **argv)
 
     /* Wait until InfluxDB confirmed what was sent (close would do it too). */
     if (!bad) {
-        bad = failed(perfsink_sink_flush(sink, FLUSH_TIMEOUT_MS), "perfsink_sink_flush");
+        bad = failed(perfsink_sink_flush(sink, FLUSH_TIMEOUT_MS, ERR), "perfsink_sink_flush");
     }
-    if (failed(perfsink_sink_stats(sink, &stats), "perfsink_sink_stats")) {
+    if (failed(perfsink_sink_stats(sink, &stats, sizeof stats, ERR), "perfsink_sink_stats")) {
         bad = 1;
     } else {
         print_stats("after flush", &stats);
     }
 
-    /* Close always, even after an error: it delivers what is left and frees the handle. */
-    rc = perfsink_sink_close(sink, &stats);
+    /* Close always, even after an error: it delivers what is left and says whether everything
+     * was delivered (PERFSINK_UNDELIVERED otherwise); then free the handle. */
+    rc = perfsink_sink_close(sink, &report, sizeof report, ERR);
+    perfsink_sink_free(sink);
     sink = NULL;
+    print_stats("closed", &report.stats);
     if (failed(rc, "perfsink_sink_close")) {
         return 1;
     }
-    print_stats("closed", &stats);
+    stats = report.stats;
     if (stats.rejected != 0 || stats.dropped != 0 || stats.queue_depth != 0) {
         fprintf(stderr, "workflow_steps: not every point was written\n");
         bad = 1;

@@ -291,6 +291,9 @@ func (o *Output[C]) Stop() error {
 		<-o.done
 		f := o.feed
 		st, err := f.sink.CloseStats()
+		if errors.Is(err, perfsink.CodeUndelivered) {
+			err = nil // the loss is in the report, logged below, as k6's own output does
+		}
 		f.batch.Free()
 		o.mu.Lock()
 		o.report = Report{Samples: f.submitted, Series: f.nseries, Unregistered: f.unreg, Overflow: o.overflow, Engine: st}

@@ -1,109 +1,129 @@
-//! Result codes of the C ABI and the per-thread message of the last error.
+//! Failures of C calls and the per-call message buffer they are reported in.
+//!
+//! Every fallible export takes `char *err, size_t err_len` last: on failure the message is
+//! written there (NUL-terminated, truncated at a character boundary), on success `err[0]` is
+//! set to 0. Nothing is kept per thread, so a host that moves a call between OS threads (Go,
+//! JVM virtual threads, Python releasing the GIL) reads the message of its own call.
 
-use std::cell::RefCell;
 use std::ffi::c_char;
 
+use super::result::perfsink_result;
 use crate::error::Error;
 
-/// The result of every fallible C function. The numbers are stable and never reused; they are
-/// banded: 0 success, 1–99 misuse of the ABI, 100s configuration, 200s input, 300s flow,
-/// 400s server, 500s system.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum perfsink_result {
-    PERFSINK_OK = 0,
-    /// A required pointer was NULL (or NULL with a non-zero length).
-    PERFSINK_NULL_PARAMETER = 1,
-    /// A string was not valid UTF-8.
-    PERFSINK_INVALID_UTF8 = 2,
-    /// A size or enum value out of range.
-    PERFSINK_INVALID_ARGUMENT = 3,
-    /// perfsink panicked; the panic was caught at the boundary. Please report it.
-    PERFSINK_PANIC = 4,
-    /// Unknown configuration key or malformed value.
-    PERFSINK_CONFIG = 100,
-    /// A name, tag or field cannot be written.
-    PERFSINK_INVALID_INPUT = 200,
-    /// NaN or ±Inf (or an unsigned value too large for InfluxDB 1.x).
-    PERFSINK_INVALID_VALUE = 201,
-    /// A series id that was never registered.
-    PERFSINK_UNKNOWN_SERIES = 202,
-    /// The cap on distinct series (PERFSINK_MAX_SERIES) is reached.
-    PERFSINK_SERIES_LIMIT = 203,
-    /// The queue was full; points were dropped and counted.
-    PERFSINK_QUEUE_FULL = 300,
-    /// A flush did not settle within its timeout.
-    PERFSINK_TIMEOUT = 301,
-    /// The sink is closed.
-    PERFSINK_CLOSED = 302,
-    /// InfluxDB refused the credentials; writing stopped.
-    PERFSINK_AUTH = 400,
-    /// An I/O error (spool directory, thread or runtime start).
-    PERFSINK_IO = 500,
+/// Why a C call failed: its code and message.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: perfsink_result,
+    pub(crate) message: String,
 }
 
-impl From<&Error> for perfsink_result {
-    fn from(e: &Error) -> Self {
-        use perfsink_result::*;
-        match e {
-            Error::Config(_) => PERFSINK_CONFIG,
-            Error::InvalidInput(_) => PERFSINK_INVALID_INPUT,
-            Error::InvalidValue(_) => PERFSINK_INVALID_VALUE,
-            Error::UnknownSeries(_) => PERFSINK_UNKNOWN_SERIES,
-            Error::SeriesLimit(_) => PERFSINK_SERIES_LIMIT,
-            Error::QueueFull => PERFSINK_QUEUE_FULL,
-            Error::Timeout => PERFSINK_TIMEOUT,
-            Error::Closed => PERFSINK_CLOSED,
-            Error::Auth(_) => PERFSINK_AUTH,
-            Error::Io(_) => PERFSINK_IO,
-        }
+/// The outcome of an export's body.
+pub(crate) type FfiResult<T = ()> = Result<T, Failure>;
+
+#[cold]
+pub(crate) fn fail(code: perfsink_result, message: impl Into<String>) -> Failure {
+    Failure {
+        code,
+        message: message.into(),
     }
 }
 
-impl perfsink_result {
-    pub(crate) fn name(self) -> &'static std::ffi::CStr {
-        use perfsink_result::*;
-        match self {
-            PERFSINK_OK => c"PERFSINK_OK",
-            PERFSINK_NULL_PARAMETER => c"PERFSINK_NULL_PARAMETER",
-            PERFSINK_INVALID_UTF8 => c"PERFSINK_INVALID_UTF8",
-            PERFSINK_INVALID_ARGUMENT => c"PERFSINK_INVALID_ARGUMENT",
-            PERFSINK_PANIC => c"PERFSINK_PANIC",
-            PERFSINK_CONFIG => c"PERFSINK_CONFIG",
-            PERFSINK_INVALID_INPUT => c"PERFSINK_INVALID_INPUT",
-            PERFSINK_INVALID_VALUE => c"PERFSINK_INVALID_VALUE",
-            PERFSINK_UNKNOWN_SERIES => c"PERFSINK_UNKNOWN_SERIES",
-            PERFSINK_SERIES_LIMIT => c"PERFSINK_SERIES_LIMIT",
-            PERFSINK_QUEUE_FULL => c"PERFSINK_QUEUE_FULL",
-            PERFSINK_TIMEOUT => c"PERFSINK_TIMEOUT",
-            PERFSINK_CLOSED => c"PERFSINK_CLOSED",
-            PERFSINK_AUTH => c"PERFSINK_AUTH",
-            PERFSINK_IO => c"PERFSINK_IO",
-        }
-    }
-}
-
-thread_local! {
-    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
-/// Records `msg` as this thread's last error and returns `code`.
-pub(crate) fn fail(code: perfsink_result, msg: impl Into<String>) -> perfsink_result {
-    let msg = msg.into();
-    LAST_ERROR.with(|e| *e.borrow_mut() = msg);
-    code
-}
-
-pub(crate) fn fail_with(e: &Error) -> perfsink_result {
+#[cold]
+pub(crate) fn fail_with(e: &Error) -> Failure {
     fail(e.into(), e.to_string())
 }
 
-/// This thread's last error message.
-pub(crate) fn last_error_message() -> String {
-    LAST_ERROR.with(|e| e.borrow().clone())
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        fail_with(&e)
+    }
 }
 
-/// Copies this thread's last error message into `buf`; see `perfsink_last_error`.
-pub(crate) fn copy_last_error(buf: *mut c_char, buf_len: usize) -> usize {
-    LAST_ERROR.with(|e| super::sink::copy_str(&e.borrow(), buf, buf_len))
+/// Reports `outcome` in the caller's buffer and returns its code.
+///
+/// # Safety
+/// `err` must hold `err_len` writable bytes, or be NULL.
+pub(crate) unsafe fn report(
+    outcome: FfiResult,
+    err: *mut c_char,
+    err_len: usize,
+) -> perfsink_result {
+    match outcome {
+        Ok(()) => {
+            if !err.is_null() && err_len > 0 {
+                *err = 0;
+            }
+            perfsink_result::PERFSINK_OK
+        }
+        Err(f) => {
+            copy_str(&f.message, err, err_len);
+            f.code
+        }
+    }
+}
+
+/// Copies `msg` into `buf` (NUL-terminated, truncated at a character boundary) and returns
+/// its full length. NULL `buf` or `buf_len` 0 copies nothing.
+///
+/// # Safety
+/// `buf` must hold `buf_len` writable bytes, or be NULL.
+pub(crate) unsafe fn copy_str(msg: &str, buf: *mut c_char, buf_len: usize) -> usize {
+    if !buf.is_null() && buf_len > 0 {
+        let mut n = msg.len().min(buf_len - 1);
+        while !msg.is_char_boundary(n) {
+            n -= 1;
+        }
+        // SAFETY: the caller promises `buf` holds `buf_len` writable bytes; n < buf_len.
+        std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+        *buf.add(n) = 0;
+    }
+    msg.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copied(msg: &str, len: usize) -> (usize, Vec<u8>) {
+        let mut buf = vec![b'X'; 16];
+        let n = unsafe { copy_str(msg, buf.as_mut_ptr().cast(), len) };
+        (n, buf)
+    }
+
+    #[test]
+    fn copies_stop_at_a_character_boundary_and_never_past_the_buffer() {
+        assert_eq!(copied("abc", 16).1[..4], *b"abc\0");
+        // "é" is two bytes: room for one of them copies none.
+        let (n, buf) = copied("aé", 3);
+        assert_eq!((n, &buf[..3]), (3, &b"a\0X"[..]));
+        assert_eq!(copied("aé", 4).1[..4], *"aé\0".as_bytes());
+        assert_eq!(copied("abc", 0).1[0], b'X');
+        assert_eq!(unsafe { copy_str("abc", std::ptr::null_mut(), 8) }, 3);
+    }
+
+    #[test]
+    fn success_clears_the_buffer_and_failure_fills_it() {
+        let mut buf = [b'X' as c_char; 8];
+        let code = unsafe {
+            report(
+                Err(fail(perfsink_result::PERFSINK_TIMEOUT, "late")),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        assert_eq!(code, perfsink_result::PERFSINK_TIMEOUT);
+        assert_eq!(
+            buf[..5].iter().map(|&c| c as u8).collect::<Vec<_>>(),
+            b"late\0"
+        );
+        let code = unsafe { report(Ok(()), buf.as_mut_ptr(), buf.len()) };
+        assert_eq!(
+            (code, buf[0], buf[1] as u8),
+            (perfsink_result::PERFSINK_OK, 0, b'a')
+        );
+        assert_eq!(
+            unsafe { report(Ok(()), std::ptr::null_mut(), 0) },
+            perfsink_result::PERFSINK_OK
+        );
+    }
 }

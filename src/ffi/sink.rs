@@ -1,53 +1,91 @@
-//! `perfsink_sink`: the exported functions of the sink handle.
+//! `perfsink_sink`: the sink handle and its exported functions.
+//!
+//! Lifetime: `perfsink_sink_close` ends the sink's work but does not free the handle, so a
+//! close racing other calls, a second close and a call after close are all safe (they get
+//! `PERFSINK_CLOSED`, a repeated close the same report); `perfsink_sink_free` frees it once no
+//! thread uses it any more (a garbage-collected host: from its finalizer).
 
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::boundary::{guard, ref_arg, slice_arg, str_arg, try_ffi};
-use super::error::{copy_last_error, fail, fail_with, last_error_message, perfsink_result};
-use super::types::{self, perfsink_field, perfsink_point, perfsink_stats, perfsink_tag};
+use super::boundary::{guard, infallible, out_arg, ref_arg, slice_arg, str_arg, write_sized};
+use super::error::{copy_str, fail, fail_with, FfiResult};
+use super::points::CPoints;
+use super::result::perfsink_result::{self, *};
+use super::types::{
+    self, perfsink_close_report, perfsink_field, perfsink_point, perfsink_stats, perfsink_tag,
+    CLOSE_REPORT_SIZE_1_0, PERFSINK_TIMESTAMP_NOW, STATS_SIZE_1_0,
+};
 use crate::error::Error;
-use crate::lineproto::write_field;
-use crate::lineproto::FieldOptions;
 use crate::model::now_ns;
-use crate::sink::{PointHead, PointSource, Sink, Submitted};
+use crate::sink::Sink;
 use crate::Config;
 
-use perfsink_result::*;
+/// A sink handle. Safe to use from many threads at once, and closing it while other threads
+/// still call in is safe too; free it (`perfsink_sink_free`) once no thread uses it.
+pub struct perfsink_sink {
+    sink: Sink,
+    /// Set by the first `perfsink_sink_close`: from then on every call but close, free and
+    /// `perfsink_sink_last_write_error` returns `PERFSINK_CLOSED`.
+    closed: AtomicBool,
+}
 
-/// A sink handle. Safe to use from many threads at once; close it exactly once.
-pub struct perfsink_sink(Sink);
-
-/// Pass as `timestamp_ns` to `perfsink_sink_record` to stamp the point with the current time.
-pub const PERFSINK_TIMESTAMP_NOW: i64 = -0x7FFF_FFFF_FFFF_FFFF - 1;
-
-fn open_with(config: Result<Config, Error>, out: *mut *mut perfsink_sink) -> perfsink_result {
-    if out.is_null() {
-        return fail(PERFSINK_NULL_PARAMETER, "out is NULL");
+impl perfsink_sink {
+    /// The sink, unless the handle was closed. A call that passes this check while another
+    /// thread closes is refused by the sink itself (`Error::Closed`) or counted as usual.
+    fn live(&self) -> FfiResult<&Sink> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(fail_with(&Error::Closed));
+        }
+        Ok(&self.sink)
     }
-    let sink = match config.and_then(Sink::open) {
-        Ok(s) => s,
-        Err(e) => return fail_with(&e),
-    };
+
+    #[cfg(test)]
+    pub(crate) fn sink(&self) -> &Sink {
+        &self.sink
+    }
+}
+
+/// The live sink behind a handle.
+///
+/// # Safety
+/// `sink` must be NULL or a handle that was not freed.
+unsafe fn live<'a>(sink: *const perfsink_sink) -> FfiResult<&'a Sink> {
+    ref_arg(sink, "sink")?.live()
+}
+
+fn open_with(config: Result<Config, Error>, out: *mut *mut perfsink_sink) -> FfiResult {
+    let out = out_arg(out, "out")?;
+    let sink = config.and_then(Sink::open)?;
+    let handle = Box::new(perfsink_sink {
+        sink,
+        closed: AtomicBool::new(false),
+    });
     // SAFETY: `out` is non-NULL and the caller promises it is writable.
-    unsafe { *out = Box::into_raw(Box::new(perfsink_sink(sink))) };
-    PERFSINK_OK
+    unsafe { *out = Box::into_raw(handle) };
+    Ok(())
 }
 
 /// Opens a sink from a `KEY=value;KEY=value` configuration string (`(ptr, len)` UTF-8; the keys
 /// are the environment variable names of the README). `INFLUXDB_URL` absent: reporting is
-/// disabled and every call succeeds without doing anything. On success `*out` holds the handle.
+/// disabled (logged as a warning; `perfsink_sink_enabled` tells) and every call succeeds
+/// without doing anything. On success `*out` holds the handle; free it with
+/// `perfsink_sink_free`.
 ///
 /// # Safety
-/// `config` must point to `config_len` readable bytes; `out` must be writable.
+/// `config` must point to `config_len` readable bytes; `out` must be writable; `err` must hold
+/// `err_len` writable bytes or be NULL.
 #[no_mangle]
 pub unsafe extern "C" fn perfsink_sink_open(
     config: *const c_char,
     config_len: usize,
     out: *mut *mut perfsink_sink,
+    err: *mut c_char,
+    err_len: usize,
 ) -> perfsink_result {
-    guard(|| {
-        let text = try_ffi!(str_arg(config, config_len, "config"));
+    guard(err, err_len, || {
+        let text = str_arg(config, config_len, "config")?;
         open_with(Config::from_kv(text), out)
     })
 }
@@ -55,10 +93,33 @@ pub unsafe extern "C" fn perfsink_sink_open(
 /// Opens a sink configured from the `INFLUXDB_*` and `PERFSINK_*` environment variables.
 ///
 /// # Safety
-/// `out` must be writable.
+/// `out` must be writable; `err` as for `perfsink_sink_open`.
 #[no_mangle]
-pub unsafe extern "C" fn perfsink_sink_open_env(out: *mut *mut perfsink_sink) -> perfsink_result {
-    guard(|| open_with(Config::from_env(), out))
+pub unsafe extern "C" fn perfsink_sink_open_env(
+    out: *mut *mut perfsink_sink,
+    err: *mut c_char,
+    err_len: usize,
+) -> perfsink_result {
+    guard(err, err_len, || open_with(Config::from_env(), out))
+}
+
+/// Writes to `*out` whether the sink reports to InfluxDB (`false`: opened without
+/// `INFLUXDB_URL`, every call succeeds and nothing is sent).
+///
+/// # Safety
+/// `sink` must be NULL or a handle not yet freed; `out` must be writable; `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn perfsink_sink_enabled(
+    sink: *const perfsink_sink,
+    out: *mut bool,
+    err: *mut c_char,
+    err_len: usize,
+) -> perfsink_result {
+    guard(err, err_len, || {
+        let sink = live(sink)?;
+        *out_arg(out, "out")? = sink.enabled();
+        Ok(())
+    })
 }
 
 /// Registers a series (measurement + tags) for the fast path and writes its id to
@@ -66,7 +127,8 @@ pub unsafe extern "C" fn perfsink_sink_open_env(out: *mut *mut perfsink_sink) ->
 /// Registering the same series again returns the same id.
 ///
 /// # Safety
-/// Every `(ptr, len)` pair must be readable for its length; `out_series` must be writable.
+/// Every `(ptr, len)` pair must be readable for its length; `out_series` must be writable;
+/// `sink` and `err` as above.
 #[no_mangle]
 pub unsafe extern "C" fn perfsink_sink_register_series(
     sink: *const perfsink_sink,
@@ -77,228 +139,60 @@ pub unsafe extern "C" fn perfsink_sink_register_series(
     value_field: *const c_char,
     value_field_len: usize,
     out_series: *mut u32,
+    err: *mut c_char,
+    err_len: usize,
 ) -> perfsink_result {
-    guard(|| {
-        let sink = try_ffi!(ref_arg(sink, "sink"));
-        if out_series.is_null() {
-            return fail(PERFSINK_NULL_PARAMETER, "out_series is NULL");
-        }
-        let measurement = try_ffi!(str_arg(measurement, measurement_len, "measurement"));
-        let tags = try_ffi!(types::tags(tags, tag_count));
-        let field = try_ffi!(str_arg(value_field, value_field_len, "value_field"));
+    guard(err, err_len, || {
+        let sink = live(sink)?;
+        let out_series = out_arg(out_series, "out_series")?;
+        let measurement = str_arg(measurement, measurement_len, "measurement")?;
+        let tags = types::tags(tags, tag_count)?;
+        let field = str_arg(value_field, value_field_len, "value_field")?;
         let field = if field.is_empty() { "value" } else { field };
-        match sink.0.register_series(measurement, &tags, field) {
-            Ok(id) => {
-                *out_series = id;
-                PERFSINK_OK
-            }
-            Err(e) => fail_with(&e),
-        }
+        *out_series = sink.register_series(measurement, &tags, field)?;
+        Ok(())
     })
 }
 
 /// The fast path: submits `count` points. Never waits on the network (at most the queue
 /// policy's bound). Returns `PERFSINK_OK` when every point was taken; otherwise the code of
 /// the first refusal (the other points are still taken, and every refused one is counted).
-/// `*out_accepted` (optional) receives how many were taken.
+/// `*out_accepted` (optional) receives how many were taken. A point's `timestamp_ns` may be
+/// `PERFSINK_TIMESTAMP_NOW`; an extra field named like the series' value field, or a key
+/// given twice, refuses the point (`PERFSINK_INVALID_INPUT`, counted in `rejected_invalid`).
 ///
 /// Consecutive points with the same `fields` array (pointer and count, as the points of one
 /// tag set may share) reuse its encoding instead of reading it again.
 ///
 /// # Safety
-/// `points` must point to `count` points whose field arrays and strings are readable.
+/// `points` must point to `count` points whose field arrays and strings are readable;
+/// `sink` and `err` as above.
 #[no_mangle]
 pub unsafe extern "C" fn perfsink_sink_submit(
     sink: *const perfsink_sink,
     points: *const perfsink_point,
     count: usize,
     out_accepted: *mut usize,
+    err: *mut c_char,
+    err_len: usize,
 ) -> perfsink_result {
-    guard(|| {
-        let sink = try_ffi!(ref_arg(sink, "sink"));
-        let points = try_ffi!(slice_arg(points, count, "points"));
+    guard(err, err_len, || {
+        let sink = live(sink)?;
+        let points = slice_arg(points, count, "points")?;
         let mut source = CPoints::new(points);
-        let submitted = sink.0.submit_source(points.len(), &mut source);
+        let submitted = sink.submit_source(points.len(), &mut source);
         if !out_accepted.is_null() {
             *out_accepted = submitted.accepted;
         }
-        finish_submit(submitted, &source.unreadable)
+        source.finish(submitted)
     })
 }
 
-/// Why the extra fields of a fast-path point could not be read (NULL, invalid UTF-8, unknown
-/// type): the code `perfsink_sink_record` would return for them, and the message.
-struct Unreadable {
-    code: perfsink_result,
-    message: String,
-    /// How the point is refused inside the sink; unique per point (the message names it).
-    error: Error,
-}
-
-/// The points of one `perfsink_sink_submit` call, read straight from C memory: no copy of the
-/// batch and no allocation per point; each point's extra fields are checked and written into
-/// its line as they are read. Points often share one field array (the fields of a tag set):
-/// when a point has the same array (pointer and count: the same C memory, which cannot change
-/// during the call) as the one before, its encoded bytes are kept, and the points after that
-/// copy them instead of reading the array again.
-struct CPoints<'a> {
-    points: &'a [perfsink_point],
-    /// The array of the previous point with fields.
-    last_key: Option<FieldsKey>,
-    /// `,k=v...` as written for `last_key`, once a second point used that array.
-    encoded: Vec<u8>,
-    encoded_valid: bool,
-    unreadable: Vec<Unreadable>,
-}
-
-type FieldsKey = (*const perfsink_field, u32);
-
-impl<'a> CPoints<'a> {
-    fn new(points: &'a [perfsink_point]) -> Self {
-        CPoints {
-            points,
-            last_key: None,
-            encoded: Vec::new(),
-            encoded_valid: false,
-            unreadable: Vec::new(),
-        }
-    }
-
-    /// Reads and writes the extra fields of point `i`.
-    #[inline]
-    fn encode_fields(
-        &mut self,
-        i: usize,
-        key: FieldsKey,
-        buf: &mut Vec<u8>,
-        opts: FieldOptions,
-    ) -> Result<(), Error> {
-        // SAFETY: the caller of `perfsink_sink_submit` promises that the field arrays and
-        // their strings are readable for the call.
-        let fields = match unsafe { slice_arg(key.0, key.1 as usize, "fields") } {
-            Ok(fields) => fields,
-            Err(code) => return Err(self.note_unreadable(i, code)),
-        };
-        for f in fields {
-            // SAFETY: as above.
-            let field = match unsafe { types::field_fast(f) } {
-                Some(field) => field,
-                None => match unsafe { types::field(f) } {
-                    Ok(field) => field,
-                    Err(code) => return Err(self.note_unreadable(i, code)),
-                },
-            };
-            buf.push(b',');
-            if let Err(e) = write_field(buf, field.key, field.value, opts) {
-                // A field after this one may be unreadable; that is reported first.
-                return Err(self.refused(i, e));
-            }
-        }
-        Ok(())
-    }
-
-    /// Records why point `i`'s fields cannot be read (the message `fail` just set).
-    #[cold]
-    fn note_unreadable(&mut self, i: usize, code: perfsink_result) -> Error {
-        let message = format!("point {i}: {}", last_error_message());
-        let error = Error::InvalidInput(message.clone());
-        self.unreadable.push(Unreadable {
-            code,
-            message,
-            error: error.clone(),
-        });
-        error
-    }
-}
-
-impl PointSource for CPoints<'_> {
-    #[inline]
-    fn read(&mut self, i: usize) -> Result<PointHead, Error> {
-        let p = &self.points[i];
-        Ok(PointHead {
-            series: p.series,
-            value: p.value,
-            timestamp_ns: p.timestamp_ns,
-        })
-    }
-
-    #[inline]
-    fn write_fields(
-        &mut self,
-        i: usize,
-        buf: &mut Vec<u8>,
-        opts: FieldOptions,
-    ) -> Result<(), Error> {
-        let p = &self.points[i];
-        if p.field_count == 0 {
-            return Ok(());
-        }
-        let key = (p.fields, p.field_count);
-        if self.last_key == Some(key) {
-            if self.encoded_valid {
-                buf.extend_from_slice(&self.encoded);
-                return Ok(());
-            }
-            // The second point with this array: keep its bytes for the points after it.
-            let start = buf.len();
-            self.encode_fields(i, key, buf, opts)?;
-            self.encoded.clear();
-            self.encoded.extend_from_slice(&buf[start..]);
-            self.encoded_valid = true;
-            return Ok(());
-        }
-        self.last_key = Some(key);
-        self.encoded_valid = false;
-        self.encode_fields(i, key, buf, opts)
-    }
-
-    /// A point with unreadable fields is refused for that first, as `perfsink_sink_record`
-    /// refuses a point whose fields it cannot read before looking at anything else.
-    #[cold]
-    fn refused(&mut self, i: usize, reason: Error) -> Error {
-        let p = &self.points[i];
-        // SAFETY: as in `encode_fields`.
-        let readable =
-            unsafe { slice_arg(p.fields, p.field_count as usize, "fields") }.and_then(|fields| {
-                fields
-                    .iter()
-                    .try_for_each(|f| unsafe { types::field(f) }.map(drop))
-            });
-        match readable {
-            Ok(()) => reason,
-            Err(code) => self.note_unreadable(i, code),
-        }
-    }
-}
-
-fn finish_submit(s: Submitted, unreadable: &[Unreadable]) -> perfsink_result {
-    let Some(e) = s.first_error else {
-        return PERFSINK_OK;
-    };
-    // A point whose fields could not be read keeps the code of the reason, as in `record`.
-    let (code, first) = match unreadable.iter().find(|u| u.error == e) {
-        Some(u) => (u.code, u.message.clone()),
-        None => (perfsink_result::from(&e), e.to_string()),
-    };
-    let total = s.accepted + s.rejected + s.dropped;
-    let msg = if total > 1 {
-        format!(
-            "{} of {total} points not taken ({} rejected, {} dropped); first: {first}",
-            s.rejected + s.dropped,
-            s.rejected,
-            s.dropped
-        )
-    } else {
-        first
-    };
-    fail(code, msg)
-}
-
-/// The convenience path: one point with a measurement, tags and typed fields, in one call.
-/// `timestamp_ns` is ns since the epoch, or `PERFSINK_TIMESTAMP_NOW`.
+/// The convenience path: one point with a measurement, tags and typed fields (each key once),
+/// in one call. `timestamp_ns` is ns since the epoch, or `PERFSINK_TIMESTAMP_NOW`.
 ///
 /// # Safety
-/// Every pointer must be readable for its length or count.
+/// Every pointer must be readable for its length or count; `sink` and `err` as above.
 #[no_mangle]
 pub unsafe extern "C" fn perfsink_sink_record(
     sink: *const perfsink_sink,
@@ -309,10 +203,12 @@ pub unsafe extern "C" fn perfsink_sink_record(
     fields: *const perfsink_field,
     field_count: usize,
     timestamp_ns: i64,
+    err: *mut c_char,
+    err_len: usize,
 ) -> perfsink_result {
-    guard(|| {
-        let sink = try_ffi!(ref_arg(sink, "sink"));
-        let read = (|| {
+    guard(err, err_len, || {
+        let sink = live(sink)?;
+        let read = (|| -> FfiResult<_> {
             Ok((
                 str_arg(measurement, measurement_len, "measurement")?,
                 types::tags(tags, tag_count)?,
@@ -320,22 +216,12 @@ pub unsafe extern "C" fn perfsink_sink_record(
             ))
         })();
         // A point that cannot be read is refused like an invalid one, and counted as such.
-        let (measurement, tags, fields) = match read {
-            Ok(v) => v,
-            Err(code) => {
-                sink.0.count_unreadable(1);
-                return code;
-            }
+        let (measurement, tags, fields) = read.inspect_err(|_| sink.count_unreadable(1))?;
+        let ts = match timestamp_ns {
+            PERFSINK_TIMESTAMP_NOW => now_ns(),
+            ts => ts,
         };
-        let ts = if timestamp_ns == PERFSINK_TIMESTAMP_NOW {
-            now_ns()
-        } else {
-            timestamp_ns
-        };
-        match sink.0.record(measurement, &tags, &fields, ts) {
-            Ok(()) => PERFSINK_OK,
-            Err(e) => fail_with(&e),
-        }
+        Ok(sink.record(measurement, &tags, &fields, ts)?)
     })
 }
 
@@ -344,154 +230,126 @@ pub unsafe extern "C" fn perfsink_sink_record(
 /// points stay queued).
 ///
 /// # Safety
-/// `sink` must be a live handle or NULL.
+/// `sink` and `err` as above.
 #[no_mangle]
 pub unsafe extern "C" fn perfsink_sink_flush(
     sink: *const perfsink_sink,
     timeout_ms: u32,
+    err: *mut c_char,
+    err_len: usize,
 ) -> perfsink_result {
-    guard(|| {
-        let sink = try_ffi!(ref_arg(sink, "sink"));
-        match sink.0.flush(Duration::from_millis(timeout_ms.into())) {
-            Ok(()) => PERFSINK_OK,
-            Err(e) => fail_with(&e),
-        }
+    guard(err, err_len, || {
+        let sink = live(sink)?;
+        Ok(sink.flush(Duration::from_millis(timeout_ms.into()))?)
     })
 }
 
-/// Copies the sink's counters into `*out`.
+/// Copies the sink's counters into `*out`: at most `out_size` bytes, pass `sizeof *out`
+/// (a program built against an older, shorter `perfsink_stats` keeps working; counters are
+/// only ever appended). `PERFSINK_INVALID_ARGUMENT` when `out_size` is below the size of the
+/// first version. After close: `PERFSINK_CLOSED` (the close report has the final counters).
 ///
 /// # Safety
-/// `sink` must be a live handle or NULL; `out` must be writable.
+/// `out` must hold `out_size` writable bytes; `sink` and `err` as above.
 #[no_mangle]
 pub unsafe extern "C" fn perfsink_sink_stats(
     sink: *const perfsink_sink,
     out: *mut perfsink_stats,
+    out_size: usize,
+    err: *mut c_char,
+    err_len: usize,
 ) -> perfsink_result {
-    guard(|| {
-        let sink = try_ffi!(ref_arg(sink, "sink"));
-        if out.is_null() {
-            return fail(PERFSINK_NULL_PARAMETER, "out is NULL");
-        }
-        *out = sink.0.stats().into();
-        PERFSINK_OK
+    guard(err, err_len, || {
+        let sink = live(sink)?;
+        let stats: perfsink_stats = sink.stats().into();
+        write_sized(&stats, out, out_size, STATS_SIZE_1_0, "out")
     })
 }
 
-/// Copies the latest write failure the sink saw (NUL-terminated, truncated) into `buf` and
-/// returns its full length; 0 when there was none. Infallible; NULL `sink` gives 0.
+/// Copies the latest write failure the sink saw (NUL-terminated, truncated at a character
+/// boundary) into `buf` and returns its full length; 0 when there was none. Works after
+/// close too. Infallible; NULL `sink` gives 0.
 ///
 /// # Safety
-/// `buf` must hold `buf_len` writable bytes, or be NULL.
+/// `buf` must hold `buf_len` writable bytes, or be NULL; `sink` must be NULL or a handle not
+/// yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn perfsink_sink_last_write_error(
     sink: *const perfsink_sink,
     buf: *mut c_char,
     buf_len: usize,
 ) -> usize {
-    let mut n = 0;
-    guard(|| {
-        let sink = try_ffi!(ref_arg(sink, "sink"));
-        let msg = sink.0.last_error().unwrap_or_default();
-        n = copy_str(&msg, buf, buf_len);
-        PERFSINK_OK
-    });
-    n
-}
-
-/// Delivers what is left (within `PERFSINK_CLOSE_TIMEOUT_MS`), stops the writer, frees the
-/// handle and, when `out` is not NULL, writes the final counters there. NULL `sink` is a
-/// no-op. The handle must not be used again, by any thread, once this is called.
-///
-/// # Safety
-/// `sink` must come from `perfsink_sink_open*` and not be closed yet, or be NULL.
-#[no_mangle]
-pub unsafe extern "C" fn perfsink_sink_close(
-    sink: *mut perfsink_sink,
-    out: *mut perfsink_stats,
-) -> perfsink_result {
-    guard(|| {
-        if sink.is_null() {
-            return PERFSINK_OK;
-        }
-        let sink = Box::from_raw(sink);
-        let report = sink.0.close();
-        if !out.is_null() {
-            *out = report.stats.into();
-        }
-        drop(sink);
-        PERFSINK_OK
+    infallible(0, || {
+        let Some(sink) = sink.as_ref() else {
+            return 0;
+        };
+        copy_str(&sink.sink.last_error().unwrap_or_default(), buf, buf_len)
     })
 }
 
-/// Copies this thread's last error message into `buf` (NUL-terminated, truncated) and returns
-/// its full length in bytes. `buf` may be NULL to ask only the length. Infallible.
+/// Delivers what is left (within `PERFSINK_CLOSE_TIMEOUT_MS`), stops the writer and, when
+/// `out` is not NULL, writes the final report there (at most `out_size` bytes: pass
+/// `sizeof *out`). Returns `PERFSINK_OK` when every accepted point was delivered, and
+/// `PERFSINK_UNDELIVERED` when some were not (timed out, writing stopped) or are kept in the
+/// spool — the report says how many. Idempotent and thread-safe: a repeated close returns the
+/// same status and report; calls racing with it or made after it get `PERFSINK_CLOSED`. The
+/// handle stays allocated: free it with `perfsink_sink_free`. NULL `sink` is a no-op (OK).
 ///
 /// # Safety
-/// `buf` must hold `buf_len` writable bytes, or be NULL.
+/// `sink` must be NULL or a handle not yet freed; `out` must hold `out_size` writable bytes
+/// or be NULL; `err` as above.
 #[no_mangle]
-pub unsafe extern "C" fn perfsink_last_error(buf: *mut c_char, buf_len: usize) -> usize {
-    copy_last_error(buf, buf_len)
-}
-
-/// The name of a result code as a static NUL-terminated string (`"PERFSINK_TIMEOUT"`), or
-/// `"PERFSINK_UNKNOWN"` for a number that is not a result code. Infallible.
-#[no_mangle]
-pub extern "C" fn perfsink_result_name(result: u32) -> *const c_char {
-    let name = (0..=600)
-        .contains(&result)
-        .then(|| code_from_u32(result))
-        .flatten()
-        .map(|r| r.name())
-        .unwrap_or(c"PERFSINK_UNKNOWN");
-    name.as_ptr()
-}
-
-fn code_from_u32(n: u32) -> Option<perfsink_result> {
-    ALL_RESULTS.iter().copied().find(|r| *r as u32 == n)
-}
-
-const ALL_RESULTS: [perfsink_result; 15] = [
-    PERFSINK_OK,
-    PERFSINK_NULL_PARAMETER,
-    PERFSINK_INVALID_UTF8,
-    PERFSINK_INVALID_ARGUMENT,
-    PERFSINK_PANIC,
-    PERFSINK_CONFIG,
-    PERFSINK_INVALID_INPUT,
-    PERFSINK_INVALID_VALUE,
-    PERFSINK_UNKNOWN_SERIES,
-    PERFSINK_SERIES_LIMIT,
-    PERFSINK_QUEUE_FULL,
-    PERFSINK_TIMEOUT,
-    PERFSINK_CLOSED,
-    PERFSINK_AUTH,
-    PERFSINK_IO,
-];
-
-/// The library version (`"0.1.0"`), a static NUL-terminated string. Infallible.
-#[no_mangle]
-pub extern "C" fn perfsink_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
-}
-
-/// Copies `msg` into `buf` (NUL-terminated, truncated at a character boundary) and returns
-/// its full length.
-pub(crate) fn copy_str(msg: &str, buf: *mut c_char, buf_len: usize) -> usize {
-    if !buf.is_null() && buf_len > 0 {
-        let mut n = msg.len().min(buf_len - 1);
-        while !msg.is_char_boundary(n) {
-            n -= 1;
+pub unsafe extern "C" fn perfsink_sink_close(
+    sink: *const perfsink_sink,
+    out: *mut perfsink_close_report,
+    out_size: usize,
+    err: *mut c_char,
+    err_len: usize,
+) -> perfsink_result {
+    guard(err, err_len, || {
+        let Some(handle) = sink.as_ref() else {
+            return Ok(());
+        };
+        handle.closed.store(true, Ordering::Release);
+        let report = handle.sink.close();
+        if !out.is_null() {
+            let c: perfsink_close_report = (&report).into();
+            write_sized(&c, out, out_size, CLOSE_REPORT_SIZE_1_0, "out")?;
         }
-        // SAFETY: the caller promises `buf` holds `buf_len` writable bytes; n < buf_len.
-        unsafe {
-            std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
-            *buf.add(n) = 0;
+        match report.undelivered() {
+            0 => Ok(()),
+            n => Err(fail(
+                PERFSINK_UNDELIVERED,
+                format!(
+                    "{n} accepted points were not delivered ({} dropped, {} kept in the spool){}",
+                    report.stats.dropped_undelivered,
+                    report.kept_in_spool,
+                    match &report.last_error {
+                        Some(e) => format!("; last write error: {e}"),
+                        None => String::new(),
+                    }
+                ),
+            )),
         }
+    })
+}
+
+/// Frees the handle, closing it first if that was not done (its report is then lost: close
+/// first to read it). NULL is a no-op. Call it once, when no thread uses the handle any more.
+/// Infallible.
+///
+/// # Safety
+/// `sink` must be NULL or a handle from `perfsink_sink_open*` not yet freed, that no other
+/// thread uses any more.
+#[no_mangle]
+pub unsafe extern "C" fn perfsink_sink_free(sink: *mut perfsink_sink) {
+    if sink.is_null() {
+        return;
     }
-    msg.len()
+    // SAFETY: the caller gives up the handle; dropping the sink closes it.
+    let handle = Box::from_raw(sink);
+    infallible((), move || drop(handle));
 }
-
 #[cfg(test)]
 mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -499,8 +357,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::ffi::types::perfsink_field_type::*;
     use crate::model::{Field, FieldValue, Point, Tag};
-    use types::perfsink_field_type::*;
 
     /// A null InfluxDB on loopback that keeps the (gunzipped) bodies it is sent.
     fn capture() -> (u16, Arc<Mutex<Vec<u8>>>) {
@@ -554,7 +412,15 @@ mod tests {
              PERFSINK_SELF_METRICS_INTERVAL_MS=0"
         );
         let mut sink = std::ptr::null_mut();
-        let rc = unsafe { perfsink_sink_open(cfg.as_ptr().cast(), cfg.len(), &mut sink) };
+        let rc = unsafe {
+            perfsink_sink_open(
+                cfg.as_ptr().cast(),
+                cfg.len(),
+                &mut sink,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
         assert_eq!(rc, PERFSINK_OK);
         sink
     }
@@ -598,18 +464,41 @@ mod tests {
         }
     }
 
-    fn submit(sink: *mut perfsink_sink, points: &[perfsink_point]) -> (perfsink_result, usize) {
+    /// Submits `points`: the code, how many were accepted and the call's message.
+    fn submit_msg(
+        sink: *mut perfsink_sink,
+        points: &[perfsink_point],
+    ) -> (perfsink_result, usize, String) {
         let mut accepted = usize::MAX;
-        let rc =
-            unsafe { perfsink_sink_submit(sink, points.as_ptr(), points.len(), &mut accepted) };
+        let mut buf = [b'X' as c_char; 512];
+        let rc = unsafe {
+            perfsink_sink_submit(
+                sink,
+                points.as_ptr(),
+                points.len(),
+                &mut accepted,
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        let msg = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+        (rc, accepted, msg.to_str().unwrap().to_string())
+    }
+
+    fn submit(sink: *mut perfsink_sink, points: &[perfsink_point]) -> (perfsink_result, usize) {
+        let (rc, accepted, _) = submit_msg(sink, points);
         (rc, accepted)
     }
 
-    fn last_error() -> String {
-        let mut buf = [0 as c_char; 512];
-        let n = unsafe { perfsink_last_error(buf.as_mut_ptr(), buf.len()) };
-        let bytes: Vec<u8> = buf[..n.min(511)].iter().map(|&c| c as u8).collect();
-        String::from_utf8(bytes).unwrap()
+    fn flush(sink: *mut perfsink_sink) -> perfsink_result {
+        unsafe { perfsink_sink_flush(sink, 10_000, std::ptr::null_mut(), 0) }
+    }
+
+    fn close_and_free(sink: *mut perfsink_sink) {
+        unsafe {
+            perfsink_sink_close(sink, std::ptr::null_mut(), 0, std::ptr::null_mut(), 0);
+            perfsink_sink_free(sink);
+        }
     }
 
     /// Points sharing field arrays (in runs, alternating, interleaved with points without
@@ -631,7 +520,7 @@ mod tests {
         let ids: Vec<u32> = (0..3)
             .map(|i| {
                 let m = format!("m{i}");
-                let a = unsafe { &(*c).0 }
+                let a = unsafe { (*c).sink() }
                     .register_series(&m, &tags, "value")
                     .unwrap();
                 assert_eq!(rust.register_series(&m, &tags, "value").unwrap(), a);
@@ -683,7 +572,7 @@ mod tests {
             });
         }
         assert_eq!(submit(c, &c_points), (PERFSINK_OK, pattern.len()));
-        assert_eq!(unsafe { perfsink_sink_flush(c, 10_000) }, PERFSINK_OK);
+        assert_eq!(flush(c), PERFSINK_OK);
         let from_c = std::mem::take(&mut *got.lock().unwrap());
         assert_eq!(rust.submit(&r_points).accepted, pattern.len());
         rust.flush(Duration::from_secs(10)).unwrap();
@@ -697,7 +586,7 @@ mod tests {
             String::from_utf8(from_rust).unwrap()
         );
         assert!(String::from_utf8_lossy(&got.lock().unwrap()).is_empty());
-        unsafe { perfsink_sink_close(c, std::ptr::null_mut()) };
+        close_and_free(c);
         rust.close();
     }
 
@@ -708,7 +597,7 @@ mod tests {
     fn unreadable_fields_are_the_reason_given_first() {
         let (port, got) = capture();
         let c = open(port);
-        let id = unsafe { &(*c).0 }
+        let id = unsafe { (*c).sink() }
             .register_series("m", &[], "value")
             .unwrap();
         let t0 = 1_700_000_000_000_000_000i64;
@@ -724,11 +613,11 @@ mod tests {
             c_point(999, 1.0, t0, &bad),
             c_point(id, f64::NAN, t0, &bad),
         ] {
-            assert_eq!(submit(c, &[p]), (PERFSINK_INVALID_ARGUMENT, 0));
+            let (rc, accepted, msg) = submit_msg(c, &[p]);
+            assert_eq!((rc, accepted), (PERFSINK_INVALID_ARGUMENT, 0));
             assert!(
-                last_error().contains("point 0: field \"b\" has unknown type 77"),
-                "{}",
-                last_error()
+                msg.contains("point 0: field \"b\" has unknown type 77"),
+                "{msg}"
             );
         }
         let points = [
@@ -742,15 +631,13 @@ mod tests {
             c_point(id, 8.0, t0 + 7, &good),
             c_point(id, 9.0, t0 + 8, &good),
         ];
-        assert_eq!(submit(c, &points), (PERFSINK_INVALID_VALUE, 4));
-        assert!(last_error().starts_with("5 of 9 points not taken (5 rejected, 0 dropped)"));
-        assert_eq!(submit(c, &points[5..]), (PERFSINK_INVALID_ARGUMENT, 2));
-        assert!(
-            last_error().contains("first: point 0: field \"b\""),
-            "{}",
-            last_error()
-        );
-        assert_eq!(unsafe { perfsink_sink_flush(c, 10_000) }, PERFSINK_OK);
+        let (rc, accepted, msg) = submit_msg(c, &points);
+        assert_eq!((rc, accepted), (PERFSINK_INVALID_VALUE, 4));
+        assert!(msg.starts_with("5 of 9 points not taken (5 rejected, 0 dropped)"));
+        let (rc, accepted, msg) = submit_msg(c, &points[5..]);
+        assert_eq!((rc, accepted), (PERFSINK_INVALID_ARGUMENT, 2));
+        assert!(msg.contains("first: point 0: field \"b\""), "{msg}");
+        assert_eq!(flush(c), PERFSINK_OK);
         let text = String::from_utf8(std::mem::take(&mut *got.lock().unwrap())).unwrap();
         assert_eq!(
             text,
@@ -765,6 +652,133 @@ mod tests {
                 t0 + 10
             )
         );
-        unsafe { perfsink_sink_close(c, std::ptr::null_mut()) };
+        close_and_free(c);
+    }
+
+    /// An extra field named like the series' value field, or a key given twice, refuses the
+    /// point, also when the array is shared and reused from the encoding cache, and for
+    /// another series of the same array whose value field differs; `PERFSINK_TIMESTAMP_NOW`
+    /// is the time of the call.
+    #[test]
+    fn repeated_field_keys_are_refused_and_now_is_now() {
+        let (port, got) = capture();
+        let c = open(port);
+        let sink = unsafe { (*c).sink() };
+        let value = sink.register_series("m", &[], "value").unwrap();
+        let other = sink.register_series("m", &[], "v2").unwrap();
+        let t0 = 1_700_000_000_000_000_000i64;
+        let clash = [
+            c_field("n", FieldValue::Int(1)),
+            c_field("value", FieldValue::Int(2)),
+        ];
+        let twice = [
+            c_field("n", FieldValue::Int(1)),
+            c_field("n", FieldValue::Int(2)),
+        ];
+        let points = [
+            c_point(other, 1.0, t0, &clash),
+            c_point(other, 2.0, t0 + 1, &clash),
+            c_point(value, 3.0, t0 + 2, &clash),
+            c_point(other, 4.0, t0 + 3, &clash),
+            c_point(value, 5.0, t0 + 4, &clash),
+            c_point(other, 6.0, t0 + 5, &twice),
+        ];
+        let before = sink.stats().rejected_invalid;
+        let (rc, accepted, msg) = submit_msg(c, &points);
+        assert_eq!((rc, accepted), (PERFSINK_INVALID_INPUT, 3), "{msg}");
+        assert!(msg.contains("\"value\" is used twice"), "{msg}");
+        assert_eq!(sink.stats().rejected_invalid - before, 3);
+        let start = now_ns();
+        let (rc, _, msg) = submit_msg(c, &[c_point(value, 7.0, PERFSINK_TIMESTAMP_NOW, &[])]);
+        assert_eq!(rc, PERFSINK_OK, "{msg}");
+        assert_eq!(msg, "", "success clears the message buffer");
+        assert_eq!(flush(c), PERFSINK_OK);
+        let end = now_ns();
+        let text = String::from_utf8(std::mem::take(&mut *got.lock().unwrap())).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                format!("m v2=1.0,n=1i,value=2i {t0}"),
+                format!("m v2=2.0,n=1i,value=2i {}", t0 + 1),
+                format!("m v2=4.0,n=1i,value=2i {}", t0 + 3),
+            ]
+        );
+        let now: i64 = lines[3]
+            .strip_prefix("m value=7.0 ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((start..=end).contains(&now), "{start} <= {now} <= {end}");
+        close_and_free(c);
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use std::ffi::{c_char, c_void};
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ffi::log::{perfsink_log_set, PERFSINK_LOG_INFO, PERFSINK_LOG_WARN};
+
+    unsafe extern "C" fn keep(userdata: *mut c_void, level: u32, msg: *const c_char, len: usize) {
+        let got = &*(userdata as *const Mutex<Vec<(u32, String)>>);
+        let text = std::slice::from_raw_parts(msg.cast::<u8>(), len);
+        assert_eq!(*msg.add(len), 0, "NUL-terminated too");
+        got.lock()
+            .unwrap()
+            .push((level, String::from_utf8(text.to_vec()).unwrap()));
+    }
+
+    /// A sink opened without INFLUXDB_URL says so through the host's log callback, and
+    /// `perfsink_sink_enabled` tells; after close every call but close gets CLOSED.
+    #[test]
+    fn a_disabled_sink_says_so_in_the_log_and_is_closed_for_good() {
+        let _serial = crate::log::tests::LOGGER_TESTS.lock();
+        let got = Box::new(Mutex::new(Vec::<(u32, String)>::new()));
+        let userdata = &*got as *const Mutex<Vec<(u32, String)>> as *mut c_void;
+        let mut sink = std::ptr::null_mut();
+        let mut enabled = true;
+        let mut err = [1 as c_char; 64];
+        unsafe {
+            perfsink_log_set(Some(keep), userdata, PERFSINK_LOG_INFO);
+            let cfg = "PERFSINK_BATCH_LINES=10";
+            let rc = perfsink_sink_open(
+                cfg.as_ptr().cast(),
+                cfg.len(),
+                &mut sink,
+                err.as_mut_ptr(),
+                64,
+            );
+            perfsink_log_set(None, std::ptr::null_mut(), PERFSINK_LOG_WARN);
+            assert_eq!((rc, err[0]), (PERFSINK_OK, 0));
+            let rc = perfsink_sink_enabled(sink, &mut enabled, err.as_mut_ptr(), 64);
+            assert_eq!((rc, enabled), (PERFSINK_OK, false));
+            assert_eq!(
+                perfsink_sink_close(sink, std::ptr::null_mut(), 0, std::ptr::null_mut(), 0),
+                PERFSINK_OK
+            );
+            let rc = perfsink_sink_enabled(sink, &mut enabled, err.as_mut_ptr(), 64);
+            assert_eq!(rc, PERFSINK_CLOSED);
+            let msg = std::ffi::CStr::from_ptr(err.as_ptr()).to_str().unwrap();
+            assert_eq!(msg, "sink is closed");
+            assert_eq!(
+                perfsink_sink_flush(sink, 0, std::ptr::null_mut(), 0),
+                PERFSINK_CLOSED
+            );
+            assert_eq!(
+                perfsink_sink_close(sink, std::ptr::null_mut(), 0, std::ptr::null_mut(), 0),
+                PERFSINK_OK
+            );
+            perfsink_sink_free(sink);
+        }
+        // Other tests may open disabled sinks meanwhile: the logger is process-wide.
+        let got = got.lock().unwrap();
+        assert!(!got.is_empty());
+        for (level, msg) in got.iter() {
+            assert_eq!(*level, PERFSINK_LOG_WARN);
+            assert!(msg.contains("INFLUXDB_URL is not set"), "{got:?}");
+        }
     }
 }

@@ -3,9 +3,14 @@
 use std::ffi::c_char;
 
 use super::boundary::{slice_arg, str_arg};
-use super::error::{fail, perfsink_result};
+use super::c_enum::c_enum_table;
+use super::error::{fail, FfiResult};
+use super::result::perfsink_result;
 use crate::model::{Field, FieldValue, Tag};
+use crate::sink::Report;
 use crate::stats::Stats;
+
+use perfsink_field_type::*;
 
 /// A tag: key and value as `(ptr, len)` UTF-8. An empty value omits the tag.
 #[repr(C)]
@@ -28,6 +33,14 @@ pub enum perfsink_field_type {
     PERFSINK_FIELD_STRING = 4,
 }
 
+c_enum_table!(perfsink_field_type {
+    PERFSINK_FIELD_FLOAT,
+    PERFSINK_FIELD_INT,
+    PERFSINK_FIELD_UINT,
+    PERFSINK_FIELD_BOOL,
+    PERFSINK_FIELD_STRING,
+});
+
 /// A field: a key, a type, and the member of that type set (the others are ignored).
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -45,8 +58,13 @@ pub struct perfsink_field {
     pub string_len: usize,
 }
 
+/// Pass as a timestamp (`perfsink_sink_record`'s `timestamp_ns`, a `perfsink_point`'s) to
+/// stamp the point with the current time.
+pub const PERFSINK_TIMESTAMP_NOW: i64 = -0x7FFF_FFFF_FFFF_FFFF - 1;
+
 /// A fast-path point: a series id from `perfsink_sink_register_series`, the value written to
-/// the series' value field, optional extra fields, and a timestamp in ns since the epoch.
+/// the series' value field, optional extra fields (keys other than the value field's, each
+/// once), and a timestamp in ns since the epoch or `PERFSINK_TIMESTAMP_NOW`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct perfsink_point {
@@ -59,6 +77,8 @@ pub struct perfsink_point {
 }
 
 /// Counters of a sink; see `perfsink_sink_stats`. The meaning of each is in the README.
+/// Versioned by size: new counters are only ever appended, so pass `sizeof *out` and a
+/// program built against an older header keeps working.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct perfsink_stats {
@@ -81,6 +101,42 @@ pub struct perfsink_stats {
     pub bytes_sent: u64,
     pub write_latency_us_mean: u64,
     pub write_latency_us_max: u64,
+}
+
+/// The size of `perfsink_stats` in ABI 1.0, the smallest `out_size` accepted.
+pub(crate) const STATS_SIZE_1_0: usize = 19 * 8;
+const _: () = assert!(std::mem::size_of::<perfsink_stats>() >= STATS_SIZE_1_0);
+
+/// The final account `perfsink_sink_close` gives. Versioned by size like `perfsink_stats`,
+/// which is its last member: counters appended to `perfsink_stats` extend this struct at its
+/// end too (so the report itself gains no other members; what it may need is a counter).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct perfsink_close_report {
+    /// Points left in the disk spool (delivered by the next sink opened on that directory).
+    pub kept_in_spool: u64,
+    /// 1 when a write failed at some point: `perfsink_sink_last_write_error` gives the
+    /// latest message (also after close). 0 otherwise.
+    pub has_last_write_error: u32,
+    /// 1 when every accepted point was delivered (close returned `PERFSINK_OK`), else 0.
+    pub delivered: u32,
+    /// The final counters.
+    pub stats: perfsink_stats,
+}
+
+/// The size of `perfsink_close_report` in ABI 1.0, the smallest `out_size` accepted.
+pub(crate) const CLOSE_REPORT_SIZE_1_0: usize = 16 + STATS_SIZE_1_0;
+const _: () = assert!(std::mem::size_of::<perfsink_close_report>() >= CLOSE_REPORT_SIZE_1_0);
+
+impl From<&Report> for perfsink_close_report {
+    fn from(r: &Report) -> Self {
+        perfsink_close_report {
+            kept_in_spool: r.kept_in_spool,
+            has_last_write_error: r.last_error.is_some().into(),
+            delivered: (r.undelivered() == 0).into(),
+            stats: r.stats.into(),
+        }
+    }
 }
 
 impl From<Stats> for perfsink_stats {
@@ -111,7 +167,7 @@ impl From<Stats> for perfsink_stats {
 
 /// # Safety
 /// The pointers of `t` must be valid for their lengths for `'a`.
-pub(crate) unsafe fn tag<'a>(t: &perfsink_tag) -> Result<Tag<'a>, perfsink_result> {
+pub(crate) unsafe fn tag<'a>(t: &perfsink_tag) -> FfiResult<Tag<'a>> {
     Ok(Tag::new(
         str_arg(t.key, t.key_len, "tag key")?,
         str_arg(t.value, t.value_len, "tag value")?,
@@ -120,10 +176,7 @@ pub(crate) unsafe fn tag<'a>(t: &perfsink_tag) -> Result<Tag<'a>, perfsink_resul
 
 /// # Safety
 /// `tags` must point to `count` valid tags whose strings live for `'a`.
-pub(crate) unsafe fn tags<'a>(
-    tags: *const perfsink_tag,
-    count: usize,
-) -> Result<Vec<Tag<'a>>, perfsink_result> {
+pub(crate) unsafe fn tags<'a>(tags: *const perfsink_tag, count: usize) -> FfiResult<Vec<Tag<'a>>> {
     slice_arg(tags, count, "tags")?
         .iter()
         .map(|t| tag(t))
@@ -132,18 +185,20 @@ pub(crate) unsafe fn tags<'a>(
 
 /// # Safety
 /// The pointers of `f` must be valid for their lengths for `'a`.
-pub(crate) unsafe fn field<'a>(f: &perfsink_field) -> Result<Field<'a>, perfsink_result> {
+pub(crate) unsafe fn field<'a>(f: &perfsink_field) -> FfiResult<Field<'a>> {
     let key = str_arg(f.key, f.key_len, "field key")?;
-    let value = match f.kind {
-        0 => FieldValue::Float(f.float_value),
-        1 => FieldValue::Int(f.int_value),
-        2 => FieldValue::UInt(f.uint_value),
-        3 => FieldValue::Bool(f.bool_value != 0),
-        4 => FieldValue::Str(str_arg(f.string_value, f.string_len, "string field value")?),
-        other => {
+    let value = match perfsink_field_type::from_u32(f.kind) {
+        Some(PERFSINK_FIELD_FLOAT) => FieldValue::Float(f.float_value),
+        Some(PERFSINK_FIELD_INT) => FieldValue::Int(f.int_value),
+        Some(PERFSINK_FIELD_UINT) => FieldValue::UInt(f.uint_value),
+        Some(PERFSINK_FIELD_BOOL) => FieldValue::Bool(f.bool_value != 0),
+        Some(PERFSINK_FIELD_STRING) => {
+            FieldValue::Str(str_arg(f.string_value, f.string_len, "string field value")?)
+        }
+        None => {
             return Err(fail(
                 perfsink_result::PERFSINK_INVALID_ARGUMENT,
-                format!("field {key:?} has unknown type {other}"),
+                format!("field {key:?} has unknown type {}", f.kind),
             ))
         }
     };
@@ -167,13 +222,14 @@ pub(crate) unsafe fn field_fast<'a>(f: &perfsink_field) -> Option<Field<'a>> {
     }
     // SAFETY: ASCII is UTF-8.
     let key = std::str::from_utf8_unchecked(key);
-    let value = match f.kind {
-        0 => FieldValue::Float(f.float_value),
-        1 => FieldValue::Int(f.int_value),
-        2 => FieldValue::UInt(f.uint_value),
-        3 => FieldValue::Bool(f.bool_value != 0),
-        4 => FieldValue::Str(str_arg(f.string_value, f.string_len, "string field value").ok()?),
-        _ => return None,
+    let value = match perfsink_field_type::from_u32(f.kind)? {
+        PERFSINK_FIELD_FLOAT => FieldValue::Float(f.float_value),
+        PERFSINK_FIELD_INT => FieldValue::Int(f.int_value),
+        PERFSINK_FIELD_UINT => FieldValue::UInt(f.uint_value),
+        PERFSINK_FIELD_BOOL => FieldValue::Bool(f.bool_value != 0),
+        PERFSINK_FIELD_STRING => {
+            FieldValue::Str(str_arg(f.string_value, f.string_len, "string field value").ok()?)
+        }
     };
     Some(Field::new(key, value))
 }
@@ -183,7 +239,7 @@ pub(crate) unsafe fn field_fast<'a>(f: &perfsink_field) -> Option<Field<'a>> {
 pub(crate) unsafe fn fields<'a>(
     fields: *const perfsink_field,
     count: usize,
-) -> Result<Vec<Field<'a>>, perfsink_result> {
+) -> FfiResult<Vec<Field<'a>>> {
     slice_arg(fields, count, "fields")?
         .iter()
         .map(|f| field(f))

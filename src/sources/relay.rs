@@ -221,7 +221,7 @@ impl Relay {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(listener) => serve(listener, serving, stopped).await,
                         Err(e) => {
-                            eprintln!("perfsink relay: {e}");
+                            crate::log::error(format_args!("relay: {e}"));
                             Duration::ZERO
                         }
                     }
@@ -362,10 +362,10 @@ impl Shared {
         }
         let mut noted = self.noted.lock();
         if noted.len() < MAX_DB_NOTES && noted.insert(named.to_string()) {
-            eprintln!(
-                "perfsink relay: a request names database {named:?}; the relay writes \
+            crate::log::warn(format_args!(
+                "relay: a request names database {named:?}; the relay writes \
                  everything to the sink's database {ours:?}"
-            );
+            ));
         }
     }
 }

@@ -600,7 +600,7 @@ impl Run {
     /// the host's stderr. Messages never contain credentials.
     fn note(&mut self, kind: &'static str, msg: String) {
         if self.logged.insert(kind) {
-            eprintln!("perfsink: {msg}");
+            crate::log::warn(format_args!("{msg}"));
         }
         *self.state.last_error.lock() = Some(msg);
     }

@@ -1,7 +1,8 @@
 /*
  * Four pthreads share one perfsink_sink handle: each registers the same series (and must get
  * the same id), submits BATCHES batches of BATCH points with timestamps no other thread uses,
- * and checks that its last error message is its own while the others fail concurrently.
+ * and checks that each refusal's message (in the call's own buffer) is its own while the
+ * other threads fail concurrently with messages of theirs.
  * The main thread reads the stats meanwhile. Run by tests/c_abi.rs:
  *
  *   threads 'INFLUXDB_URL=http://127.0.0.1:PORT;INFLUXDB_DB=db;...'
@@ -44,9 +45,9 @@ static void *work(void *arg)
     tags[0].key_len = 4;
     tags[0].value = "threads";
     tags[0].value_len = 7;
-    rc = perfsink_sink_register_series(w->sink, "c_threads", 9, tags, 1, NULL, 0, &w->series);
+    rc = perfsink_sink_register_series(w->sink, "c_threads", 9, tags, 1, NULL, 0, &w->series, msg,
+                                       sizeof msg);
     if (rc != PERFSINK_OK) {
-        perfsink_last_error(msg, sizeof msg);
         fprintf(stderr, "thread %d: register: %s: %s\n", w->index, perfsink_result_name(rc), msg);
         w->failed = 1;
         return NULL;
@@ -59,20 +60,18 @@ static void *work(void *arg)
             points[i].value = (double)(w->index * 1000000 + k);
             points[i].timestamp_ns = T0 + (k * THREADS + w->index) * 1000; /* unique */
         }
-        rc = perfsink_sink_submit(w->sink, points, BATCH, &accepted);
+        rc = perfsink_sink_submit(w->sink, points, BATCH, &accepted, msg, sizeof msg);
         if (rc != PERFSINK_OK || accepted != BATCH) {
-            perfsink_last_error(msg, sizeof msg);
             fprintf(stderr, "thread %d: submit: %s (%zu accepted): %s\n", w->index,
                     perfsink_result_name(rc), accepted, msg);
             w->failed = 1;
             return NULL;
         }
-        /* A refusal whose message only this thread can have: last errors are per thread. */
+        /* A refusal whose message only this thread can have: messages are per call. */
         if (b % 10 == 0) {
             points[0].series = 1000000u + (uint32_t)w->index;
-            rc = perfsink_sink_submit(w->sink, points, 1, NULL);
+            rc = perfsink_sink_submit(w->sink, points, 1, NULL, msg, sizeof msg);
             snprintf(expected, sizeof expected, "unknown series id %" PRIu32, points[0].series);
-            perfsink_last_error(msg, sizeof msg);
             if (rc != PERFSINK_UNKNOWN_SERIES || strcmp(msg, expected) != 0) {
                 fprintf(stderr, "thread %d: got %s \"%s\", want %s\n", w->index,
                         perfsink_result_name(rc), msg, expected);
@@ -90,6 +89,7 @@ int main(int argc, char **argv)
     struct worker workers[THREADS];
     perfsink_sink *sink = NULL;
     perfsink_stats st;
+    perfsink_close_report report;
     perfsink_result rc;
     char msg[256];
     int i, bad = 0, polls = 0;
@@ -100,9 +100,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s 'INFLUXDB_URL=...;...'\n", argv[0]);
         return 2;
     }
-    rc = perfsink_sink_open(argv[1], strlen(argv[1]), &sink);
+    rc = perfsink_sink_open(argv[1], strlen(argv[1]), &sink, msg, sizeof msg);
     if (rc != PERFSINK_OK) {
-        perfsink_last_error(msg, sizeof msg);
         fprintf(stderr, "open: %s: %s\n", perfsink_result_name(rc), msg);
         return 1;
     }
@@ -119,7 +118,7 @@ int main(int argc, char **argv)
     /* The main thread reads the counters while the workers submit (for at most 10 s). */
     do {
         const struct timespec pause = {0, 100000};
-        rc = perfsink_sink_stats(sink, &st);
+        rc = perfsink_sink_stats(sink, &st, sizeof st, NULL, 0);
         nanosleep(&pause, NULL);
     } while (rc == PERFSINK_OK && st.accepted < total / 2 && ++polls < 100000);
     bad |= rc != PERFSINK_OK;
@@ -132,17 +131,18 @@ int main(int argc, char **argv)
             bad = 1;
         }
     }
-    rc = perfsink_sink_flush(sink, 30000);
+    rc = perfsink_sink_flush(sink, 30000, msg, sizeof msg);
     if (rc != PERFSINK_OK) {
-        perfsink_last_error(msg, sizeof msg);
         fprintf(stderr, "flush: %s: %s\n", perfsink_result_name(rc), msg);
         bad = 1;
     }
-    rc = perfsink_sink_close(sink, &st);
+    rc = perfsink_sink_close(sink, &report, sizeof report, msg, sizeof msg);
+    perfsink_sink_free(sink);
     if (rc != PERFSINK_OK) {
-        fprintf(stderr, "close: %s\n", perfsink_result_name(rc));
+        fprintf(stderr, "close: %s: %s\n", perfsink_result_name(rc), msg);
         return 1;
     }
+    st = report.stats;
     printf("threads: accepted %" PRIu64 ", written %" PRIu64 ", rejected_invalid %" PRIu64
            ", series %" PRIu64 " (%d polls)\n",
            st.accepted, st.written, st.rejected_invalid, st.series, polls);
