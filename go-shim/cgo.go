@@ -160,6 +160,7 @@ func statsFrom(st *C.perfsink_stats) Stats {
 		BytesSent:          uint64(st.bytes_sent),
 		WriteLatencyMean:   time.Duration(st.write_latency_us_mean) * time.Microsecond,
 		WriteLatencyMax:    time.Duration(st.write_latency_us_max) * time.Microsecond,
+		DedupUnchecked:     uint64(st.dedup_unchecked),
 	}
 }
 

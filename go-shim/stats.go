@@ -24,6 +24,9 @@ type Stats struct {
 	BytesSent          uint64
 	WriteLatencyMean   time.Duration
 	WriteLatencyMax    time.Duration
+	// DedupUnchecked counts samples too old for the de-duplication window, written with
+	// their own timestamp without a check for ties.
+	DedupUnchecked uint64
 }
 
 // Report is the final account of a closed Sink (perfsink_close_report).

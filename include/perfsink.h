@@ -70,6 +70,12 @@
 #define PERFSINK_ABI_VERSION_MINOR 0
 
 /**
+ * Extra requests one batch may spend on bisection, per bit of its line count (a batch of
+ * 5000 lines: 13 bits, 208 requests, enough to isolate about 8 bad lines among good ones).
+ */
+#define PROBES_PER_BIT 16
+
+/**
  * The result of every fallible C function. The numbers are stable and never reused; they are
  * banded: 0 success, 1–99 misuse of the ABI, 100s configuration, 200s input, 300s flow,
  * 400s server, 500s system.
@@ -259,6 +265,11 @@ typedef struct perfsink_stats {
   uint64_t bytes_sent;
   uint64_t write_latency_us_mean;
   uint64_t write_latency_us_max;
+  /**
+   * Samples too old for the de-duplication window: written with their own timestamp,
+   * unchecked for ties.
+   */
+  uint64_t dedup_unchecked;
 } perfsink_stats;
 
 /**

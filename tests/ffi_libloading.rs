@@ -106,6 +106,7 @@ struct Stats {
     bytes_sent: u64,
     write_latency_us_mean: u64,
     write_latency_us_max: u64,
+    dedup_unchecked: u64,
 }
 
 #[repr(C)]

@@ -101,10 +101,13 @@ pub struct perfsink_stats {
     pub bytes_sent: u64,
     pub write_latency_us_mean: u64,
     pub write_latency_us_max: u64,
+    /// Samples too old for the de-duplication window: written with their own timestamp,
+    /// unchecked for ties.
+    pub dedup_unchecked: u64,
 }
 
 /// The size of `perfsink_stats` in ABI 1.0, the smallest `out_size` accepted.
-pub(crate) const STATS_SIZE_1_0: usize = 19 * 8;
+pub(crate) const STATS_SIZE_1_0: usize = 20 * 8;
 const _: () = assert!(std::mem::size_of::<perfsink_stats>() >= STATS_SIZE_1_0);
 
 /// The final account `perfsink_sink_close` gives. Versioned by size like `perfsink_stats`,
@@ -161,6 +164,7 @@ impl From<Stats> for perfsink_stats {
             bytes_sent: s.bytes_sent,
             write_latency_us_mean: s.write_latency_us_mean,
             write_latency_us_max: s.write_latency_us_max,
+            dedup_unchecked: s.dedup_unchecked,
         }
     }
 }
