@@ -45,8 +45,8 @@ pub fn string_fits(len: usize) -> bool {
 mod tests {
     use super::*;
 
-    /// The edges as InfluxDB 1.6.7 and 1.8.10 answered them (`scripts`-free: measured once
-    /// with curl, see the writer's tests for the live checks).
+    /// The edges as InfluxDB 1.6.7 and 1.8.10 answered them (measured with curl; the
+    /// mixed-batch tests in `tests/influx_write.rs` check them live).
     #[test]
     fn edges_match_the_servers() {
         // `k`*65530 + ` f=1` is taken, a 2-byte field key is not.
