@@ -128,11 +128,11 @@ fn resolve_server_version(config: &Config, endpoint: &Endpoint) -> Result<Server
         },
         Err(e) => e,
     };
-    eprintln!(
-        "perfsink: server version of {} unknown ({why}): names are escaped for InfluxDB \
-         1.x/2.x; set INFLUXDB_VERSION to choose",
+    crate::log::warn(format_args!(
+        "server version of {} unknown ({why}): names are escaped for InfluxDB 1.x/2.x; \
+         set INFLUXDB_VERSION to choose",
         target.base_url
-    );
+    ));
     Ok(ServerVersion::Auto)
 }
 
