@@ -92,7 +92,7 @@ fn main() {
     let null = NullServer::start();
     eprintln!("null HTTP server on 127.0.0.1:{}", null.port);
     let config = format!(
-        "INFLUXDB_URL=http://127.0.0.1:{};INFLUXDB_DB=bench;PERFSINK_QUEUE_CAPACITY=4096;\
+        "INFLUXDB_URL=http://127.0.0.1:{};INFLUXDB_DB=bench;INFLUXDB_VERSION=1;PERFSINK_QUEUE_CAPACITY=4096;\
          PERFSINK_QUEUE_POLICY=drop;PERFSINK_MEMORY_MAX_BYTES=1073741824;\
          PERFSINK_SELF_METRICS_INTERVAL_MS=0",
         null.port
