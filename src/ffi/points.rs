@@ -30,13 +30,19 @@ pub(crate) struct CPoints<'a> {
     last_key: Option<FieldsKey>,
     /// `,k=v...` as written for `last_key`, once a second point used that array.
     encoded: Vec<u8>,
-    /// Where each field's key starts in the last fields encoded (after its `,`).
-    key_offsets: Vec<usize>,
+    /// Where each field's key starts in the last fields encoded (after its `,`), for the
+    /// first `KEYS` fields: an array, so a call allocates nothing for it.
+    key_offsets: [u32; KEYS],
+    /// How many fields the last encoding had; over `KEYS` (or over u32 bytes) it is not kept.
+    keys: usize,
     encoded_valid: bool,
     unreadable: Vec<Unreadable>,
 }
 
 type FieldsKey = (*const perfsink_field, u32);
+
+/// Arrays of up to this many fields have their encoding kept for the points that repeat them.
+const KEYS: usize = 16;
 
 impl<'a> CPoints<'a> {
     pub(crate) fn new(points: &'a [perfsink_point]) -> Self {
@@ -44,7 +50,8 @@ impl<'a> CPoints<'a> {
             points,
             last_key: None,
             encoded: Vec::new(),
-            key_offsets: Vec::new(),
+            key_offsets: [0; KEYS],
+            keys: 0,
             encoded_valid: false,
             unreadable: Vec::new(),
         }
@@ -67,7 +74,7 @@ impl<'a> CPoints<'a> {
             Err(f) => return Err(self.note_unreadable(i, f)),
         };
         let start = buf.len();
-        self.key_offsets.clear();
+        self.keys = 0;
         for (j, f) in fields.iter().enumerate() {
             // SAFETY: as above.
             let field = match unsafe { types::field_fast(f) } {
@@ -93,7 +100,12 @@ impl<'a> CPoints<'a> {
             if is_field_named(&buf[at..], value_key) {
                 return Err(self.refused(i, repeated_field(field.key)));
             }
-            self.key_offsets.push(at - start);
+            if let (Some(slot), Ok(offset)) =
+                (self.key_offsets.get_mut(j), u32::try_from(at - start))
+            {
+                *slot = offset;
+                self.keys += 1;
+            }
         }
         Ok(())
     }
@@ -179,8 +191,8 @@ impl PointSource for CPoints<'_> {
         if self.last_key == Some(key) {
             if self.encoded_valid {
                 // Checked once when encoded, but the series (and its value field) may differ.
-                let named = |&at: &usize| is_field_named(&self.encoded[at..], value_key);
-                if self.key_offsets.iter().any(named) {
+                let named = |&at: &u32| is_field_named(&self.encoded[at as usize..], value_key);
+                if self.key_offsets[..self.keys].iter().any(named) {
                     let name = String::from_utf8_lossy(value_key).into_owned();
                     return Err(self.refused(i, repeated_field(&name)));
                 }
@@ -190,9 +202,12 @@ impl PointSource for CPoints<'_> {
             // The second point with this array: keep its bytes for the points after it.
             let start = buf.len();
             self.encode_fields(i, key, buf, opts, value_key)?;
-            self.encoded.clear();
-            self.encoded.extend_from_slice(&buf[start..]);
-            self.encoded_valid = true;
+            // Kept only when every key's place is known (to check it against the value field).
+            if self.keys == key.1 as usize {
+                self.encoded.clear();
+                self.encoded.extend_from_slice(&buf[start..]);
+                self.encoded_valid = true;
+            }
             return Ok(());
         }
         self.last_key = Some(key);
