@@ -426,7 +426,9 @@ pub fn total(reference: &BTreeMap<String, Vec<RefSample>>) -> u64 {
 /// earlier sample. InfluxDB would merge each into the earlier one: these, and only these,
 /// must be moved.
 pub fn true_ties(reference: &BTreeMap<String, Vec<RefSample>>) -> u64 {
-    let mut seen: std::collections::HashSet<(&str, Vec<(&str, &str)>, i64)> = Default::default();
+    /// Metric, tags, timestamp.
+    type Point<'a> = (&'a str, Vec<(&'a str, &'a str)>, i64);
+    let mut seen: std::collections::HashSet<Point<'_>> = Default::default();
     let mut ties = 0;
     for (m, samples) in reference {
         for s in samples {
