@@ -32,12 +32,11 @@ use std::hash::Hasher;
 use crate::config::Config;
 use crate::series::KeyId;
 
-/// Most runs of taken timestamps remembered per series (24 bytes each, 96 KiB at most, so the
-/// state of a few busy series stays in the CPU's caches): a series of up to 819 distinct
-/// timestamps a second is checked over the whole default window, a faster one over its last
-/// 4096 (a series at 100 k samples/s: its last 40 ms; samples of k6's VUs arrive out of order
-/// by milliseconds). Older samples are unchecked.
-const MAX_RUNS_PER_SERIES: usize = 1 << 12;
+/// Most runs of taken timestamps remembered per series (24 bytes each, 1.5 MiB at most, held
+/// only by a series that fast): a series of up to 13 k distinct timestamps a second is checked
+/// over the whole default window, a faster one over its last 65 536 (a producer thread lagging
+/// further behind than that on a shared series is unchecked, counted).
+const MAX_RUNS_PER_SERIES: usize = 1 << 16;
 
 /// How many adjacent runs a tie walks before it takes the slot after the series' latest
 /// instead (always free). Only thousands of relayed lines sent with one timestamp of one
