@@ -13,13 +13,14 @@
 //! probing, a slot holding an identical line is taken, so a retried tie lands on the slot it
 //! moved to the first time.
 //!
-//! Memory: per series, the runs of consecutive timestamps used within `window` (precision
-//! units) of its latest, at most `max_runs` of them (24 bytes each); per sink, the series cap.
-//! Ties of samples extend a run, so a burst of thousands of lines without a timestamp costs
-//! one entry. An in-order sample is an O(1) push, an out-of-order one a binary search. What
-//! was forgotten (older than the window, or pushed out by `max_runs`) cannot be checked: such
-//! a sample keeps its time and is counted in `unchecked`; so is a relayed line of a series past
-//! the cap.
+//! Memory: per series, the runs of consecutive timestamps used within at least `window`
+//! (precision units) of its latest, at most `max_runs` of them (24 bytes each); per sink, the
+//! series cap. Ties of samples extend a run, so a burst of thousands of lines without a
+//! timestamp costs one entry. An in-order sample is an O(1) push, an out-of-order one a binary
+//! search; runs older than the window are dropped when the record would grow (or after an
+//! out-of-order sample), the oldest eighth when it is at `max_runs`. What was forgotten cannot
+//! be checked: such a sample keeps its time and is counted in `unchecked`; so is a relayed
+//! line of a series past the cap.
 //!
 //! The state lives in the accumulator, under the lock `Queue::produce` holds for a whole batch
 //! of points: no lock of its own, and concurrent producers (relay requests) go through it one
@@ -31,12 +32,11 @@ use std::hash::Hasher;
 use crate::config::Config;
 use crate::series::KeyId;
 
-/// Most runs of taken timestamps remembered per series (24 bytes each, 96 KiB at most, so the
-/// state of a few busy series stays in the CPU's caches): a series of up to 819 distinct
-/// timestamps a second is checked over the whole default window, a faster one over its last
-/// 4096 (a series at 100 k samples/s: its last 40 ms; samples of k6's VUs arrive out of order
-/// by milliseconds). Older samples are unchecked.
-const MAX_RUNS_PER_SERIES: usize = 1 << 12;
+/// Most runs of taken timestamps remembered per series (24 bytes each, 1.5 MiB at most, held
+/// only by a series that fast): a series of up to 13 k distinct timestamps a second is checked
+/// over the whole default window, a faster one over its last 65 536 (a producer thread lagging
+/// further behind than that on a shared series is unchecked, counted).
+const MAX_RUNS_PER_SERIES: usize = 1 << 16;
 
 /// How many adjacent runs a tie walks before it takes the slot after the series' latest
 /// instead (always free). Only thousands of relayed lines sent with one timestamp of one
@@ -204,19 +204,24 @@ impl Slots {
             ),
         }
         let latest = self.runs.back().map_or(ts, |last| last.end);
-        self.forget(latest, config);
+        self.forget(latest, config, 0);
     }
 
-    /// Forgets the runs that ended before `latest - window`, and the oldest past `max_runs`.
-    #[inline]
-    fn forget(&mut self, latest: i64, config: &DedupConfig) {
+    /// Forgets the runs that ended before `latest - window`, and, to leave room for `room`
+    /// more within `max_runs`, the oldest others (an eighth of `max_runs` at once, so a series
+    /// at the cap does not pay this on every sample).
+    #[cold]
+    fn forget(&mut self, latest: i64, config: &DedupConfig, room: usize) {
         let horizon = latest.saturating_sub(config.window);
-        while let Some(first) = self.runs.front() {
-            if first.end >= horizon && self.runs.len() <= config.max_runs {
-                break;
-            }
-            self.checked_from = Some(first.end.saturating_add(1));
-            self.runs.pop_front();
+        let len = self.runs.len();
+        let mut drop = self.runs.iter().take_while(|r| r.end < horizon).count();
+        let limit = config.max_runs.saturating_sub(room);
+        if len - drop > limit {
+            drop = (len - limit + config.max_runs / 8).min(len);
+        }
+        if drop > 0 {
+            self.checked_from = Some(self.runs[drop - 1].end.saturating_add(1));
+            self.runs.drain(..drop);
         }
     }
 }
@@ -259,17 +264,21 @@ impl Dedup {
         let slots = &mut self.by_key[key];
         if let Some(last) = slots.runs.back_mut() {
             if ts > last.end {
-                // In order, the common case: extend the latest run or start one, O(1).
+                // In order, the common case: extend the latest run or start one, O(1). Old
+                // runs are forgotten only when the deque would grow or is at the cap.
                 if last.line == NO_LINE && last.end + 1 == ts {
                     last.end = ts;
-                } else {
-                    slots.runs.push_back(Run {
-                        start: ts,
-                        end: ts,
-                        line: NO_LINE,
-                    });
+                    return ts;
                 }
-                slots.forget(ts, config);
+                let len = slots.runs.len();
+                if len == slots.runs.capacity() || len >= config.max_runs {
+                    slots.forget(ts, config, 1);
+                }
+                slots.runs.push_back(Run {
+                    start: ts,
+                    end: ts,
+                    line: NO_LINE,
+                });
                 return ts;
             }
         }
@@ -429,10 +438,12 @@ mod tests {
     #[test]
     fn samples_older_than_the_window_keep_their_time_and_are_counted() {
         let mut d = dedup(10, 100);
-        assert_eq!(places(&mut d, &[100, 200]), [100, 200]);
-        // 100 fell out of the window of 200: it cannot be checked, so it keeps its time.
-        assert_eq!(places(&mut d, &[100, 190, 190]), [100, 190, 191]);
-        assert_eq!(d.take_counts(), (1, 1));
+        // Still remembered, 100 is checked exactly, even out of the window of 200.
+        assert_eq!(places(&mut d, &[100, 200, 100]), [100, 200, 101]);
+        // The record is trimmed when it grows or, as here, after an out-of-order sample:
+        // 100 is forgotten, cannot be checked, and keeps its time.
+        assert_eq!(places(&mut d, &[150, 100, 190, 190]), [150, 100, 190, 191]);
+        assert_eq!(d.take_counts(), (2, 1));
         // Nothing was forgotten below the first sample of a series: no false "unchecked".
         assert_eq!(d.place(1, 500), 500);
         assert_eq!(d.place(1, 5), 5);
