@@ -596,12 +596,13 @@ impl<'s> K6JsonSource<'s> {
                 let v = s.string()?;
                 let key = k.decoded(text, &mut self.scratch);
                 // A key the tag set already wrote as a field is not written twice.
-                let kind = self.tags_as_fields.metadata_kind(key).filter(|_| {
-                    !self.entries[entry as usize]
+                let kind = self.tags_as_fields.metadata_kind_beside(
+                    key,
+                    self.entries[entry as usize]
                         .fields
                         .iter()
-                        .any(|(f, _)| &**f == key)
-                });
+                        .map(|(f, _)| &**f),
+                );
                 if let Some(kind) = kind {
                     let mkey = match key {
                         "vu" => MetaKey::Vu,

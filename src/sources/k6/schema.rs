@@ -164,6 +164,17 @@ impl TagsAsFields {
             _ => FieldKind::String,
         })
     }
+
+    /// [`metadata_kind`](Self::metadata_kind) on a sample whose tag set already wrote the
+    /// fields `tag_fields`: a key written there is not written twice.
+    pub fn metadata_kind_beside<'k>(
+        &self,
+        key: &str,
+        mut tag_fields: impl Iterator<Item = &'k str>,
+    ) -> Option<FieldKind> {
+        self.metadata_kind(key)
+            .filter(|_| !tag_fields.any(|f| f == key))
+    }
 }
 
 /// A tag or metadata value converted to the type of its field.
