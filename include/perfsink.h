@@ -313,28 +313,39 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Resolves k6's configuration and opens the sink it describes. `arg` is the text after
- * `--out perfsink=` (NULL: the output was not asked for by name; `""` with length 0: asked
- * for without an argument); `json` the config file's `collectors.perfsink` value (NULL/0:
- * none); `env` the environment as k6 sees it, `KEY=value` entries each ended by a NUL byte
- * (NULL/0: empty). The rules are those of `perfsink k6` (README "k6"). On success `*out_sink`
- * (free with `perfsink_sink_free`) and `*out_k6` (free with `perfsink_k6_free`) hold the
- * handles; on failure neither is written.
+ * Resolves k6's configuration. `arg` is the text after `--out perfsink=` (NULL: the output
+ * was not asked for by name; `""` with length 0: asked for without an argument); `json` the
+ * config file's `collectors.perfsink` value (NULL/0: none); `env` the environment as k6 sees
+ * it, `KEY=value` entries each ended by a NUL byte (NULL/0: empty). The rules are those of
+ * `perfsink k6` (README "k6"). On success `*out_k6` holds the handle (free it with
+ * `perfsink_k6_free`); on failure it is not written and `err` says what is wrong (never
+ * showing a secret). Nothing is opened yet: `perfsink_k6_open_sink` does that.
  *
  * # Safety
- * Every `(ptr, len)` pair must be readable for its length; `out_sink` and `out_k6` must be
- * writable; `err` must hold `err_len` writable bytes or be NULL.
+ * Every `(ptr, len)` pair must be readable for its length; `out_k6` must be writable; `err`
+ * must hold `err_len` writable bytes or be NULL.
  */
-perfsink_result perfsink_k6_open(const char *arg,
-                                 size_t arg_len,
-                                 const char *json,
-                                 size_t json_len,
-                                 const char *env,
-                                 size_t env_len,
-                                 struct perfsink_sink **out_sink,
-                                 struct perfsink_k6 **out_k6,
-                                 char *err,
-                                 size_t err_len);
+perfsink_result perfsink_k6_resolve(const char *arg,
+                                    size_t arg_len,
+                                    const char *json,
+                                    size_t json_len,
+                                    const char *env,
+                                    size_t env_len,
+                                    struct perfsink_k6 **out_k6,
+                                    char *err,
+                                    size_t err_len);
+
+/**
+ * Opens a sink with the resolved configuration (as `perfsink_sink_open` does) and writes it
+ * to `*out_sink`; free it with `perfsink_sink_free`. Every call opens a new sink.
+ *
+ * # Safety
+ * `k6` must be NULL or a handle not yet freed; `out_sink` must be writable; `err` as above.
+ */
+perfsink_result perfsink_k6_open_sink(const struct perfsink_k6 *k6,
+                                      struct perfsink_sink **out_sink,
+                                      char *err,
+                                      size_t err_len);
 
 /**
  * Copies where points go, for humans (`http://host:8086, db k6`; never credentials), into
@@ -422,11 +433,11 @@ perfsink_result perfsink_k6_metadata_fields(const struct perfsink_k6 *k6,
                                             size_t err_len);
 
 /**
- * Frees a handle from `perfsink_k6_open`. NULL is a no-op. Call it once, when no thread uses
+ * Frees a handle from `perfsink_k6_resolve`. NULL is a no-op. Call it once, when no thread uses
  * the handle any more. Infallible.
  *
  * # Safety
- * `k6` must be NULL or a handle from `perfsink_k6_open` not yet freed, that no other thread
+ * `k6` must be NULL or a handle from `perfsink_k6_resolve` not yet freed, that no other thread
  * uses any more.
  */
 void perfsink_k6_free(struct perfsink_k6 *k6);

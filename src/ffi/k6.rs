@@ -2,9 +2,9 @@
 //! so that the Go output applies the same configuration resolution and schema as `perfsink k6`
 //! instead of a copy of them.
 //!
-//! `perfsink_k6_open` resolves k6's configuration (the `--out` argument, the config file's
-//! `collectors.perfsink`, the environment) and opens the sink it describes; the `perfsink_k6`
-//! handle then answers what the output asks per tag set (`perfsink_k6_split_tags`: which tags
+//! `perfsink_k6_resolve` resolves k6's configuration (the `--out` argument, the config file's
+//! `collectors.perfsink`, the environment) and `perfsink_k6_open_sink` opens the sink it
+//! describes; the `perfsink_k6` handle answers what the output asks per tag set (`perfsink_k6_split_tags`: which tags
 //! are written as typed fields) and per metadata map (`perfsink_k6_metadata_fields`), never per
 //! sample. The handle is immutable: it may be used from many threads at once; free it with
 //! `perfsink_k6_free` once no thread uses it. It does not own the sink.
@@ -18,9 +18,11 @@ use super::sink::{open_with, perfsink_sink};
 use super::types::{perfsink_field, perfsink_field_type, perfsink_tag};
 use crate::sources::k6::config::resolve;
 use crate::sources::k6::schema::{typed, FieldKind, TagsAsFields, Typed};
+use crate::Config;
 
 /// k6's resolved settings: the schema and what the output tells its user.
 pub struct perfsink_k6 {
+    config: Config,
     tags_as_fields: TagsAsFields,
     description: String,
     notes: Vec<String>,
@@ -31,33 +33,31 @@ pub struct perfsink_k6 {
 /// `perfsink_k6_metadata_fields` (the entry is not written): not a `perfsink_field_type`.
 pub const PERFSINK_K6_NOT_A_FIELD: u32 = 0xFFFF_FFFF;
 
-/// Resolves k6's configuration and opens the sink it describes. `arg` is the text after
-/// `--out perfsink=` (NULL: the output was not asked for by name; `""` with length 0: asked
-/// for without an argument); `json` the config file's `collectors.perfsink` value (NULL/0:
-/// none); `env` the environment as k6 sees it, `KEY=value` entries each ended by a NUL byte
-/// (NULL/0: empty). The rules are those of `perfsink k6` (README "k6"). On success `*out_sink`
-/// (free with `perfsink_sink_free`) and `*out_k6` (free with `perfsink_k6_free`) hold the
-/// handles; on failure neither is written.
+/// Resolves k6's configuration. `arg` is the text after `--out perfsink=` (NULL: the output
+/// was not asked for by name; `""` with length 0: asked for without an argument); `json` the
+/// config file's `collectors.perfsink` value (NULL/0: none); `env` the environment as k6 sees
+/// it, `KEY=value` entries each ended by a NUL byte (NULL/0: empty). The rules are those of
+/// `perfsink k6` (README "k6"). On success `*out_k6` holds the handle (free it with
+/// `perfsink_k6_free`); on failure it is not written and `err` says what is wrong (never
+/// showing a secret). Nothing is opened yet: `perfsink_k6_open_sink` does that.
 ///
 /// # Safety
-/// Every `(ptr, len)` pair must be readable for its length; `out_sink` and `out_k6` must be
-/// writable; `err` must hold `err_len` writable bytes or be NULL.
+/// Every `(ptr, len)` pair must be readable for its length; `out_k6` must be writable; `err`
+/// must hold `err_len` writable bytes or be NULL.
 #[no_mangle]
-pub unsafe extern "C" fn perfsink_k6_open(
+pub unsafe extern "C" fn perfsink_k6_resolve(
     arg: *const c_char,
     arg_len: usize,
     json: *const c_char,
     json_len: usize,
     env: *const c_char,
     env_len: usize,
-    out_sink: *mut *mut perfsink_sink,
     out_k6: *mut *mut perfsink_k6,
     err: *mut c_char,
     err_len: usize,
 ) -> perfsink_result {
     guard(err, err_len, || {
         let out_k6 = out_arg(out_k6, "out_k6")?;
-        out_arg(out_sink, "out_sink")?;
         let arg = match arg.is_null() {
             true => None,
             false => Some(str_arg(arg, arg_len, "arg")?),
@@ -78,11 +78,29 @@ pub unsafe extern "C" fn perfsink_k6_open(
             push_interval_ms: settings.config.flush_interval.as_millis() as u64,
             notes: settings.notes,
             tags_as_fields: settings.tags_as_fields,
+            config: settings.config,
         });
-        open_with(Ok(settings.config), out_sink)?;
         // SAFETY: `out_k6` is non-NULL and the caller promises it is writable.
         *out_k6 = Box::into_raw(k6);
         Ok(())
+    })
+}
+
+/// Opens a sink with the resolved configuration (as `perfsink_sink_open` does) and writes it
+/// to `*out_sink`; free it with `perfsink_sink_free`. Every call opens a new sink.
+///
+/// # Safety
+/// `k6` must be NULL or a handle not yet freed; `out_sink` must be writable; `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn perfsink_k6_open_sink(
+    k6: *const perfsink_k6,
+    out_sink: *mut *mut perfsink_sink,
+    err: *mut c_char,
+    err_len: usize,
+) -> perfsink_result {
+    guard(err, err_len, || {
+        let k6 = ref_arg(k6, "k6")?;
+        open_with(Ok(k6.config.clone()), out_sink)
     })
 }
 
@@ -224,11 +242,11 @@ pub unsafe extern "C" fn perfsink_k6_metadata_fields(
     })
 }
 
-/// Frees a handle from `perfsink_k6_open`. NULL is a no-op. Call it once, when no thread uses
+/// Frees a handle from `perfsink_k6_resolve`. NULL is a no-op. Call it once, when no thread uses
 /// the handle any more. Infallible.
 ///
 /// # Safety
-/// `k6` must be NULL or a handle from `perfsink_k6_open` not yet freed, that no other thread
+/// `k6` must be NULL or a handle from `perfsink_k6_resolve` not yet freed, that no other thread
 /// uses any more.
 #[no_mangle]
 pub unsafe extern "C" fn perfsink_k6_free(k6: *mut perfsink_k6) {
@@ -328,26 +346,29 @@ mod tests {
             format!("{env}PERFSINK_CREATE_DATABASE=false\0PERFSINK_SELF_METRICS_INTERVAL_MS=0\0");
         let (ap, al) = arg.map_or((std::ptr::null(), 0), |a| (a.as_ptr(), a.len()));
         let rc = unsafe {
-            perfsink_k6_open(
+            perfsink_k6_resolve(
                 ap.cast(),
                 al,
                 json.as_ptr().cast(),
                 json.len(),
                 env.as_ptr().cast(),
                 env.len(),
-                &mut o.sink,
                 &mut o.k6,
                 err.as_mut_ptr(),
                 err.len(),
             )
         };
-        if rc != PERFSINK_OK {
-            assert!(
-                o.sink.is_null() && o.k6.is_null(),
-                "handles written on failure"
-            );
+        let msg = |err: &[c_char]| {
             let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
-            return Err((rc, msg.to_string_lossy().into_owned()));
+            msg.to_string_lossy().into_owned()
+        };
+        if rc != PERFSINK_OK {
+            assert!(o.k6.is_null(), "handle written on failure");
+            return Err((rc, msg(&err)));
+        }
+        let rc = unsafe { perfsink_k6_open_sink(o.k6, &mut o.sink, err.as_mut_ptr(), err.len()) };
+        if rc != PERFSINK_OK {
+            return Err((rc, msg(&err)));
         }
         Ok(o)
     }
@@ -432,21 +453,23 @@ mod tests {
         let (rc, msg) = open(None, "[1]", "").err().unwrap();
         assert_eq!(rc, PERFSINK_CONFIG);
         assert!(msg.contains("collectors.perfsink"), "{msg}");
-        let mut sink = std::ptr::null_mut();
         let rc = unsafe {
-            perfsink_k6_open(
+            perfsink_k6_resolve(
                 std::ptr::null(),
                 0,
                 std::ptr::null(),
                 0,
                 std::ptr::null(),
                 0,
-                &mut sink,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
                 0,
             )
         };
+        assert_eq!(rc, PERFSINK_NULL_PARAMETER);
+        let mut sink = std::ptr::null_mut();
+        let rc =
+            unsafe { perfsink_k6_open_sink(std::ptr::null(), &mut sink, std::ptr::null_mut(), 0) };
         assert_eq!((rc, sink.is_null()), (PERFSINK_NULL_PARAMETER, true));
     }
 
