@@ -488,10 +488,22 @@ func (f *Feed) series(e *tagEntry, m Metric) (perfsink.SeriesID, bool) {
 // per distinct metadata map: the samples of a k6 request share theirs).
 func (f *Feed) metadata(dst []perfsink.Field, e *tagEntry, md map[string]string) []perfsink.Field {
 	f.mdTags = f.mdTags[:0]
-	for k, v := range md {
-		f.mdTags = append(f.mdTags, perfsink.Tag{Key: k, Value: v})
+	iter, hasIter := md["iter"]
+	vu, hasVu := md["vu"]
+	if n := len(md); (n == 2 && hasIter && hasVu) || (n == 1 && (hasIter || hasVu)) {
+		// k6's usual metadata: sorted without walking and sorting the map.
+		if hasIter {
+			f.mdTags = append(f.mdTags, perfsink.Tag{Key: "iter", Value: iter})
+		}
+		if hasVu {
+			f.mdTags = append(f.mdTags, perfsink.Tag{Key: "vu", Value: vu})
+		}
+	} else {
+		for k, v := range md {
+			f.mdTags = append(f.mdTags, perfsink.Tag{Key: k, Value: v})
+		}
+		slices.SortFunc(f.mdTags, byKey)
 	}
-	slices.SortFunc(f.mdTags, byKey)
 	dst, err := f.k6.MetadataFields(dst, f.mdTags, e.fieldKeys)
 	if err != nil {
 		f.warnOnce(err, "cannot read a sample's metadata")

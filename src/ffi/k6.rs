@@ -222,17 +222,20 @@ pub unsafe extern "C" fn perfsink_k6_metadata_fields(
     guard(err, err_len, || {
         let k6 = ref_arg(k6, "k6")?;
         let metadata = slice_arg(metadata, count, "metadata")?;
-        let written = slice_arg(tag_fields, tag_field_count, "tag_fields")?
-            .iter()
-            .map(|t| str_arg(t.key, t.key_len, "tag field key"))
-            .collect::<FfiResult<Vec<&str>>>()?;
+        let written = slice_arg(tag_fields, tag_field_count, "tag_fields")?;
+        // Keys compared as bytes: nothing to allocate or validate per call (this runs once
+        // per k6 request).
+        let wrote = |key: &str| {
+            written.iter().any(|t| {
+                slice_arg(t.key.cast::<u8>(), t.key_len, "tag field key").ok()
+                    == Some(key.as_bytes())
+            })
+        };
         let out = out_slice(out_fields, count)?;
         for (t, out) in metadata.iter().zip(out) {
             let key = str_arg(t.key, t.key_len, "metadata key")?;
             let value = str_arg(t.value, t.value_len, "metadata value")?;
-            let kind = k6
-                .tags_as_fields
-                .metadata_kind_beside(key, written.iter().copied());
+            let kind = k6.tags_as_fields.metadata_kind_beside(key, wrote);
             *out = match kind {
                 Some(kind) => c_field(t, typed(value, kind)),
                 None => not_a_field(t),

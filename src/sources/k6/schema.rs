@@ -165,15 +165,14 @@ impl TagsAsFields {
         })
     }
 
-    /// [`metadata_kind`](Self::metadata_kind) on a sample whose tag set already wrote the
-    /// fields `tag_fields`: a key written there is not written twice.
-    pub fn metadata_kind_beside<'k>(
+    /// [`metadata_kind`](Self::metadata_kind) on a sample whose tag set already wrote some
+    /// fields (`tag_set_wrote(key)`: it wrote `key`): a key written there is not written twice.
+    pub fn metadata_kind_beside(
         &self,
         key: &str,
-        mut tag_fields: impl Iterator<Item = &'k str>,
+        tag_set_wrote: impl FnOnce(&str) -> bool,
     ) -> Option<FieldKind> {
-        self.metadata_kind(key)
-            .filter(|_| !tag_fields.any(|f| f == key))
+        self.metadata_kind(key).filter(|_| !tag_set_wrote(key))
     }
 }
 
