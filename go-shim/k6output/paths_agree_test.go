@@ -100,8 +100,8 @@ func TestGoOutputAndPerfsinkK6WriteTheSameLines(t *testing.T) {
 	// The cases the samples are made of, each seen in what was written.
 	all := strings.Join(goLines, "\n")
 	for _, want := range []string{
-		`my\ metric"q\x,`,   // a name with a space, a quote and a backslash (1.x escaping)
-		`vu=3i`, `iter=17i`, // metadata typed as integers, as tagsAsFields says
+		`my\ metric"q\x,`,                       // a name with a space, a quote and a backslash (1.x escaping)
+		`vu=3i`, `iter=17i`, `iter=5i`, `vu=4i`, // metadata typed as integers, as tagsAsFields says
 		`vu="abc"`,             // a vu that is not a number stays a string
 		`ok=true`, `ratio=0.5`, // typed tagsAsFields
 		`code="12x"`,               // an int tag that does not parse stays a string
@@ -139,6 +139,8 @@ func agreeSamples() []Sample {
 		{Metric: dur, Tags: emptyURL, Time: at(2), Value: 0.001, Metadata: map[string]string{"url": "m", "value": "9", "iter": "2"}},
 		{Metric: checks, Tags: emptyURL, Time: at(3), Value: 0},
 		{Metric: checks, Tags: nil, Time: at(4), Value: -3.5, Metadata: map[string]string{}},
+		{Metric: checks, Tags: full, Time: at(5), Value: 1, Metadata: map[string]string{"iter": "5"}},
+		{Metric: checks, Tags: full, Time: at(6), Value: 1, Metadata: map[string]string{"vu": "4", "value": "x"}},
 	}
 }
 
