@@ -211,3 +211,69 @@ func sliceData[T any](s []T) *T {
 	}
 	return &s[0]
 }
+
+// The k6 rules (k6.go). Their string arguments are Go memory without Go pointers, passed only
+// for the call; the tag arrays of the per-tag-set questions are in the K6's C memory.
+
+func cK6Resolve(arg string, json []byte, env string) (*C.perfsink_k6, error) {
+	var k *C.perfsink_k6
+	var e errBuf
+	// A NULL argument means "not asked for by name"; the output always was, maybe without text.
+	argPtr := cString(arg)
+	if argPtr == nil {
+		argPtr = &e[0]
+	}
+	rc := C.perfsink_k6_resolve(argPtr, C.size_t(len(arg)), (*C.char)(unsafe.Pointer(sliceData(json))), C.size_t(len(json)),
+		cString(env), C.size_t(len(env)), &k, &e[0], errLen)
+	return k, result("k6 config", rc, &e[0])
+}
+
+func cK6OpenSink(k *C.perfsink_k6) (*C.perfsink_sink, error) {
+	var s *C.perfsink_sink
+	var e errBuf
+	rc := C.perfsink_k6_open_sink(k, &s, &e[0], errLen)
+	return s, result("open", rc, &e[0])
+}
+
+func cK6Free(k *C.perfsink_k6) { C.perfsink_k6_free(k) }
+
+func cK6Describe(k *C.perfsink_k6) string {
+	return cText(func(buf *C.char, n C.size_t) C.size_t { return C.perfsink_k6_describe(k, buf, n) })
+}
+
+func cK6Notes(k *C.perfsink_k6) []string {
+	notes := make([]string, int(C.perfsink_k6_note_count(k)))
+	for i := range notes {
+		notes[i] = cText(func(buf *C.char, n C.size_t) C.size_t { return C.perfsink_k6_note(k, C.size_t(i), buf, n) })
+	}
+	return notes
+}
+
+func cK6PushIntervalMs(k *C.perfsink_k6) uint64 { return uint64(C.perfsink_k6_push_interval_ms(k)) }
+
+// cK6SplitTags and cK6MetadataFields take their message buffer (errLen bytes) in C memory,
+// so that asking allocates nothing.
+func cK6SplitTags(k *C.perfsink_k6, tags []C.perfsink_tag, out []C.perfsink_field, err *C.char) error {
+	rc := C.perfsink_k6_split_tags(k, sliceData(tags), C.size_t(len(tags)), sliceData(out), err, errLen)
+	return result("k6 split tags", rc, err)
+}
+
+func cK6MetadataFields(k *C.perfsink_k6, md, tagFields []C.perfsink_tag, out []C.perfsink_field, err *C.char) error {
+	rc := C.perfsink_k6_metadata_fields(k, sliceData(md), C.size_t(len(md)), sliceData(tagFields),
+		C.size_t(len(tagFields)), sliceData(out), err, errLen)
+	return result("k6 metadata fields", rc, err)
+}
+
+// cText reads a string an infallible call copies into a buffer (returning its full length),
+// asking again with room for all of it when the first buffer was too small.
+func cText(get func(buf *C.char, n C.size_t) C.size_t) string {
+	var e errBuf
+	n := get(&e[0], errLen)
+	if n < errLen {
+		return C.GoStringN(&e[0], C.int(n))
+	}
+	buf := (*C.char)(C.malloc(n + 1))
+	defer C.free(unsafe.Pointer(buf))
+	n = min(n, get(buf, n+1))
+	return C.GoStringN(buf, C.int(n))
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Tests of the Go shim; `make test` calls it. Builds the static library when needed, then for
+# Tests of the Go shim; `make test` calls it. Builds the static library (and the perfsink
+# binary) when needed, then for
 # each Go module: gofmt, go vet, go test -race, and go test under GOEXPERIMENT=cgocheck2 (the
 # tests start their own influxd: the Debian package influxdb). Then it checks the AGPL rule
 # (no go.mod or go.work of the repository names go.k6.io/k6) and builds a k6-like binary the
@@ -20,9 +21,11 @@ build=$(mktemp -d)
 trap 'rm -rf "$WORKSPACE" "$build"' EXIT
 MODULES=(. xk6 "$STANDIN")
 
-step "static library (cargo build --release --lib)"
-(cd "$ROOT" && cargo build --release --lib --locked)
+step "static library and perfsink binary (cargo build --release --lib --bin perfsink)"
+# The binary is for k6output's test that the Go output and `perfsink k6` write the same lines.
+(cd "$ROOT" && cargo build --release --lib --bin perfsink --locked)
 test -f "$ROOT/target/release/libperfsink.a" || fail "target/release/libperfsink.a was not built"
+test -x "$ROOT/target/release/perfsink" || fail "target/release/perfsink was not built"
 # Go's build cache does not hash the static library named in `#cgo LDFLAGS`: without this, a
 # rebuilt engine can be skipped and the Go binaries linked against the previous one.
 export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DPERFSINK_LIB_ID=$(sha1sum "$ROOT/target/release/libperfsink.a" | cut -c1-16)"

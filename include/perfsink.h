@@ -29,6 +29,12 @@
 
 
 /**
+ * The `kind` of an output entry of `perfsink_k6_split_tags` (the tag stays a tag) and of
+ * `perfsink_k6_metadata_fields` (the entry is not written): not a `perfsink_field_type`.
+ */
+#define PERFSINK_K6_NOT_A_FIELD 4294967295
+
+/**
  * No message at all (a `max_level` for `perfsink_log_set`).
  */
 #define PERFSINK_LOG_OFF 0
@@ -179,19 +185,15 @@ typedef uint32_t perfsink_field_type;
 #endif // __cplusplus
 
 /**
+ * k6's resolved settings: the schema and what the output tells its user.
+ */
+typedef struct perfsink_k6 perfsink_k6;
+
+/**
  * A sink handle. Safe to use from many threads at once, and closing it while other threads
  * still call in is safe too; free it (`perfsink_sink_free`) once no thread uses it.
  */
 typedef struct perfsink_sink perfsink_sink;
-
-/**
- * A log callback: `level` is one of `PERFSINK_LOG_ERROR..PERFSINK_LOG_DEBUG`; `msg` holds
- * `len` bytes of UTF-8 and is NUL-terminated too; it is valid only during the call.
- */
-typedef void (*perfsink_log_fn)(void *userdata,
-                                uint32_t level,
-                                const char *msg,
-                                size_t len);
 
 /**
  * A tag: key and value as `(ptr, len)` UTF-8. An empty value omits the tag.
@@ -223,6 +225,15 @@ typedef struct perfsink_field {
   const char *string_value;
   size_t string_len;
 } perfsink_field;
+
+/**
+ * A log callback: `level` is one of `PERFSINK_LOG_ERROR..PERFSINK_LOG_DEBUG`; `msg` holds
+ * `len` bytes of UTF-8 and is NUL-terminated too; it is valid only during the call.
+ */
+typedef void (*perfsink_log_fn)(void *userdata,
+                                uint32_t level,
+                                const char *msg,
+                                size_t len);
 
 /**
  * A fast-path point: a series id from `perfsink_sink_register_series`, the value written to
@@ -300,6 +311,136 @@ typedef struct perfsink_close_report {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Resolves k6's configuration. `arg` is the text after `--out perfsink=` (NULL: the output
+ * was not asked for by name; `""` with length 0: asked for without an argument); `json` the
+ * config file's `collectors.perfsink` value (NULL/0: none); `env` the environment as k6 sees
+ * it, `KEY=value` entries each ended by a NUL byte (NULL/0: empty). The rules are those of
+ * `perfsink k6` (README "k6"). On success `*out_k6` holds the handle (free it with
+ * `perfsink_k6_free`); on failure it is not written and `err` says what is wrong (never
+ * showing a secret). Nothing is opened yet: `perfsink_k6_open_sink` does that.
+ *
+ * # Safety
+ * Every `(ptr, len)` pair must be readable for its length; `out_k6` must be writable; `err`
+ * must hold `err_len` writable bytes or be NULL.
+ */
+perfsink_result perfsink_k6_resolve(const char *arg,
+                                    size_t arg_len,
+                                    const char *json,
+                                    size_t json_len,
+                                    const char *env,
+                                    size_t env_len,
+                                    struct perfsink_k6 **out_k6,
+                                    char *err,
+                                    size_t err_len);
+
+/**
+ * Opens a sink with the resolved configuration (as `perfsink_sink_open` does) and writes it
+ * to `*out_sink`; free it with `perfsink_sink_free`. Every call opens a new sink.
+ *
+ * # Safety
+ * `k6` must be NULL or a handle not yet freed; `out_sink` must be writable; `err` as above.
+ */
+perfsink_result perfsink_k6_open_sink(const struct perfsink_k6 *k6,
+                                      struct perfsink_sink **out_sink,
+                                      char *err,
+                                      size_t err_len);
+
+/**
+ * Copies where points go, for humans (`http://host:8086, db k6`; never credentials), into
+ * `buf` (NUL-terminated, truncated at a character boundary) and returns its full length.
+ * Infallible; NULL `k6` gives 0.
+ *
+ * # Safety
+ * `k6` must be NULL or a handle not yet freed; `buf` must hold `buf_len` writable bytes or
+ * be NULL.
+ */
+size_t perfsink_k6_describe(const struct perfsink_k6 *k6,
+                            char *buf,
+                            size_t buf_len);
+
+/**
+ * How many notes the resolution left (settings accepted but ignored, values adjusted): the
+ * output shows them as warnings. Infallible; NULL `k6` gives 0.
+ *
+ * # Safety
+ * `k6` must be NULL or a handle not yet freed.
+ */
+size_t perfsink_k6_note_count(const struct perfsink_k6 *k6);
+
+/**
+ * Copies note `index` (below `perfsink_k6_note_count`) into `buf` like
+ * `perfsink_k6_describe` and returns its full length; 0 for an index out of range or NULL
+ * `k6`. Notes never hold secrets. Infallible.
+ *
+ * # Safety
+ * As for `perfsink_k6_describe`.
+ */
+size_t perfsink_k6_note(const struct perfsink_k6 *k6,
+                        size_t index,
+                        char *buf,
+                        size_t buf_len);
+
+/**
+ * The sink's flush interval in ms (k6's `pushInterval`): how often the engine sends.
+ * Infallible; NULL `k6` gives 0.
+ *
+ * # Safety
+ * `k6` must be NULL or a handle not yet freed.
+ */
+uint64_t perfsink_k6_push_interval_ms(const struct perfsink_k6 *k6);
+
+/**
+ * Classifies a tag set by k6's `tagsAsFields`: `out_fields[i]` (`count` entries) says what
+ * `tags[i]` becomes. `kind` `PERFSINK_K6_NOT_A_FIELD`: it stays a tag (register the series
+ * with the tags that stay); otherwise a field of that type, its key `tags[i].key`, its value
+ * typed as k6 types it (a value that does not parse is a `PERFSINK_FIELD_STRING` whose
+ * `string_value` is `tags[i].value`). Pass the tags sorted by key to get the fields in the
+ * order `perfsink k6` writes them. Call it once per tag set, not per sample.
+ *
+ * # Safety
+ * `tags` must point to `count` tags whose strings are readable; `out_fields` must hold
+ * `count` writable fields; `k6` must be NULL or a handle not yet freed; `err` as above.
+ */
+perfsink_result perfsink_k6_split_tags(const struct perfsink_k6 *k6,
+                                       const struct perfsink_tag *tags,
+                                       size_t count,
+                                       struct perfsink_field *out_fields,
+                                       char *err,
+                                       size_t err_len);
+
+/**
+ * Types a sample's metadata (k6: `vu`, `iter`, ...) as k6's schema writes it:
+ * `out_fields[i]` (`count` entries) is the field `metadata[i]` becomes, or has `kind`
+ * `PERFSINK_K6_NOT_A_FIELD` when it is not written (`value`, an empty key, or a key among
+ * `tag_fields`: the keys the sample's tag set already wrote as fields, from
+ * `perfsink_k6_split_tags`; their values are ignored). Fields are typed and their strings
+ * point as in `perfsink_k6_split_tags`; pass the entries sorted by key for `perfsink k6`'s
+ * order. Call it once per distinct metadata map (k6 shares one among a request's samples).
+ *
+ * # Safety
+ * `metadata` and `tag_fields` must point to `count` and `tag_field_count` readable tags;
+ * `out_fields` must hold `count` writable fields; `k6` and `err` as above.
+ */
+perfsink_result perfsink_k6_metadata_fields(const struct perfsink_k6 *k6,
+                                            const struct perfsink_tag *metadata,
+                                            size_t count,
+                                            const struct perfsink_tag *tag_fields,
+                                            size_t tag_field_count,
+                                            struct perfsink_field *out_fields,
+                                            char *err,
+                                            size_t err_len);
+
+/**
+ * Frees a handle from `perfsink_k6_resolve`. NULL is a no-op. Call it once, when no thread uses
+ * the handle any more. Infallible.
+ *
+ * # Safety
+ * `k6` must be NULL or a handle from `perfsink_k6_resolve` not yet freed, that no other thread
+ * uses any more.
+ */
+void perfsink_k6_free(struct perfsink_k6 *k6);
 
 /**
  * Routes perfsink's messages, for the whole process, to `cb` (NULL: stderr, the default),

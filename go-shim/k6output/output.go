@@ -3,6 +3,12 @@
 // schema through the perfsink engine. The xk6 registration (module ../xk6) adapts k6's types
 // to it; nothing here imports k6.
 //
+// The k6 rules are the engine's (perfsink.K6, the Rust module sources::k6): the configuration
+// (--out argument, collectors.perfsink, K6_INFLUXDB_*, INFLUXDB_*, PERFSINK_*) and the schema
+// (which tags are written as typed fields, how vu/iter metadata is typed). This package keeps
+// what must be Go: k6's types, the handover of the --out argument, and interning tag sets so
+// that those rules are asked once per tag set or metadata map, never per sample.
+//
 // AddMetricSamples only appends the containers to a buffer and wakes a goroutine; that
 // goroutine walks them into samples, interns each distinct series once (keyed by the metric
 // and tag-set identities, so a series crosses cgo once), and submits every batch in one cgo
@@ -10,9 +16,10 @@
 package k6output
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -111,9 +118,11 @@ const (
 
 // Output is a k6 output writing to InfluxDB through perfsink. C is k6's container type.
 type Output[C any] struct {
-	cfg  Config
-	walk Walk[C]
-	log  Logger
+	k6          *perfsink.K6
+	description string
+	every       time.Duration // how often check runs: the push interval, at least 1 s
+	walk        Walk[C]
+	log         Logger
 
 	// Shared with AddMetricSamples (k6's goroutine).
 	mu       sync.Mutex
@@ -140,6 +149,7 @@ type Output[C any] struct {
 // it. It belongs to the output's goroutine.
 type Feed struct {
 	sink     *perfsink.Sink
+	k6       *perfsink.K6
 	batch    *perfsink.Batch
 	extra    []perfsink.Field
 	sets     map[TagSet]*tagEntry
@@ -149,9 +159,7 @@ type Feed struct {
 	// the last point had no metadata). Holding the map keeps its address from being reused.
 	lastMeta      unsafe.Pointer
 	lastMetaEntry *tagEntry
-	tagFields     map[string]TagField
-	vuType        FieldType
-	iterType      FieldType
+	mdTags        []perfsink.Tag // a metadata map sorted by key, reused
 	submitted     uint64
 	unreg         uint64
 	nseries       uint64
@@ -161,11 +169,11 @@ type Feed struct {
 
 // tagEntry is what one tag set gives every series that uses it.
 type tagEntry struct {
-	tags      []perfsink.Tag     // sample tags minus tagsAsFields and empty values
+	tags      []perfsink.Tag     // sample tags minus tagsAsFields
 	fields    *perfsink.FieldSet // the tagsAsFields present, typed
-	fieldKeys []string
-	few       []seriesRef // the series of this tag set, by metric
-	next      int         // where the next lookup in few starts (metrics come in order)
+	fieldKeys []perfsink.Tag     // their keys (values unused), for the metadata question
+	few       []seriesRef        // the series of this tag set, by metric
+	next      int                // where the next lookup in few starts (metrics come in order)
 	many      map[Metric]seriesRef
 }
 
@@ -175,9 +183,9 @@ type seriesRef struct {
 	ok     bool
 }
 
-// New resolves the configuration; Start opens the engine.
+// New resolves the configuration (by the engine's rules); Start opens the engine.
 func New[C any](p Params, walk Walk[C]) (*Output[C], error) {
-	cfg, err := ParseConfig(p.ConfigArgument, p.JSONConfig, p.Environment)
+	k6, err := perfsink.ResolveK6(p.ConfigArgument, p.JSONConfig, p.Environment)
 	if err != nil {
 		return nil, err
 	}
@@ -185,47 +193,35 @@ func New[C any](p Params, walk Walk[C]) (*Output[C], error) {
 	if log == nil {
 		log = nopLogger{}
 	}
-	for _, w := range cfg.Warnings {
-		log.Warnf("perfsink: %s", w)
+	for _, note := range k6.Notes() {
+		log.Warnf("perfsink: %s", note)
 	}
 	f := &Feed{
-		sets:      map[TagSet]*tagEntry{},
-		tagFields: map[string]TagField{},
-		vuType:    TypeInt,
-		iterType:  TypeInt,
-		warned:    map[perfsink.Code]bool{},
-		log:       log,
-	}
-	for _, tf := range cfg.TagsAsFields {
-		f.tagFields[tf.Name] = tf
-		if tf.Typed && tf.Name == "vu" {
-			f.vuType = tf.Type
-		}
-		if tf.Typed && tf.Name == "iter" {
-			f.iterType = tf.Type
-		}
+		k6:     k6,
+		sets:   map[TagSet]*tagEntry{},
+		warned: map[perfsink.Code]bool{},
+		log:    log,
 	}
 	return &Output[C]{
-		cfg:     cfg,
-		walk:    walk,
-		log:     log,
-		feed:    f,
-		wake:    make(chan struct{}, 1),
-		syncReq: make(chan chan struct{}),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		k6:          k6,
+		description: k6.Describe(),
+		every:       max(k6.PushInterval(), time.Second),
+		walk:        walk,
+		log:         log,
+		feed:        f,
+		wake:        make(chan struct{}, 1),
+		syncReq:     make(chan chan struct{}),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}, nil
 }
 
-// Config is the resolved configuration.
-func (o *Output[C]) Config() Config { return o.cfg }
-
-// Description is what k6 prints for the output.
-func (o *Output[C]) Description() string { return "perfsink (" + o.cfg.Describe() + ")" }
+// Description is what k6 prints for the output: where points go, never credentials.
+func (o *Output[C]) Description() string { return "perfsink (" + o.description + ")" }
 
 // Start opens the engine and starts the goroutine that submits samples.
 func (o *Output[C]) Start() error {
-	sink, err := perfsink.Open(perfsink.ConfigString(o.cfg.Engine))
+	sink, err := o.k6.OpenSink()
 	if err != nil {
 		return err
 	}
@@ -235,7 +231,7 @@ func (o *Output[C]) Start() error {
 	o.started = true
 	o.mu.Unlock()
 	go o.run()
-	o.log.Debugf("perfsink: started, writing to %s", o.cfg.Describe())
+	o.log.Debugf("perfsink: started, writing to %s", o.description)
 	return nil
 }
 
@@ -295,6 +291,7 @@ func (o *Output[C]) Stop() error {
 			err = nil // the loss is in the report, logged below, as k6's own output does
 		}
 		f.batch.Free()
+		o.k6.Free()
 		o.mu.Lock()
 		o.report = Report{Samples: f.submitted, Series: f.nseries, Unregistered: f.unreg, Overflow: o.overflow, Engine: st}
 		r := o.report
@@ -321,11 +318,7 @@ func (o *Output[C]) Report() Report {
 
 func (o *Output[C]) run() {
 	defer close(o.done)
-	every := time.Second
-	if ms, err := strconv.Atoi(o.cfg.Engine["PERFSINK_FLUSH_INTERVAL_MS"]); err == nil && ms > 1000 {
-		every = time.Duration(ms) * time.Millisecond
-	}
-	tick := time.NewTicker(every)
+	tick := time.NewTicker(o.every)
 	defer tick.Stop()
 	for {
 		select {
@@ -417,31 +410,37 @@ func (f *Feed) entry(tags TagSet) *tagEntry {
 	return e
 }
 
-// newEntry splits a tag set into tags and tagsAsFields fields (k6's raw schema): empty
-// values are omitted, fields are typed (a value that does not parse stays a string, as in k6).
+// newEntry asks the engine's schema what a tag set becomes: the tags that stay tags and the
+// typed fields (tagsAsFields) the others become, converted to C once for all its points.
 func (f *Feed) newEntry(tags TagSet) *tagEntry {
 	e := &tagEntry{}
 	if tags == nil {
 		return e
 	}
-	var fields []perfsink.Field
-	for k, v := range tags.Map() {
-		if v == "" {
-			continue
-		}
-		if tf, ok := f.tagFields[k]; ok {
-			fields = append(fields, typedField(k, v, tf.Type))
-			e.fieldKeys = append(e.fieldKeys, k)
-			continue
-		}
-		e.tags = append(e.tags, perfsink.Tag{Key: k, Value: v})
+	m := tags.Map()
+	sorted := make([]perfsink.Tag, 0, len(m))
+	for k, v := range m {
+		sorted = append(sorted, perfsink.Tag{Key: k, Value: v})
 	}
-	sort.Slice(fields, func(i, j int) bool { return fields[i].Key() < fields[j].Key() })
+	slices.SortFunc(sorted, byKey)
+	kept, fields, err := f.k6.SplitTags(sorted)
+	if err != nil {
+		// Not UTF-8: registering the series fails the same way, and is counted then.
+		f.warnOnce(err, "cannot read a tag set")
+		e.tags = sorted
+		return e
+	}
+	e.tags = kept
+	for _, fl := range fields {
+		e.fieldKeys = append(e.fieldKeys, perfsink.Tag{Key: fl.Key()})
+	}
 	if len(fields) > 0 {
 		e.fields = perfsink.NewFieldSet(fields...)
 	}
 	return e
 }
+
+func byKey(a, b perfsink.Tag) int { return cmp.Compare(a.Key, b.Key) }
 
 // series is the engine's id of (metric, tag set), registered on first use.
 func (f *Feed) series(e *tagEntry, m Metric) (perfsink.SeriesID, bool) {
@@ -485,35 +484,29 @@ func (f *Feed) series(e *tagEntry, m Metric) (perfsink.SeriesID, bool) {
 	return r.id, r.ok
 }
 
-// metadata appends the sample's metadata as fields: vu and iter as integers (unless
-// tagsAsFields types them otherwise), other keys as strings (or their tagsAsFields type).
-// Keys already written from the tag set, and "value", are skipped.
+// metadata appends the fields the engine's schema makes of a sample's metadata (one cgo call
+// per distinct metadata map: the samples of a k6 request share theirs).
 func (f *Feed) metadata(dst []perfsink.Field, e *tagEntry, md map[string]string) []perfsink.Field {
-	found := 0
-	if v, ok := md["vu"]; ok {
-		found++
-		if !e.hasField("vu") {
-			dst = append(dst, typedField("vu", v, f.vuType))
+	f.mdTags = f.mdTags[:0]
+	iter, hasIter := md["iter"]
+	vu, hasVu := md["vu"]
+	if n := len(md); (n == 2 && hasIter && hasVu) || (n == 1 && (hasIter || hasVu)) {
+		// k6's usual metadata: sorted without walking and sorting the map.
+		if hasIter {
+			f.mdTags = append(f.mdTags, perfsink.Tag{Key: "iter", Value: iter})
 		}
+		if hasVu {
+			f.mdTags = append(f.mdTags, perfsink.Tag{Key: "vu", Value: vu})
+		}
+	} else {
+		for k, v := range md {
+			f.mdTags = append(f.mdTags, perfsink.Tag{Key: k, Value: v})
+		}
+		slices.SortFunc(f.mdTags, byKey)
 	}
-	if v, ok := md["iter"]; ok {
-		found++
-		if !e.hasField("iter") {
-			dst = append(dst, typedField("iter", v, f.iterType))
-		}
-	}
-	if len(md) == found {
-		return dst
-	}
-	for k, v := range md {
-		if k == "vu" || k == "iter" || k == "value" || e.hasField(k) {
-			continue
-		}
-		typ := TypeString
-		if tf, ok := f.tagFields[k]; ok && tf.Typed {
-			typ = tf.Type
-		}
-		dst = append(dst, typedField(k, v, typ))
+	dst, err := f.k6.MetadataFields(dst, f.mdTags, e.fieldKeys)
+	if err != nil {
+		f.warnOnce(err, "cannot read a sample's metadata")
 	}
 	return dst
 }
@@ -522,33 +515,6 @@ func (f *Feed) metadata(dst []perfsink.Field, e *tagEntry, md map[string]string)
 // (k6 hands one map to all the samples of a request and never changes it afterwards).
 func mapIdentity(m map[string]string) unsafe.Pointer {
 	return *(*unsafe.Pointer)(unsafe.Pointer(&m))
-}
-
-func (e *tagEntry) hasField(k string) bool {
-	for _, f := range e.fieldKeys {
-		if f == k {
-			return true
-		}
-	}
-	return false
-}
-
-func typedField(k, v string, t FieldType) perfsink.Field {
-	switch t {
-	case TypeInt:
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return perfsink.Int(k, n)
-		}
-	case TypeFloat:
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			return perfsink.Float(k, f)
-		}
-	case TypeBool:
-		if b, err := strconv.ParseBool(v); err == nil {
-			return perfsink.Bool(k, b)
-		}
-	}
-	return perfsink.String(k, v)
 }
 
 // check runs every push interval: it warns (once per new loss or write error) so that

@@ -55,7 +55,7 @@ unsafe fn live<'a>(sink: *const perfsink_sink) -> FfiResult<&'a Sink> {
     ref_arg(sink, "sink")?.live()
 }
 
-fn open_with(config: Result<Config, Error>, out: *mut *mut perfsink_sink) -> FfiResult {
+pub(super) fn open_with(config: Result<Config, Error>, out: *mut *mut perfsink_sink) -> FfiResult {
     let out = out_arg(out, "out")?;
     let sink = config.and_then(Sink::open)?;
     let handle = Box::new(perfsink_sink {

@@ -596,12 +596,10 @@ impl<'s> K6JsonSource<'s> {
                 let v = s.string()?;
                 let key = k.decoded(text, &mut self.scratch);
                 // A key the tag set already wrote as a field is not written twice.
-                let kind = self.tags_as_fields.metadata_kind(key).filter(|_| {
-                    !self.entries[entry as usize]
-                        .fields
-                        .iter()
-                        .any(|(f, _)| &**f == key)
-                });
+                let written = &self.entries[entry as usize].fields;
+                let kind = self
+                    .tags_as_fields
+                    .metadata_kind_beside(key, |k| written.iter().any(|(f, _)| &**f == k));
                 if let Some(kind) = kind {
                     let mkey = match key {
                         "vu" => MetaKey::Vu,

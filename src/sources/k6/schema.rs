@@ -164,6 +164,16 @@ impl TagsAsFields {
             _ => FieldKind::String,
         })
     }
+
+    /// [`metadata_kind`](Self::metadata_kind) on a sample whose tag set already wrote some
+    /// fields (`tag_set_wrote(key)`: it wrote `key`): a key written there is not written twice.
+    pub fn metadata_kind_beside(
+        &self,
+        key: &str,
+        tag_set_wrote: impl FnOnce(&str) -> bool,
+    ) -> Option<FieldKind> {
+        self.metadata_kind(key).filter(|_| !tag_set_wrote(key))
+    }
 }
 
 /// A tag or metadata value converted to the type of its field.
