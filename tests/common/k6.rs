@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use perfsink::sources::k6json::parse_rfc3339_ns;
+use perfsink::sources::k6::rfc3339::parse_rfc3339_ns;
 use serde_json::Value;
 
 use super::influx::{quote_ident, series_rows};
@@ -426,9 +426,9 @@ pub fn total(reference: &BTreeMap<String, Vec<RefSample>>) -> u64 {
 /// earlier sample. InfluxDB would merge each into the earlier one: these, and only these,
 /// must be moved.
 pub fn true_ties(reference: &BTreeMap<String, Vec<RefSample>>) -> u64 {
-    /// Metric, tags, timestamp.
-    type Point<'a> = (&'a str, Vec<(&'a str, &'a str)>, i64);
-    let mut seen: std::collections::HashSet<Point<'_>> = Default::default();
+    /// Metric, written tags, timestamp: what InfluxDB identifies a point by.
+    type PointId<'a> = (&'a str, Vec<(&'a str, &'a str)>, i64);
+    let mut seen: std::collections::HashSet<PointId<'_>> = Default::default();
     let mut ties = 0;
     for (m, samples) in reference {
         for s in samples {
