@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use crate::config::{Api, Config, Endpoint, ServerVersion};
 use crate::error::{Error, Result};
-use crate::lineproto::{check_timestamp, write_field, write_float, write_timestamp, FieldOptions};
+use crate::lineproto::{write_field, write_float, write_timestamp, FieldOptions, TimestampRange};
 use crate::model::{Field, Point, Precision, SeriesId, Tag};
 use crate::pipeline::queue::Produced;
 use crate::pipeline::{Dedup, DedupConfig, Queue};
@@ -282,6 +282,7 @@ impl Sink {
         };
         let view = self.series.view();
         let precision = self.config.precision;
+        let timestamps = TimestampRange::new(precision);
         let opts = self.field_options;
         let produced = engine.queue.produce(n, |i, buf, dedup| {
             let head = source.read(i)?;
@@ -290,7 +291,7 @@ impl Sink {
                 Some(_) => return Err(source.refused(i, no_value_field(head.series))),
                 None => return Err(source.refused(i, Error::UnknownSeries(head.series))),
             };
-            if let Err(e) = check_timestamp(head.timestamp_ns, precision) {
+            if let Err(e) = timestamps.check(head.timestamp_ns) {
                 return Err(source.refused(i, e));
             }
             let start = buf.len();
@@ -358,7 +359,7 @@ impl Sink {
             ..opts
         };
         let produced = engine.queue.produce(1, |_, buf, dedup| {
-            check_timestamp(timestamp_ns, precision)?;
+            TimestampRange::new(precision).check(timestamp_ns)?;
             let start = buf.len();
             buf.extend_from_slice(entry.key_and_space());
             for (i, f) in fields.iter().enumerate() {

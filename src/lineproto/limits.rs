@@ -5,6 +5,8 @@
 //! so a point the server would refuse is refused at submit with a clear error instead.
 //! Each check is a compare or two: callers pass lengths they already know.
 
+use std::ops::RangeInclusive;
+
 // Not `pub`: cbindgen would put public constants into the C header.
 
 /// Longest series key plus field key the servers take (`models.MaxKeyLength`).
@@ -33,6 +35,20 @@ pub fn key_fits(series_key_len: usize, field_key_len: usize) -> bool {
 pub fn timestamp_fits(ts: i64, unit_ns: i64) -> bool {
     ts.checked_mul(unit_ns)
         .is_some_and(|ns| (MIN_NANO_TIME..=MAX_NANO_TIME).contains(&ns))
+}
+
+/// The ns timestamps `t` for which `timestamp_fits(t.div_euclid(unit_ns), unit_ns)` holds
+/// (the servers scale a floored timestamp back to ns): one range, so the encoder checks a
+/// sample with one compare against bounds it computed once.
+pub fn timestamp_ns_range(unit_ns: i64) -> RangeInclusive<i64> {
+    // The least multiple of the unit at or above the earliest ns (`+ unit - 1` cannot
+    // overflow there)...
+    let lo = (MIN_NANO_TIME + unit_ns - 1).div_euclid(unit_ns) * unit_ns;
+    // ...and the last ns before the first multiple past the latest (none within i64: all).
+    let hi = (MAX_NANO_TIME.div_euclid(unit_ns) + 1)
+        .checked_mul(unit_ns)
+        .map_or(i64::MAX, |next| next - 1);
+    lo..=hi
 }
 
 /// Whether a string field value of `len` bytes fits.
@@ -65,5 +81,25 @@ mod tests {
         assert!(!timestamp_fits(i64::MAX / 2, 1_000_000_000));
         assert!(string_fits(65536));
         assert!(!string_fits(65537));
+    }
+
+    #[test]
+    fn the_ns_range_is_timestamp_fits_of_the_floored_value() {
+        for unit in [1, 1_000, 1_000_000, 1_000_000_000] {
+            let range = timestamp_ns_range(unit);
+            let (lo, hi) = (*range.start(), *range.end());
+            let near = |t: i64| (-2..=2).filter_map(move |d| t.checked_add(d));
+            let probes = near(lo)
+                .chain(near(hi))
+                .chain(near(i64::MIN + 2))
+                .chain(near(i64::MAX - 2))
+                .chain(near(0))
+                .chain(near(1_700_000_000_123_456_789));
+            for t in probes {
+                let fits = timestamp_fits(t.div_euclid(unit), unit);
+                assert_eq!(range.contains(&t), fits, "unit {unit}, ts {t}");
+            }
+        }
+        assert_eq!(timestamp_ns_range(1), MIN_NANO_TIME..=MAX_NANO_TIME);
     }
 }

@@ -28,6 +28,7 @@ pub mod parse;
 
 pub use encode::{
     check_timestamp, write_field, write_float, write_series_key, write_timestamp, FieldOptions,
+    TimestampRange,
 };
 pub use escape::Dialect;
 pub use forward::Forward;
