@@ -253,12 +253,7 @@ impl Config {
         let mut ours: Vec<(String, String)> = Vec::new();
         for (name, value) in vars {
             let (name, value) = (name.as_ref(), value.as_ref());
-            let Some(name) = name.to_str() else {
-                if name.as_encoded_bytes().starts_with(b"PERFSINK_") {
-                    return Err(Error::Config(
-                        "an environment variable named PERFSINK_... is not valid UTF-8".into(),
-                    ));
-                }
+            let Some(name) = env_name(name)? else {
                 continue;
             };
             if !is_env_key(name) {
@@ -414,6 +409,18 @@ const MIN_BATCH_BYTES: u64 = 1024;
 
 /// Values longer than this are cut in messages, which end up in one log line.
 const MAX_SHOWN: usize = 80;
+
+/// An environment variable's name as text, `None` for one that is not UTF-8 (not ours: our
+/// keys are ASCII), or an error when such a name starts with `PERFSINK_` (surely meant for us).
+pub(crate) fn env_name(name: &OsStr) -> Result<Option<&str>> {
+    match name.to_str() {
+        Some(name) => Ok(Some(name)),
+        None if name.as_encoded_bytes().starts_with(b"PERFSINK_") => Err(Error::Config(
+            "an environment variable named PERFSINK_... is not valid UTF-8".into(),
+        )),
+        None => Ok(None),
+    }
+}
 
 /// Whether `from_env` reads the environment variable `name`: a `PERFSINK_*` key (an unknown one
 /// is then an error) or one of the `INFLUXDB_*` keys above (influxd reads other `INFLUXDB_*`

@@ -48,7 +48,7 @@ use serde_json::Value;
 
 use super::schema::{parse_go_bool, TagsAsFields};
 use crate::config::url::{loopback_fallbacks, InfluxUrl};
-use crate::config::{is_env_key, split_kv, Api, Config};
+use crate::config::{env_name, is_env_key, split_kv, Api, Config};
 use crate::error::{Error, Result};
 
 /// k6's default address.
@@ -542,12 +542,7 @@ where
     let mut vars: Vec<(String, String)> = Vec::new();
     for (name, value) in env {
         let (name, value) = (name.as_ref(), value.as_ref());
-        let Some(name) = name.to_str() else {
-            if name.as_encoded_bytes().starts_with(b"PERFSINK_") {
-                return Err(Error::Config(
-                    "an environment variable named PERFSINK_... is not valid UTF-8".into(),
-                ));
-            }
+        let Some(name) = env_name(name)? else {
             continue;
         };
         let option = name.strip_prefix("K6_INFLUXDB_").and_then(option_of_suffix);
