@@ -520,25 +520,43 @@ fn abi_errors_config(influx: &Influx, db: &str) -> String {
 
 #[test]
 fn misuse_returns_the_documented_codes() {
-    let scratch = Scratch::new("abi-errors");
+    plain_and_sanitized(
+        "abi_errors",
+        ABI_ERRORS,
+        &[],
+        abi_errors_config,
+        assert_abi_errors_wrote,
+    );
+}
+
+/// Compiles `source` plain and with ASan/UBSan, runs each against a private influxd (database
+/// `plain` or `asan`, configured by `config`) and checks what it did with `check`.
+fn plain_and_sanitized(
+    name: &str,
+    source: &str,
+    flags: &[&str],
+    config: fn(&Influx, &str) -> String,
+    check: fn(&Influx, &str, &Ran),
+) {
+    let scratch = Scratch::new(&name.replace('_', "-"));
     let influx = Influx::start();
     for link in [Link::Shared, Link::Sanitized] {
-        let exe = compile(&scratch, ABI_ERRORS, link, &[]);
+        let exe = compile(&scratch, source, link, flags);
         let db = if link == Link::Shared {
             "plain"
         } else {
             "asan"
         };
         let mut cmd = program(&exe);
-        cmd.arg(abi_errors_config(&influx, db));
+        cmd.arg(config(&influx, db));
         let ran = if link == Link::Sanitized {
-            run_sanitized(&scratch, "abi_errors-asan", cmd)
+            run_sanitized(&scratch, &format!("{name}-asan"), cmd)
         } else {
-            let ran = run(&scratch, "abi_errors", cmd);
-            ran.assert_success("abi_errors");
+            let ran = run(&scratch, name, cmd);
+            ran.assert_success(name);
             ran
         };
-        assert_abi_errors_wrote(&influx, db, &ran);
+        check(&influx, db, &ran);
     }
 }
 
@@ -651,26 +669,13 @@ fn assert_close_race(influx: &Influx, db: &str, ran: &Ran) {
 
 #[test]
 fn closing_while_threads_call_in_is_safe() {
-    let scratch = Scratch::new("close-race");
-    let influx = Influx::start();
-    for link in [Link::Shared, Link::Sanitized] {
-        let exe = compile(&scratch, CLOSE_RACE, link, &["-pthread"]);
-        let db = if link == Link::Shared {
-            "plain"
-        } else {
-            "asan"
-        };
-        let mut cmd = program(&exe);
-        cmd.arg(config(&influx, db));
-        let ran = if link == Link::Sanitized {
-            run_sanitized(&scratch, "close_race-asan", cmd)
-        } else {
-            let ran = run(&scratch, "close_race", cmd);
-            ran.assert_success("close_race");
-            ran
-        };
-        assert_close_race(&influx, db, &ran);
-    }
+    plain_and_sanitized(
+        "close_race",
+        CLOSE_RACE,
+        &["-pthread"],
+        config,
+        assert_close_race,
+    );
 }
 
 #[test]

@@ -309,6 +309,24 @@ fn summary(dir: &WorkDir) -> std::path::PathBuf {
 
 // ------------------------------------------------------------------------------------------
 
+/// Stock k6 (`vus`, `duration`) with `--out influxdb` into a relay writing database `db` of
+/// `influx`; k6 must succeed within `limit`. Gives the stopped relay (its output and report).
+fn k6_through_relay(
+    influx: &Influx,
+    dir: &WorkDir,
+    db: &str,
+    (vus, duration): (&str, &str),
+    limit: Duration,
+) -> Run {
+    let target = start_target();
+    let relay = Serve::start(&relay_env(&influx.url(), db, &[]));
+    let out = influxdb_out(&relay, db);
+    let args = k6_args(vus, duration, &["--out", &out]);
+    let run = k6_run(&k6_binary(), dir, &target, &[("SLEEP", PACE)], &args, limit);
+    assert_k6_ok(&run);
+    relay.stop("TERM", limit / 2)
+}
+
 /// The main check: per metric, points and sums against k6's own JSON output and its summary
 /// (all four metric types), every point exactly (time, tags, fields) as k6's influxdb output
 /// writes it, the schema (tag and field keys and types, weird tag values), and every query of
@@ -316,25 +334,10 @@ fn summary(dir: &WorkDir) -> std::path::PathBuf {
 #[test]
 fn stock_k6_through_the_relay_lands_exactly_as_k6_reports_it() {
     let started = Instant::now();
-    let k6 = k6_binary();
     let influx = Influx::start();
-    let target = start_target();
     let dir = WorkDir::new("relay-exact");
     let db = "k6relay";
-    let influx_url = influx.url();
-    let relay = Serve::start(&relay_env(&influx_url, db, &[]));
-    let out = influxdb_out(&relay, db);
-    let args = k6_args("4", "5s", &["--out", &out]);
-    let run = k6_run(
-        &k6,
-        &dir,
-        &target,
-        &[("SLEEP", PACE)],
-        &args,
-        Duration::from_secs(60),
-    );
-    assert_k6_ok(&run);
-    let relay = relay.stop("TERM", Duration::from_secs(30));
+    let relay = k6_through_relay(&influx, &dir, db, ("4", "5s"), Duration::from_secs(60));
 
     let reference = reference(&dir);
     let total = total(&reference);
@@ -353,25 +356,10 @@ fn stock_k6_through_the_relay_lands_exactly_as_k6_reports_it() {
 /// every point as k6 stamped it, counts and sums exact.
 #[test]
 fn twenty_vus_moved_timestamps_are_exactly_k6s_ties() {
-    let k6 = k6_binary();
     let influx = Influx::start();
-    let target = start_target();
     let dir = WorkDir::new("relay-ties");
     let db = "k6relayties";
-    let influx_url = influx.url();
-    let relay = Serve::start(&relay_env(&influx_url, db, &[]));
-    let out = influxdb_out(&relay, db);
-    let args = k6_args("20", "10s", &["--out", &out]);
-    let run = k6_run(
-        &k6,
-        &dir,
-        &target,
-        &[("SLEEP", PACE)],
-        &args,
-        Duration::from_secs(120),
-    );
-    assert_k6_ok(&run);
-    let relay = relay.stop("TERM", Duration::from_secs(60));
+    let relay = k6_through_relay(&influx, &dir, db, ("20", "10s"), Duration::from_secs(120));
     let reference = reference(&dir);
     let total = total(&reference);
     let ties = true_ties(&reference);

@@ -488,6 +488,26 @@ fn a_retried_body_stores_what_influxdb_alone_keeps() {
 }
 
 #[test]
+fn identical_lines_in_one_body_are_two_samples_and_its_retry_adds_none() {
+    // k6's influxdb output writes no vu: two VUs counting at the same nanosecond send the same
+    // line twice in one body. Those are two samples (the second moves); a retry of that body
+    // is the same two points again.
+    let body = "twice,s=a value=1 5000\ntwice,s=a value=1 5000\ntwice,s=a value=1 5000\n";
+    let s = setup("relay_twice", "", options());
+    for _ in 0..2 {
+        assert_status(&s.write("ns", body), 204);
+    }
+    s.flush();
+    let rows = s.rows("SELECT value FROM twice");
+    let times: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+    assert_eq!(times, [5000, 5001, 5002]);
+    let (_, report) = s.finish();
+    assert_eq!(report.stats.written, 6);
+    // Two lines of each copy of the body are written at a moved timestamp.
+    assert_eq!(report.stats.deduplicated, 4);
+}
+
+#[test]
 fn body_limits_answer_413() {
     // Without de-duplication the repeated line is one point in InfluxDB, which the counts
     // below rely on.

@@ -350,10 +350,17 @@ impl Dedup {
 }
 
 /// The hash that tells identical relayed lines apart from different ones: of the field set's
-/// bytes as the client wrote them.
-pub fn field_hash(fields: &[u8]) -> u64 {
+/// bytes as the client wrote them, and of `occurrence`, the number of identical lines (same
+/// series key, timestamp and fields) before it in the same request. A retried body repeats
+/// the same occurrences and so lands on the same slots; two identical lines within one body
+/// are two samples (k6's `influxdb` output writes no `vu`, so two VUs counting at the same
+/// nanosecond send the same line twice) and the second one moves.
+pub fn field_hash(fields: &[u8], occurrence: u32) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     h.write(fields);
+    if occurrence > 0 {
+        h.write_u32(occurrence);
+    }
     h.finish().max(1)
 }
 
@@ -378,7 +385,7 @@ mod tests {
         lines
             .iter()
             .map(|&(key, fields, ts)| {
-                let who = Identity::Line(field_hash(fields.as_bytes()));
+                let who = Identity::Line(field_hash(fields.as_bytes(), 0));
                 let probe = d.probe_line(key.as_bytes(), ts, who);
                 d.commit_line(key.as_bytes(), probe, who);
                 probe.ts()
@@ -472,7 +479,7 @@ mod tests {
         );
         assert_eq!(d.by_key[0].runs.len(), 1);
         // Relayed lines and samples in one series: lines stay runs of one, samples join.
-        let who = Identity::Line(field_hash(b"v=1"));
+        let who = Identity::Line(field_hash(b"v=1", 0));
         let probe = d.probe_line(b"m", 7, who);
         d.commit_line(b"m", probe, who);
         assert_eq!(d.probe_line(b"m", 7, Identity::Sample).ts(), 8);

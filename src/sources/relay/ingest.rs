@@ -13,6 +13,9 @@
 //! without a timestamp is stamped with the receive time and then follows the same rule, so
 //! concurrent clients lose nothing.
 
+use std::collections::HashMap;
+use std::hash::Hasher;
+
 use crate::error::Error;
 use crate::lineproto::{Forward, InputPrecision, LineError, ParseError, ParsedLine};
 use crate::pipeline::dedup::{field_hash, Identity};
@@ -82,6 +85,8 @@ pub fn ingest(sink: &Sink, body: &[u8], precision: InputPrecision) -> Ingested {
     let mut batch: Vec<(usize, ParsedLine<'_>)> = Vec::with_capacity(BATCH);
     let mut scratch = Vec::new();
     let mut closed = !disabled && !sink.is_live();
+    // Identical lines (series key, timestamp, fields) seen so far in this body, by hash.
+    let mut occurrences: HashMap<u64, u32> = HashMap::new();
     loop {
         batch.clear();
         for (number, line) in lines.by_ref() {
@@ -112,7 +117,11 @@ pub fn ingest(sink: &Sink, body: &[u8], precision: InputPrecision) -> Ingested {
                     let written = forward.timestamp(line).and_then(|ts| {
                         // A line without a timestamp is a new sample: it was stamped here.
                         let who = match line.timestamp() {
-                            Some(_) => Identity::Line(field_hash(line.fields())),
+                            Some(_) => {
+                                let seen = occurrences.entry(line_hash(line, ts)).or_insert(0);
+                                *seen += 1;
+                                Identity::Line(field_hash(line.fields(), *seen - 1))
+                            }
                             None => Identity::Sample,
                         };
                         let probe = dedup.probe_line(line.key(), ts, who);
@@ -165,4 +174,14 @@ pub fn ingest(sink: &Sink, body: &[u8], precision: InputPrecision) -> Ingested {
         out.sink_error = sink.fatal().err();
     }
     out
+}
+
+/// A line's series key, timestamp and field set as one hash: which lines of a body are
+/// identical.
+fn line_hash(line: &ParsedLine<'_>, ts: i64) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(line.key());
+    h.write_i64(ts);
+    h.write(line.fields());
+    h.finish()
 }
