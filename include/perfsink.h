@@ -1,5 +1,5 @@
 /*
- * perfsink C ABI 1.0. Conventions:
+ * perfsink C ABI 1.1. Conventions:
  * - every fallible function returns perfsink_result (PERFSINK_OK is 0) and takes
  *   `char *err, size_t err_len` last: an optional buffer (NULL/0: not wanted) that gets the
  *   message of a failure, NUL-terminated and truncated at a UTF-8 character boundary, and
@@ -27,6 +27,29 @@
 /* The crate version this header belongs to (a test keeps it equal to Cargo.toml). */
 #define PERFSINK_VERSION "0.1.0"
 
+
+/**
+ * Open intervals per series at most.
+ */
+#define MAX_OPEN 8
+
+/**
+ * Values are recorded in the histogram in thousandths of the metric's unit (k6 durations in
+ * ms: microseconds)...
+ */
+#define SCALE 1000.0
+
+/**
+ * ...up to 1e9 units; below 0 counts as 0, above as the maximum (min, max, sum and mean
+ * stay exact: only percentiles are read from the histogram).
+ */
+#define MAX_SCALED 1000000000000
+
+/**
+ * A trend's first samples of an interval are kept as they are, and its percentiles are
+ * exact, up to this many; beyond, they go into a histogram.
+ */
+#define EXACT_MAX 512
 
 /**
  * The `kind` of an output entry of `perfsink_k6_split_tags` (the tag stays a tag) and of
@@ -73,7 +96,7 @@
 /**
  * The minor version of the C ABI this header describes.
  */
-#define PERFSINK_ABI_VERSION_MINOR 0
+#define PERFSINK_ABI_VERSION_MINOR 1
 
 /**
  * Extra requests one batch may spend on bisection, per bit of its line count (a batch of
@@ -185,6 +208,41 @@ typedef uint32_t perfsink_field_type;
 #endif // __cplusplus
 
 /**
+ * What a series' values mean (`perfsink_sink_set_series_kind`), numbered as k6 numbers its
+ * metric types. Only the aggregated mode (`PERFSINK_MODE=aggregate|both`) reads it.
+ */
+enum perfsink_metric_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Values add up: an interval's point has `count` and `sum`.
+   */
+  PERFSINK_METRIC_COUNTER = 0,
+  /**
+   * A level: `count`, `last`, `min`, `max`.
+   */
+  PERFSINK_METRIC_GAUGE = 1,
+  /**
+   * A distribution (the kind of a series nobody set): `count`, `sum`, `mean`, `min`,
+   * `max` and the percentiles.
+   */
+  PERFSINK_METRIC_TREND = 2,
+  /**
+   * Pass (non-zero) or fail samples: `count`, `passes`, `rate`.
+   */
+  PERFSINK_METRIC_RATE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum perfsink_metric_kind perfsink_metric_kind;
+#else
+typedef uint32_t perfsink_metric_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * k6's resolved settings: the schema and what the output tells its user.
  */
 typedef struct perfsink_k6 perfsink_k6;
@@ -281,6 +339,21 @@ typedef struct perfsink_stats {
    * unchecked for ties.
    */
   uint64_t dedup_unchecked;
+  /**
+   * ABI 1.1. Samples folded into per-interval statistics (aggregated mode); the points
+   * written of them count as lines in `accepted`, `written`...
+   */
+  uint64_t aggregated;
+  /**
+   * ABI 1.1. Aggregated samples that came after their interval was written (counted into
+   * the next one, whose point has a `late` field).
+   */
+  uint64_t aggregated_late;
+  /**
+   * ABI 1.1. Aggregated trend samples whose interval has no percentiles (histogram memory
+   * cap, `PERFSINK_AGGREGATE_MEMORY_MAX_BYTES`).
+   */
+  uint64_t aggregated_no_percentiles;
 } perfsink_stats;
 
 /**
@@ -522,6 +595,20 @@ perfsink_result perfsink_sink_register_series(const struct perfsink_sink *sink,
                                               const char *value_field,
                                               size_t value_field_len,
                                               uint32_t *out_series,
+                                              char *err,
+                                              size_t err_len);
+
+/**
+ * Sets what the values of series `series` mean (one of `perfsink_metric_kind`): which
+ * statistics its intervals carry in the aggregated mode (a series nobody set is a trend).
+ * Accepted and without effect in raw mode. ABI 1.1.
+ *
+ * # Safety
+ * `sink` and `err` as above.
+ */
+perfsink_result perfsink_sink_set_series_kind(const struct perfsink_sink *sink,
+                                              uint32_t series,
+                                              uint32_t kind,
                                               char *err,
                                               size_t err_len);
 

@@ -37,6 +37,11 @@
 //! | `PERFSINK_DEDUP_WINDOW_MS` | `5000` | how far behind a series' latest timestamp ties are still found |
 //! | `PERFSINK_TAGS` | | global tags added to every point, `k=v,k2=v2` |
 //! | `PERFSINK_SOURCE` | `api` | value of the `source` tag of self-metrics |
+//! | `PERFSINK_MODE` | `raw` | samples of value series: `raw` lines, `aggregate` (per-interval statistics, `<measurement>_agg`), or `both` |
+//! | `PERFSINK_AGGREGATE_INTERVAL_MS` | `1000` | aggregation interval, aligned to multiples since the epoch |
+//! | `PERFSINK_AGGREGATE_GRACE_MS` | `2000` | an interval is written this long after it ends; later samples count into the next (`late`) |
+//! | `PERFSINK_PERCENTILES` | `50,90,95,99` | percentiles of trend series, fields `p50`... |
+//! | `PERFSINK_AGGREGATE_MEMORY_MAX_BYTES` | `134217728` | histogram memory of all open intervals; beyond it an interval has no percentiles (counted) |
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -48,8 +53,10 @@ use crate::lineproto::escape::{escape_identifier, Element};
 use crate::lineproto::Dialect;
 use crate::model::Precision;
 
+pub mod aggregate;
 pub mod url;
 
+pub use aggregate::{AggregateConfig, Mode};
 use url::InfluxUrl;
 
 /// A secret (password, token). Its `Debug` and `Display` never show the value.
@@ -180,6 +187,8 @@ pub struct Config {
     /// Global tags, sorted by key, empty values removed.
     pub global_tags: Vec<(String, String)>,
     pub source: String,
+    pub mode: Mode,
+    pub aggregate: AggregateConfig,
 }
 
 impl Default for Config {
@@ -212,6 +221,8 @@ impl Default for Config {
             dedup_window: Duration::from_millis(5000),
             global_tags: Vec::new(),
             source: "api".to_string(),
+            mode: Mode::Raw,
+            aggregate: AggregateConfig::default(),
         }
     }
 }
@@ -379,6 +390,11 @@ const KEYS: &[&str] = &[
     "PERFSINK_DEDUP_WINDOW_MS",
     "PERFSINK_TAGS",
     "PERFSINK_SOURCE",
+    "PERFSINK_MODE",
+    "PERFSINK_AGGREGATE_INTERVAL_MS",
+    "PERFSINK_AGGREGATE_GRACE_MS",
+    "PERFSINK_PERCENTILES",
+    "PERFSINK_AGGREGATE_MEMORY_MAX_BYTES",
 ];
 
 /// `PERFSINK_*` variables of the perfsink tools that are not sink keys; `from_env` skips them.
@@ -712,6 +728,8 @@ impl<'a> Raw<'a> {
             c.source = v.to_string();
         }
 
+        (c.mode, c.aggregate) = self.aggregate(c.precision)?;
+
         c.endpoint = self.endpoint()?;
         Ok(c)
     }
@@ -1032,6 +1050,11 @@ mod tests {
             ("PERFSINK_DEDUP_WINDOW_MS", "7"),
             ("PERFSINK_TAGS", "a=b"),
             ("PERFSINK_SOURCE", "k6"),
+            ("PERFSINK_MODE", "both"),
+            ("PERFSINK_AGGREGATE_INTERVAL_MS", "7"),
+            ("PERFSINK_AGGREGATE_GRACE_MS", "7"),
+            ("PERFSINK_PERCENTILES", "7"),
+            ("PERFSINK_AGGREGATE_MEMORY_MAX_BYTES", "7"),
         ];
         assert_eq!(samples.len(), KEYS.len());
         // Keys that only matter together with others get the context they need.

@@ -2,6 +2,7 @@
 //! Layers (see ARCHITECTURE.md): model → series → lineproto → pipeline → writer; `sink` ties
 //! them together, `ffi` is the C ABI on top.
 
+pub mod aggregate;
 pub mod config;
 pub mod error;
 pub mod ffi;
@@ -17,7 +18,7 @@ pub mod writer;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use model::{Field, FieldValue, Point, Precision, SeriesId, Tag};
+pub use model::{Field, FieldValue, MetricKind, Point, Precision, SeriesId, Tag};
 pub use sink::{Report, Sink, Submitted};
 pub use sources::relay::Ingested;
 pub use stats::Stats;

@@ -60,6 +60,43 @@ impl Point<'static> {
     }
 }
 
+/// What a series' values mean, as k6 types its metrics (numbered as k6 and the C ABI do). Only
+/// the aggregated mode reads it: it decides which statistics an interval's point carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricKind {
+    /// Values add up: the interval's total.
+    Counter = 0,
+    /// A level: the latest value, and the interval's min and max.
+    Gauge = 1,
+    /// A distribution: count, sum, min, max, mean and percentiles. A series without a kind.
+    #[default]
+    Trend = 2,
+    /// Pass/fail samples (non-zero passes): passes per total.
+    Rate = 3,
+}
+
+impl MetricKind {
+    /// k6's name of the kind (`counter`, `gauge`, `trend`, `rate`).
+    pub fn parse(s: &str) -> Option<MetricKind> {
+        Some(match s {
+            "counter" => MetricKind::Counter,
+            "gauge" => MetricKind::Gauge,
+            "trend" => MetricKind::Trend,
+            "rate" => MetricKind::Rate,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Trend => "trend",
+            MetricKind::Rate => "rate",
+        }
+    }
+}
+
 /// Timestamp precision of the write requests. Only the spellings every server reads alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::aggregate::{Sample, Stage};
 use crate::config::{Api, Config, Endpoint, ServerVersion};
 use crate::error::{Error, Result};
 use crate::lineproto::{write_field, write_float, write_timestamp, FieldOptions, TimestampRange};
-use crate::model::{Field, Point, Precision, SeriesId, Tag};
+use crate::model::{Field, MetricKind, Point, Precision, SeriesId, Tag};
 use crate::pipeline::queue::Produced;
 use crate::pipeline::{Dedup, DedupConfig, Queue};
-use crate::series::{KeyId, SeriesEntry, SeriesRegistry};
+use crate::series::{KeyId, SeriesEntry, SeriesRegistry, SeriesView};
 use crate::stats::{Counters, Stats};
 use crate::writer::{Writer, WriterState};
 
@@ -95,6 +96,13 @@ impl std::fmt::Display for Report {
                 s.deduplicated
             )?;
         }
+        if s.aggregated > 0 {
+            write!(
+                f,
+                ", {} samples aggregated into the accepted points (late {}, without percentiles {})",
+                s.aggregated, s.aggregated_late, s.aggregated_no_percentiles
+            )?;
+        }
         if s.dedup_unchecked > 0 {
             write!(
                 f,
@@ -142,13 +150,15 @@ struct Engine {
     writer: Mutex<Writer>,
     /// The writer's shared state, read on every call without taking the writer's lock.
     state: Arc<WriterState>,
+    /// `PERFSINK_MODE=aggregate|both`: the aggregated mode.
+    stage: Option<Stage>,
 }
 
 /// A metric sink. Thread-safe: share it (`Arc<Sink>`) between producer threads.
 pub struct Sink {
     config: Config,
     counters: Arc<Counters>,
-    series: SeriesRegistry,
+    series: Arc<SeriesRegistry>,
     /// `None` when reporting is disabled (`INFLUXDB_URL` unset): calls succeed and do nothing.
     engine: Option<Engine>,
     field_options: FieldOptions,
@@ -169,6 +179,10 @@ impl Sink {
             config.endpoint.as_ref().map(|e| &e.api),
             Some(Api::V1 { .. })
         );
+        let series = Arc::new(
+            SeriesRegistry::new(config.max_series, config.global_tags.clone())
+                .with_dialect(dialect),
+        );
         let engine = match &config.endpoint {
             None => None,
             Some(endpoint) => {
@@ -184,10 +198,20 @@ impl Sink {
                 ));
                 let writer =
                     Writer::start(&config, endpoint, queue.clone(), counters.clone(), wake)?;
+                let stage = match config.mode.aggregate() {
+                    true => Some(Stage::start(
+                        &config,
+                        series.clone(),
+                        queue.clone(),
+                        counters.clone(),
+                    )?),
+                    false => None,
+                };
                 Some(Engine {
                     queue,
                     state: writer.state.clone(),
                     writer: Mutex::new(writer),
+                    stage,
                 })
             }
         };
@@ -197,8 +221,7 @@ impl Sink {
             ));
         }
         Ok(Sink {
-            series: SeriesRegistry::new(config.max_series, config.global_tags.clone())
-                .with_dialect(dialect),
+            series,
             config,
             counters,
             engine,
@@ -231,14 +254,42 @@ impl Sink {
         self.engine.is_some()
     }
 
-    /// Registers a series for the fast path; its values are written to `value_field`.
+    /// Registers a series for the fast path; its values are written to `value_field`. In the
+    /// aggregated mode it also registers the series its intervals are written to.
     pub fn register_series(
         &self,
         measurement: &str,
         tags: &[Tag<'_>],
         value_field: &str,
     ) -> Result<SeriesId> {
-        self.intern(measurement, tags, Some(value_field))
+        let id = self.intern(measurement, tags, Some(value_field))?;
+        if let Some(stage) = self.engine.as_ref().and_then(|e| e.stage.as_ref()) {
+            if !stage.aggregator.is_bound(id) {
+                let bound = stage.bind(&self.series, id, measurement, tags);
+                if let Err(e) = bound {
+                    if matches!(e, Error::SeriesLimit(_)) {
+                        Counters::add(&self.counters.series_rejected, 1);
+                    }
+                    return Err(e);
+                }
+                self.counters
+                    .series
+                    .store(self.series.len() as u64, Relaxed);
+            }
+        }
+        Ok(id)
+    }
+
+    /// What the values of series `id` mean: which statistics its intervals carry in the
+    /// aggregated mode (a series without a kind is a trend). Ignored in raw mode.
+    pub fn set_series_kind(&self, id: SeriesId, kind: MetricKind) -> Result<()> {
+        if self.series.view().get(id).is_none() {
+            return Err(Error::UnknownSeries(id));
+        }
+        if let Some(stage) = self.engine.as_ref().and_then(|e| e.stage.as_ref()) {
+            stage.aggregator.set_kind(id, kind);
+        }
+        Ok(())
     }
 
     fn intern(
@@ -281,9 +332,15 @@ impl Sink {
             return self.not_live(n);
         };
         let view = self.series.view();
+        let stage = engine.stage.as_ref();
+        if let Some(stage) = stage.filter(|_| !self.config.mode.raw()) {
+            return self.with_fatal(self.aggregate_only(stage, &view, n, source));
+        }
         let precision = self.config.precision;
         let timestamps = TimestampRange::new(precision);
         let opts = self.field_options;
+        // `both`: the samples written as lines, folded after the lines are taken.
+        let mut samples: Vec<Sample> = Vec::with_capacity(if stage.is_some() { n } else { 0 });
         let produced = engine.queue.produce(n, |i, buf, dedup| {
             let head = source.read(i)?;
             let entry = match view.get(head.series) {
@@ -309,9 +366,73 @@ impl Sink {
                 return Err(e);
             }
             finish_line(buf, dedup, entry.key_id(), head.timestamp_ns, precision);
+            if stage.is_some() {
+                samples.push(Sample {
+                    series: head.series,
+                    value: head.value,
+                    timestamp_ns: head.timestamp_ns,
+                });
+            }
             Ok(1)
         });
+        if let Some(stage) = stage {
+            stage
+                .aggregator
+                .add(&view, samples.len(), |i| Some(samples[i]));
+        }
         self.with_fatal(produced.into())
+    }
+
+    /// `PERFSINK_MODE=aggregate`: the samples are checked as a line would be (series, value,
+    /// timestamp; their extra fields are not part of the statistics) and folded.
+    fn aggregate_only<S: PointSource>(
+        &self,
+        stage: &Stage,
+        view: &SeriesView<'_>,
+        n: usize,
+        source: &mut S,
+    ) -> Submitted {
+        let timestamps = TimestampRange::new(self.config.precision);
+        let mut first_error = None;
+        let folded = stage.aggregator.add(view, n, |i| {
+            let checked = source.read(i).and_then(|head| {
+                match view.get(head.series) {
+                    Some(entry) if entry.has_value_field() => {}
+                    Some(_) => return Err(source.refused(i, no_value_field(head.series))),
+                    None => return Err(source.refused(i, Error::UnknownSeries(head.series))),
+                }
+                if let Err(e) = timestamps.check(head.timestamp_ns) {
+                    return Err(source.refused(i, e));
+                }
+                if !head.value.is_finite() {
+                    let e = write_float(&mut Vec::new(), head.value).unwrap_err();
+                    return Err(source.refused(i, e));
+                }
+                Ok(Sample {
+                    series: head.series,
+                    value: head.value,
+                    timestamp_ns: head.timestamp_ns,
+                })
+            });
+            match checked {
+                Ok(sample) => Some(sample),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    None
+                }
+            }
+        });
+        let rejected = n - folded;
+        Counters::add(&self.counters.rejected_invalid, rejected as u64);
+        Submitted {
+            accepted: folded,
+            rejected,
+            dropped: 0,
+            first_error: first_error.or_else(|| {
+                // Only a series registered before the sink aggregated lacks an output series.
+                (rejected > 0).then(|| Error::InvalidInput("series is not aggregated".into()))
+            }),
+        }
     }
 
     /// Counts points a foreign caller handed over that could not even be read (invalid
@@ -414,6 +535,10 @@ impl Sink {
         };
         let deadline = Instant::now() + timeout;
         self.fatal()?;
+        if let Some(stage) = &engine.stage {
+            // Intervals already due; the current one is written when it is.
+            stage.emit(&self.series, &engine.queue, false);
+        }
         engine.queue.flush_accumulator(timeout)?;
         let target = self.counters.entered();
         let settled = self.counters.wait_settled(deadline, || {
@@ -452,6 +577,9 @@ impl Sink {
         let mut last_error = None;
         if let Some(engine) = &self.engine {
             let deadline = Instant::now() + self.config.close_timeout;
+            if let Some(stage) = &engine.stage {
+                stage.finish(&self.series, &engine.queue);
+            }
             let _ = engine.queue.flush_accumulator(self.config.close_timeout);
             let mut writer = engine.writer.lock();
             writer.stop(deadline);

@@ -28,6 +28,9 @@ pub struct Counters {
     pub write_latency_us_total: AtomicU64,
     pub write_latency_us_max: AtomicU64,
     pub self_metrics_written: AtomicU64,
+    pub aggregated: AtomicU64,
+    pub aggregated_late: AtomicU64,
+    pub aggregated_no_percentiles: AtomicU64,
     /// Signalled by the writer when points settle (or writing stops), for `Sink::flush`.
     settle_lock: Mutex<()>,
     settle_signal: Condvar,
@@ -76,6 +79,14 @@ pub struct Stats {
     /// Mean and max write latency in microseconds.
     pub write_latency_us_mean: u64,
     pub write_latency_us_max: u64,
+    /// Samples folded into per-interval statistics (`PERFSINK_MODE=aggregate|both`); the
+    /// points written of them are counted as lines above.
+    pub aggregated: u64,
+    /// Aggregated samples that came after their interval was written: counted into the
+    /// series' next interval (its `late` field).
+    pub aggregated_late: u64,
+    /// Aggregated trend samples whose interval has no percentiles (histogram memory cap).
+    pub aggregated_no_percentiles: u64,
 }
 
 impl Counters {
@@ -161,6 +172,9 @@ impl Counters {
                 .checked_div(requests)
                 .unwrap_or(0),
             write_latency_us_max: r(&self.write_latency_us_max),
+            aggregated: r(&self.aggregated),
+            aggregated_late: r(&self.aggregated_late),
+            aggregated_no_percentiles: r(&self.aggregated_no_percentiles),
         }
     }
 }

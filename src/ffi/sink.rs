@@ -14,8 +14,8 @@ use super::error::{copy_str, fail, fail_with, FfiResult};
 use super::points::CPoints;
 use super::result::perfsink_result::{self, *};
 use super::types::{
-    self, perfsink_close_report, perfsink_field, perfsink_point, perfsink_stats, perfsink_tag,
-    CLOSE_REPORT_SIZE_1_0, PERFSINK_TIMESTAMP_NOW, STATS_SIZE_1_0,
+    self, perfsink_close_report, perfsink_field, perfsink_metric_kind, perfsink_point,
+    perfsink_stats, perfsink_tag, CLOSE_REPORT_SIZE_1_0, PERFSINK_TIMESTAMP_NOW, STATS_SIZE_1_0,
 };
 use crate::error::Error;
 use crate::model::now_ns;
@@ -150,6 +150,33 @@ pub unsafe extern "C" fn perfsink_sink_register_series(
         let field = str_arg(value_field, value_field_len, "value_field")?;
         let field = if field.is_empty() { "value" } else { field };
         *out_series = sink.register_series(measurement, &tags, field)?;
+        Ok(())
+    })
+}
+
+/// Sets what the values of series `series` mean (one of `perfsink_metric_kind`): which
+/// statistics its intervals carry in the aggregated mode (a series nobody set is a trend).
+/// Accepted and without effect in raw mode. ABI 1.1.
+///
+/// # Safety
+/// `sink` and `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn perfsink_sink_set_series_kind(
+    sink: *const perfsink_sink,
+    series: u32,
+    kind: u32,
+    err: *mut c_char,
+    err_len: usize,
+) -> perfsink_result {
+    guard(err, err_len, || {
+        let sink = live(sink)?;
+        let Some(kind) = perfsink_metric_kind::from_u32(kind) else {
+            return Err(fail(
+                perfsink_result::PERFSINK_INVALID_ARGUMENT,
+                format!("kind {kind} is not a perfsink_metric_kind"),
+            ));
+        };
+        sink.set_series_kind(series, kind.into())?;
         Ok(())
     })
 }

@@ -6,7 +6,7 @@ use super::boundary::{slice_arg, str_arg};
 use super::c_enum::c_enum_table;
 use super::error::{fail, FfiResult};
 use super::result::perfsink_result;
-use crate::model::{Field, FieldValue, Tag};
+use crate::model::{Field, FieldValue, MetricKind, Tag};
 use crate::sink::Report;
 use crate::stats::Stats;
 
@@ -40,6 +40,40 @@ c_enum_table!(perfsink_field_type {
     PERFSINK_FIELD_BOOL,
     PERFSINK_FIELD_STRING,
 });
+
+/// What a series' values mean (`perfsink_sink_set_series_kind`), numbered as k6 numbers its
+/// metric types. Only the aggregated mode (`PERFSINK_MODE=aggregate|both`) reads it.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum perfsink_metric_kind {
+    /// Values add up: an interval's point has `count` and `sum`.
+    PERFSINK_METRIC_COUNTER = 0,
+    /// A level: `count`, `last`, `min`, `max`.
+    PERFSINK_METRIC_GAUGE = 1,
+    /// A distribution (the kind of a series nobody set): `count`, `sum`, `mean`, `min`,
+    /// `max` and the percentiles.
+    PERFSINK_METRIC_TREND = 2,
+    /// Pass (non-zero) or fail samples: `count`, `passes`, `rate`.
+    PERFSINK_METRIC_RATE = 3,
+}
+
+c_enum_table!(perfsink_metric_kind {
+    PERFSINK_METRIC_COUNTER,
+    PERFSINK_METRIC_GAUGE,
+    PERFSINK_METRIC_TREND,
+    PERFSINK_METRIC_RATE,
+});
+
+impl From<perfsink_metric_kind> for MetricKind {
+    fn from(k: perfsink_metric_kind) -> MetricKind {
+        match k {
+            perfsink_metric_kind::PERFSINK_METRIC_COUNTER => MetricKind::Counter,
+            perfsink_metric_kind::PERFSINK_METRIC_GAUGE => MetricKind::Gauge,
+            perfsink_metric_kind::PERFSINK_METRIC_TREND => MetricKind::Trend,
+            perfsink_metric_kind::PERFSINK_METRIC_RATE => MetricKind::Rate,
+        }
+    }
+}
 
 /// A field: a key, a type, and the member of that type set (the others are ignored).
 #[repr(C)]
@@ -104,10 +138,20 @@ pub struct perfsink_stats {
     /// Samples too old for the de-duplication window: written with their own timestamp,
     /// unchecked for ties.
     pub dedup_unchecked: u64,
+    /// ABI 1.1. Samples folded into per-interval statistics (aggregated mode); the points
+    /// written of them count as lines in `accepted`, `written`...
+    pub aggregated: u64,
+    /// ABI 1.1. Aggregated samples that came after their interval was written (counted into
+    /// the next one, whose point has a `late` field).
+    pub aggregated_late: u64,
+    /// ABI 1.1. Aggregated trend samples whose interval has no percentiles (histogram memory
+    /// cap, `PERFSINK_AGGREGATE_MEMORY_MAX_BYTES`).
+    pub aggregated_no_percentiles: u64,
 }
 
 /// The size of `perfsink_stats` in ABI 1.0, the smallest `out_size` accepted.
 pub(crate) const STATS_SIZE_1_0: usize = 20 * 8;
+const _: () = assert!(std::mem::size_of::<perfsink_stats>() == 23 * 8);
 const _: () = assert!(std::mem::size_of::<perfsink_stats>() >= STATS_SIZE_1_0);
 
 /// The final account `perfsink_sink_close` gives. Versioned by size like `perfsink_stats`,
@@ -165,6 +209,9 @@ impl From<Stats> for perfsink_stats {
             write_latency_us_mean: s.write_latency_us_mean,
             write_latency_us_max: s.write_latency_us_max,
             dedup_unchecked: s.dedup_unchecked,
+            aggregated: s.aggregated,
+            aggregated_late: s.aggregated_late,
+            aggregated_no_percentiles: s.aggregated_no_percentiles,
         }
     }
 }

@@ -144,7 +144,7 @@ static void names_and_version(void)
     CHECK(PERFSINK_UNDELIVERED == 303);
     CHECK(perfsink_abi_version() >> 16 == PERFSINK_ABI_VERSION_MAJOR);
     CHECK((perfsink_abi_version() & 0xFFFF) == PERFSINK_ABI_VERSION_MINOR);
-    CHECK(perfsink_abi_version() == 0x10000); /* 1.0 */
+    CHECK(perfsink_abi_version() == 0x10001); /* 1.1 */
 }
 
 static void open_misuse(void)
@@ -335,6 +335,13 @@ static void null_arguments(perfsink_sink *sink)
     CHECK_MSG("tag key");
     tags[0] = tag("k", "v");
     CHECK(series == 777);
+
+    CHECK_RC(perfsink_sink_set_series_kind(NULL, 0, PERFSINK_METRIC_RATE, E),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_set_series_kind(sink, 0, 4, E), PERFSINK_INVALID_ARGUMENT);
+    CHECK_MSG("perfsink_metric_kind");
+    CHECK_RC(perfsink_sink_set_series_kind(sink, 4000000, PERFSINK_METRIC_RATE, E),
+             PERFSINK_UNKNOWN_SERIES);
 
     CHECK_RC(perfsink_sink_record(NULL, S("m"), tags, 1, fields, 1, PERFSINK_TIMESTAMP_NOW, E),
              PERFSINK_NULL_PARAMETER);
@@ -530,8 +537,11 @@ static void stats_sizes(perfsink_sink *sink)
     bool enabled = false;
     size_t i;
 
-    CHECK_RC(perfsink_sink_stats(sink, &st, sizeof st - 1, E), PERFSINK_INVALID_ARGUMENT);
+    /* The 1.0 struct (20 counters) is the smallest accepted; 1.1 appended three. */
+    CHECK_RC(perfsink_sink_stats(sink, &st, 20 * 8 - 1, E), PERFSINK_INVALID_ARGUMENT);
     CHECK_MSG("sizeof");
+    CHECK_RC(perfsink_sink_stats(sink, &st, 20 * 8, E), PERFSINK_OK);
+    CHECK(sizeof st == 23 * 8);
     CHECK_RC(perfsink_sink_stats(sink, &st, 0, E), PERFSINK_INVALID_ARGUMENT);
     memset(&big, 0xAB, sizeof big);
     CHECK_RC(perfsink_sink_stats(sink, &big.st, sizeof big, E), PERFSINK_OK);
@@ -573,6 +583,7 @@ static void close_twice_and_call_after(perfsink_sink *sink)
     CHECK_RC(perfsink_sink_register_series(sink, S("m"), NULL, 0, NULL, 0, &series, E),
              PERFSINK_CLOSED);
     CHECK_RC(perfsink_sink_flush(sink, 0, E), PERFSINK_CLOSED);
+    CHECK_RC(perfsink_sink_set_series_kind(sink, 0, PERFSINK_METRIC_GAUGE, E), PERFSINK_CLOSED);
     CHECK_RC(perfsink_sink_stats(sink, &st, sizeof st, E), PERFSINK_CLOSED);
     CHECK_RC(perfsink_sink_enabled(sink, &enabled, E), PERFSINK_CLOSED);
     CHECK(perfsink_sink_last_write_error(sink, buf, sizeof buf) == 0);

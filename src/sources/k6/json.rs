@@ -25,7 +25,7 @@ use std::sync::Arc;
 use super::hash::KeyHash;
 use super::rfc3339::TimeCache;
 use super::scanner::{find_byte, k6_point, JStr, PointData, Scan};
-use super::schema::{typed, TagsAsFields, Typed};
+use super::schema::{builtin_metric_kind, typed, TagsAsFields, Typed};
 use crate::model::{Field, FieldValue, Point, SeriesId, Tag};
 use crate::sink::Sink;
 
@@ -40,35 +40,8 @@ const BATCH: usize = 1024;
 /// every request with a unique value (k6 itself grows too then).
 const CACHE_MAX: usize = 200_000;
 
-/// k6's metric types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricType {
-    Counter,
-    Gauge,
-    Trend,
-    Rate,
-}
-
-impl MetricType {
-    fn parse(s: &str) -> Option<MetricType> {
-        match s {
-            "counter" => Some(MetricType::Counter),
-            "gauge" => Some(MetricType::Gauge),
-            "trend" => Some(MetricType::Trend),
-            "rate" => Some(MetricType::Rate),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricType::Counter => "counter",
-            MetricType::Gauge => "gauge",
-            MetricType::Trend => "trend",
-            MetricType::Rate => "rate",
-        }
-    }
-}
+/// k6's metric types: the engine's [`MetricKind`], which the aggregated mode reads.
+pub use crate::model::MetricKind as MetricType;
 
 /// Live counters of a source, shared with whoever shows progress.
 #[derive(Debug, Default)]
@@ -561,6 +534,14 @@ impl<'s> K6JsonSource<'s> {
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
         let series = self.sink.register_series(&measurement, &tags, "value").ok();
+        if let Some(id) = series {
+            // k6 defines a metric (a `Metric` line) before its first sample; a built-in one
+            // is known anyway.
+            let kind = self.metric_types.get(measurement.as_str()).copied();
+            if let Some(kind) = kind.or_else(|| builtin_metric_kind(&measurement)) {
+                let _ = self.sink.set_series_kind(id, kind);
+            }
+        }
         let id = self.entries.len() as u32;
         self.entries.push(Entry {
             series,

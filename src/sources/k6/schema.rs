@@ -15,7 +15,7 @@
 //!   written from metadata, nor a key the sample's tags already wrote as a field.
 
 use crate::error::{Error, Result};
-use crate::model::Tag;
+use crate::model::{MetricKind, Tag};
 
 /// The default of k6's `tagsAsFields` (`K6_INFLUXDB_TAGS_AS_FIELDS`).
 pub const DEFAULT_TAGS_AS_FIELDS: &str = "vu:int,iter:int,url";
@@ -207,6 +207,41 @@ pub fn parse_go_bool(v: &str) -> Option<bool> {
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
         _ => None,
     }
+}
+
+/// The type of a k6 built-in metric (k6's `metrics/builtin.go`), for paths that see samples
+/// without k6's metric definitions (the relay reads k6's InfluxDB lines). `None`: a custom
+/// metric, whose type only k6 knows.
+pub fn builtin_metric_kind(name: &str) -> Option<MetricKind> {
+    Some(match name {
+        "vus" | "vus_max" => MetricKind::Gauge,
+        "iterations"
+        | "dropped_iterations"
+        | "http_reqs"
+        | "ws_sessions"
+        | "ws_msgs_sent"
+        | "ws_msgs_received"
+        | "data_sent"
+        | "data_received"
+        | "grpc_streams"
+        | "grpc_streams_msgs_sent"
+        | "grpc_streams_msgs_received" => MetricKind::Counter,
+        "checks" | "http_req_failed" => MetricKind::Rate,
+        "iteration_duration"
+        | "group_duration"
+        | "http_req_duration"
+        | "http_req_blocked"
+        | "http_req_connecting"
+        | "http_req_tls_handshaking"
+        | "http_req_sending"
+        | "http_req_waiting"
+        | "http_req_receiving"
+        | "ws_ping"
+        | "ws_session_duration"
+        | "ws_connecting"
+        | "grpc_req_duration" => MetricKind::Trend,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
