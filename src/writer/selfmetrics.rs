@@ -32,7 +32,7 @@ pub fn encode(
         return;
     }
     out.push(b' ');
-    let fields: [(&str, u64); 12] = [
+    let fields: [(&str, u64); 14] = [
         ("accepted", stats.accepted),
         ("written", stats.written),
         ("retried", stats.retried),
@@ -45,6 +45,8 @@ pub fn encode(
         ("requests", stats.requests),
         ("bytes_sent", stats.bytes_sent),
         ("write_latency_us_max", stats.write_latency_us_max),
+        ("aggregated", stats.aggregated),
+        ("aggregated_late", stats.aggregated_late),
     ];
     for (i, (k, v)) in fields.iter().enumerate() {
         if i > 0 {

@@ -49,6 +49,17 @@ pub fn run() -> ExitCode {
         config.gzip_level,
         config.precision.as_query()
     );
+    if config.mode.aggregate() {
+        let a = &config.aggregate;
+        let percentiles: Vec<&str> = a.percentiles.iter().map(|p| p.field()).collect();
+        println!(
+            "mode {:?}: intervals of {:?} written {:?} after they end, percentiles {}",
+            config.mode,
+            a.interval,
+            a.grace,
+            percentiles.join(",")
+        );
+    }
     let target = match HttpTarget::new(&config, &endpoint) {
         Ok(t) => t,
         Err(e) => {
