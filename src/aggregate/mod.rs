@@ -7,9 +7,14 @@
 //!
 //! Intervals are aligned to multiples of `PERFSINK_AGGREGATE_INTERVAL_MS` since the epoch, so
 //! generators line up. A sample belongs to the interval of its own timestamp. An interval is
-//! emitted once the wall clock passes its end plus `PERFSINK_AGGREGATE_GRACE_MS` (or at close);
-//! a sample whose interval was already emitted is **late**: it is counted into the series' next
-//! open interval, whose point then carries `late=<n>i`, and in `stats.aggregated_late`.
+//! emitted once the **stream's time** passes its end plus `PERFSINK_AGGREGATE_GRACE_MS` (or at
+//! close): the latest sample timestamp seen (never beyond the wall clock), or the wall clock
+//! once no sample came for the grace. Stream time, not the wall clock, because a loaded
+//! generator's samples arrive seconds after they happened (k6's JSON stream on a saturated
+//! 2-core box lags 3 s and more): by the wall clock a whole interval would be late, by the
+//! stream's time none is. A sample whose interval was already emitted is **late**: it is
+//! counted into the series' next open interval, whose point then carries `late=<n>i`, and in
+//! `stats.aggregated_late`.
 //!
 //! Memory: a series holds at most [`MAX_OPEN`] intervals (a sample needing one more emits the
 //! oldest early); histograms of all open intervals together stay under
@@ -29,7 +34,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::config::AggregateConfig;
-use crate::model::{MetricKind, Precision, SeriesId};
+use crate::model::{now_ns, MetricKind, Precision, SeriesId};
 use crate::series::SeriesView;
 use crate::stats::Counters;
 use window::{Need, Window};
@@ -61,6 +66,9 @@ struct State {
     pool: Vec<Window>,
     /// Bytes of all windows' values and histograms, open or pooled.
     memory: usize,
+    /// The latest sample timestamp seen, and when (wall clock) the latest batch came.
+    seen_max: i64,
+    last_arrival: i64,
     /// Lines rendered outside a tick (a series needing more than `MAX_OPEN` windows), handed
     /// to the pipeline by the next tick.
     early: Rendered,
@@ -158,11 +166,14 @@ impl Aggregator {
     where
         F: FnMut(usize) -> Option<Sample>,
     {
+        let now = now_ns();
         let mut st = self.state.lock();
         let st = &mut *st;
+        st.last_arrival = now;
         let (mut folded, mut late, mut unranked) = (0u64, 0u64, 0u64);
         for i in 0..n {
             let Some(s) = sample(i) else { continue };
+            st.seen_max = st.seen_max.max(s.timestamp_ns);
             let start = s.timestamp_ns - s.timestamp_ns.rem_euclid(self.interval_ns);
             let Some((at, is_late)) = self.locate(st, view, s.series, start) else {
                 continue;
@@ -257,14 +268,20 @@ impl Aggregator {
         at
     }
 
-    /// Renders the windows due at `now_ns` (all of them with `all`), oldest first, and those
-    /// emitted early since the last call.
+    /// Renders the windows due at wall-clock time `now_ns` (all of them with `all`), oldest
+    /// first, and those emitted early since the last call.
     pub fn due(&self, view: &SeriesView<'_>, now_ns: i64, all: bool) -> Rendered {
         let mut st = self.state.lock();
         let st = &mut *st;
         let mut out = std::mem::take(&mut st.early);
-        // Intervals ending at or before this are due.
-        let horizon = now_ns.saturating_sub(self.grace_ns);
+        // The stream's time (see the module doc); intervals ending a grace before it are due.
+        let idle = now_ns.saturating_sub(st.last_arrival) >= self.grace_ns;
+        let stream_time = if idle {
+            now_ns
+        } else {
+            st.seen_max.min(now_ns)
+        };
+        let horizon = stream_time.saturating_sub(self.grace_ns);
         let active = std::mem::take(&mut st.active);
         let mut still = Vec::with_capacity(active.len());
         for raw in active {
