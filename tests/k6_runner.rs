@@ -19,23 +19,10 @@ use std::time::{Duration, Instant};
 
 use common::k6::{
     assert_counts_and_sums, assert_dashboard_2587, assert_matches_summary, assert_same_rows,
-    assert_tags_and_fields, clean_env, expected_row, influx_rows, k6_args, k6_binary,
-    read_reference, run, script_env, start_target, true_ties, with, Run, Schema, WorkDir,
+    assert_tags_and_fields, expected_row, influx_rows, k6_args, k6_binary, perfsink_k6,
+    read_reference, script_env, start_target, true_ties, with, Schema, WorkDir,
 };
 use common::Influx;
-
-/// Runs `perfsink k6 <args>` in `dir` with a clean environment plus `env`; panics if it takes
-/// longer than `limit` (a hang).
-fn perfsink_k6(dir: &WorkDir, env: &[(&str, &str)], args: &[&str], limit: Duration) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_perfsink"));
-    clean_env(&mut cmd)
-        .arg("k6")
-        .args(args)
-        .current_dir(&dir.0)
-        .env("TMPDIR", dir.path("tmp"))
-        .envs(env.iter().copied());
-    run(cmd, &format!("perfsink k6 {args:?}"), limit)
-}
 
 // ------------------------------------------------------------------------------------------
 

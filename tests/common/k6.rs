@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use perfsink::sources::k6::rfc3339::parse_rfc3339_ns;
 use serde_json::Value;
 
+use super::exact::parse_exact;
 use super::influx::{quote_ident, series_rows};
 use super::Influx;
 
@@ -313,6 +314,19 @@ pub fn run(mut cmd: Command, what: &str, limit: Duration) -> Run {
     run
 }
 
+/// Runs `perfsink k6 <args>` in `dir` with a clean environment plus `env`; panics if it takes
+/// longer than `limit` (a hang).
+pub fn perfsink_k6(dir: &WorkDir, env: &[(&str, &str)], args: &[&str], limit: Duration) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_perfsink"));
+    clean_env(&mut cmd)
+        .arg("k6")
+        .args(args)
+        .current_dir(&dir.0)
+        .env("TMPDIR", dir.path("tmp"))
+        .envs(env.iter().copied());
+    run(cmd, &format!("perfsink k6 {args:?}"), limit)
+}
+
 /// Reads `r` to its end in a thread of its own.
 pub fn read_all(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     thread::spawn(move || {
@@ -390,7 +404,8 @@ pub fn read_reference(path: &Path) -> BTreeMap<String, Vec<RefSample>> {
     let text = fs::read_to_string(path).unwrap();
     let mut out: BTreeMap<String, Vec<RefSample>> = BTreeMap::new();
     for line in text.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
+        // Values read exactly: the aggregated mode's sums are compared bit for bit.
+        let v: Value = parse_exact(line);
         if v["type"] != "Point" {
             continue;
         }

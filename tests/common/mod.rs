@@ -7,10 +7,14 @@
 //! * [`http`]: tiny blocking HTTP/1.1 client and URL helpers.
 //! * [`k6`]: the real k6 binary, its test script and load target, and the checks of what
 //!   InfluxDB holds against k6's own references (`k6_runner.rs`, `k6_relay.rs`).
+//! * [`aggregate`]: the aggregated schema against k6's own record, per metric, interval and
+//!   series (`k6_aggregate.rs`); [`exact`]: exact float sums and JSON numbers for it.
 //!
 //! Not every test binary uses every item, hence the blanket allows.
 #![allow(dead_code, unused_imports)]
 
+pub mod aggregate;
+pub mod exact;
 pub mod fault_server;
 pub mod http;
 pub mod influx;
