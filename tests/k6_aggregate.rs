@@ -170,8 +170,9 @@ fn assert_exact(what: &str, r: &AggRun, points: &[AggPoint]) {
         );
     }
 
-    let aggregated = r.run.reported("aggregated");
-    assert_eq!(aggregated, r.samples(), "{what}: {}", r.run.report());
+    let report = r.run.report();
+    assert_eq!(r.run.aggregated_samples(), r.samples(), "{what}: {report}");
+    assert_eq!(r.run.reported("late"), 0, "{what}: {report}");
     assert_eq!(r.run.reported("dropped"), 0, "{what}: {}", r.run.report());
 }
 

@@ -246,6 +246,12 @@ impl Run {
         self.reported_before(" timestamps not checked")
     }
 
+    /// Samples folded into aggregated points (`N samples aggregated` in the report; the
+    /// aggregated mode), 0 when the report does not say it.
+    pub fn aggregated_samples(&self) -> u64 {
+        self.reported_before(" samples aggregated")
+    }
+
     /// The number just before `what` in the report, 0 when the report does not say it.
     fn reported_before(&self, what: &str) -> u64 {
         let r = self.report();
