@@ -359,6 +359,42 @@ pub fn point_mismatches(
     out
 }
 
+/// The largest relative difference between a trend point's percentile and the nearest-rank
+/// percentile of its samples (for groups of at least `min_samples`), with where it is.
+pub fn worst_percentile_error(
+    points: &[AggPoint],
+    groups: &BTreeMap<Key, Samples>,
+    percentiles: &[(String, u64)],
+    min_samples: usize,
+) -> (f64, String) {
+    let mut worst = (0.0, String::new());
+    for p in points {
+        let Some(samples) = groups.get(&p.key()).filter(|s| s.len() >= min_samples) else {
+            continue;
+        };
+        let mut sorted: Vec<f64> = samples.iter().map(|s| s.1).collect();
+        sorted.sort_by(f64::total_cmp);
+        for (field, milli) in percentiles {
+            let (Some(got), want) = (p.float(field), nearest_rank(&sorted, *milli)) else {
+                continue;
+            };
+            let err = (got - want).abs() / want.abs().max(1e-3);
+            if err > worst.0 {
+                worst = (
+                    err,
+                    format!(
+                        "{} @{} {field} of {} samples: {want} vs {got}",
+                        p.metric,
+                        p.start,
+                        sorted.len()
+                    ),
+                );
+            }
+        }
+    }
+    worst
+}
+
 /// Every point against its group of samples, and every group against its point: each key
 /// once in `points`, none missing, none extra. `what` prefixes every line.
 pub fn mismatches(

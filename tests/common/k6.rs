@@ -52,7 +52,8 @@ pub const CHECK: &str = "status is 200, \"ok\"=✓";
 /// The test script: per iteration, in a group, a request with weird and empty tags, a check,
 /// one sample of each custom metric type; then a failing request counted in `errors` (the
 /// dashboard's error panel), a root-level check, a request with a `name` tag; then `SLEEP`
-/// seconds (default 0.01) to pace the load.
+/// seconds (default 0.01) to pace the load. `TREND_SAMPLES` (default 1): `my_trend` samples per
+/// iteration, more than one spread over three orders of magnitude.
 pub const SCRIPT: &str = r#"
 import http from 'k6/http';
 import { check, group, sleep } from 'k6';
@@ -77,7 +78,9 @@ export default function () {
     myCounter.add(2, { weird: WEIRD });
     myGauge.add(__VU * 1.5 + __ITER, { weird: WEIRD });
     myRate.add(__ITER % 3 === 0, { weird: WEIRD });
-    myTrend.add(__ITER * 0.25 + 1, { weird: WEIRD });
+    for (let i = 0; i < Number(__ENV.TREND_SAMPLES || '1'); i++) {
+      myTrend.add(__ITER * 0.25 + 1 + i * i * 0.731, { weird: WEIRD });
+    }
   });
   const f = http.get(`${BASE}/fail`);
   if (f.status !== 200) {
