@@ -1,4 +1,4 @@
-//! The aggregated schema (`PERFSINK_MODE=aggregate|both`, /work/wt/AGG-SPEC.md) against k6's
+//! The aggregated schema (`PERFSINK_MODE=aggregate|both`, `src/aggregate/`) against k6's
 //! own `--out json` record of the same run:
 //!
 //! * k6's samples grouped as the engine groups them ([`group`]): per metric, per interval
