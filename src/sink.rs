@@ -508,6 +508,17 @@ impl Sink {
         Some(self.live_engine()?.queue.produce(n, encode))
     }
 
+    /// The relay's other hook (its aggregated mode): folds `n` samples of value series into
+    /// the statistics, checked as `submit` checks them in `PERFSINK_MODE=aggregate`, whatever
+    /// the mode (in `both` the relay forwards the lines themselves). `None` when the sink does
+    /// not aggregate or takes nothing (disabled or closed).
+    pub(crate) fn fold<S: PointSource>(&self, n: usize, source: &mut S) -> Option<Submitted> {
+        let engine = self.live_engine()?;
+        let stage = engine.stage.as_ref()?;
+        let view = self.series.view();
+        Some(self.with_fatal(self.aggregate_only(stage, &view, n, source)))
+    }
+
     /// Open and reporting: calls reach InfluxDB.
     pub(crate) fn is_live(&self) -> bool {
         self.live_engine().is_some()

@@ -6,6 +6,8 @@
 //! nothing needs escaping, which is what nearly all real names look like; only strings with a
 //! special byte pay for the byte-by-byte path.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 
 /// The part of a line an identifier goes into: it picks the escape set and names the
@@ -351,6 +353,41 @@ fn escape_v3(
         i += 1;
     }
     Ok(())
+}
+
+/// The name an identifier written in a line stands for (`escaped` as the line holds it, e.g.
+/// `ParsedLine::measurement` or a tag of `ParsedLine::tags`), as `dialect`'s servers read it:
+/// the inverse of [`escape_identifier`]. [`Dialect::Go`] drops the backslash before `,`, space
+/// and `=` (and `"` in a measurement or field key) and keeps every other one, as
+/// `models/points.go` does; [`Dialect::V3`] also reads `\\` as one backslash. Borrowed when
+/// the name has no backslash, which is what nearly all names look like.
+pub fn unescape_identifier(escaped: &[u8], element: Element, dialect: Dialect) -> Cow<'_, [u8]> {
+    if !escaped.contains(&b'\\') {
+        return Cow::Borrowed(escaped);
+    }
+    let quote = matches!(element, Element::Measurement | Element::FieldKey);
+    let unescapes = |c: u8| match c {
+        b',' | b' ' | b'=' => true,
+        b'"' => quote,
+        b'\\' => dialect == Dialect::V3,
+        _ => false,
+    };
+    let mut out = Vec::with_capacity(escaped.len());
+    let mut i = 0;
+    while i < escaped.len() {
+        let c = escaped[i];
+        match escaped.get(i + 1) {
+            Some(&next) if c == b'\\' && unescapes(next) => {
+                out.push(next);
+                i += 2;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -750,5 +787,39 @@ mod tests {
         assert_eq!(string_field(&s), want);
         let many = "\"\\".repeat(100);
         assert_eq!(string_field(&many), "\\\"\\\\".repeat(100));
+    }
+
+    #[test]
+    fn unescape_inverts_escape() {
+        let names = [
+            "plain",
+            "a b,c=d",
+            "back\\slash",
+            "tail\\ x",
+            "a\\,b",
+            "a\\\\=b",
+            "quo\"te",
+            "\"quoted\"",
+            "non-ascii é,",
+        ];
+        for dialect in [Dialect::Go, Dialect::V3] {
+            for element in ALL {
+                for name in names {
+                    let Ok(escaped) = esc(name, element, dialect) else {
+                        continue;
+                    };
+                    let back = unescape_identifier(escaped.as_bytes(), element, dialect);
+                    assert_eq!(
+                        std::str::from_utf8(&back).unwrap(),
+                        name,
+                        "{element:?} {dialect:?} {escaped:?}"
+                    );
+                }
+            }
+        }
+        assert!(matches!(
+            unescape_identifier(b"http_req_duration", Element::Measurement, Dialect::Go),
+            Cow::Borrowed(_)
+        ));
     }
 }

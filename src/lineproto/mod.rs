@@ -30,7 +30,9 @@ pub use encode::{
     check_timestamp, write_field, write_float, write_series_key, write_timestamp, FieldOptions,
     TimestampRange,
 };
-pub use escape::Dialect;
+pub use escape::{unescape_identifier, Dialect, Element};
 pub use forward::Forward;
 pub use limits::MAX_STRING_FIELD;
-pub use parse::{lines, parse_line, InputPrecision, LineError, ParseError, ParsedLine};
+pub use parse::{
+    lines, parse_line, refusal, InputPrecision, LineError, ParseError, ParsedLine, ValueKind,
+};

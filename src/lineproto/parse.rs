@@ -87,11 +87,28 @@ const MAX_QUOTED: usize = 256;
 impl fmt::Display for LineError<'_> {
     /// `unable to parse '<line>': <reason>`, as the Go servers say it (long lines cut).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cut = self.text.len() > MAX_QUOTED;
-        let shown = String::from_utf8_lossy(&self.text[..self.text.len().min(MAX_QUOTED)]);
-        let more = if cut { "..." } else { "" };
-        write!(f, "unable to parse '{shown}{more}': {}", self.error.reason)
+        write_refusal(f, self.text, &self.error.reason)
     }
+}
+
+/// `unable to parse '<line>': <why>`, worded as [`LineError`] words a malformed line, for a
+/// valid line refused for another reason (the relay's aggregated mode: a name the sink cannot
+/// store, the series cap).
+pub fn refusal(text: &[u8], why: &dyn fmt::Display) -> String {
+    struct Refusal<'a>(&'a [u8], &'a dyn fmt::Display);
+    impl fmt::Display for Refusal<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write_refusal(f, self.0, self.1)
+        }
+    }
+    Refusal(text, why).to_string()
+}
+
+fn write_refusal(f: &mut fmt::Formatter<'_>, text: &[u8], why: &dyn fmt::Display) -> fmt::Result {
+    let cut = text.len() > MAX_QUOTED;
+    let shown = String::from_utf8_lossy(&text[..text.len().min(MAX_QUOTED)]);
+    let more = if cut { "..." } else { "" };
+    write!(f, "unable to parse '{shown}{more}': {why}")
 }
 
 /// The type of a field value, from its syntax.

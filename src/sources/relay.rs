@@ -67,7 +67,9 @@ use crate::lineproto::InputPrecision;
 use crate::sink::Sink;
 
 mod ingest;
-pub use ingest::{ingest, Ingested};
+mod samples;
+pub use ingest::{ingest, ingest_with, Ingested};
+pub use samples::SampleSeries;
 
 // Constants are not `pub`: cbindgen would put them into the C header. The defaults are those
 // of `RelayOptions::default()`.
@@ -161,6 +163,8 @@ struct Shared {
     /// The sink's database (v1 `db`, v2 `bucket`), for the notes on foreign names.
     database: Option<String>,
     noted: Mutex<HashSet<String>>,
+    /// The series of sample lines, for the aggregated mode (see `samples`).
+    samples: SampleSeries,
     counters: Counters,
     started: Instant,
 }
@@ -202,6 +206,7 @@ impl Relay {
             body_timeout: options.body_timeout,
             database,
             noted: Mutex::new(HashSet::new()),
+            samples: SampleSeries::default(),
             counters: Counters::default(),
             started: Instant::now(),
         });
@@ -654,7 +659,7 @@ async fn write(
         work.counters
             .bytes_received
             .fetch_add(data.len() as u64, Relaxed);
-        Ok(ingest(&work.sink, data, precision))
+        Ok(ingest_with(&work.sink, &work.samples, data, precision))
     })
     .await;
     let ingested = match done {

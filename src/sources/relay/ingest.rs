@@ -12,14 +12,22 @@
 //! line written there (a client's retry, which InfluxDB itself would store once). A line
 //! without a timestamp is stamped with the receive time and then follows the same rule, so
 //! concurrent clients lose nothing.
+//!
+//! With `PERFSINK_MODE=aggregate` the lines that are samples (`samples`: a numeric `value`
+//! field, as k6 writes them) are folded into the sink's statistics instead of forwarded, and
+//! count as taken; with `both` they are forwarded and folded. Other lines are forwarded in
+//! every mode.
 
 use std::collections::HashMap;
 use std::hash::Hasher;
 
-use crate::error::Error;
-use crate::lineproto::{Forward, InputPrecision, LineError, ParseError, ParsedLine};
+use super::samples::{sample_value, SampleSeries, SeriesLookup};
+use crate::error::{Error, Result};
+use crate::lineproto::{
+    refusal, FieldOptions, Forward, InputPrecision, LineError, ParseError, ParsedLine,
+};
 use crate::pipeline::dedup::{field_hash, Identity};
-use crate::sink::Sink;
+use crate::sink::{PointHead, PointSource, Sink};
 
 /// What `ingest` did with a body of line protocol.
 #[derive(Debug, Default, PartialEq)]
@@ -71,6 +79,17 @@ fn refused(
 
 /// Takes the lines of `body`, its timestamps in `precision`, into `sink`.
 pub fn ingest(sink: &Sink, body: &[u8], precision: InputPrecision) -> Ingested {
+    ingest_with(sink, &SampleSeries::default(), body, precision)
+}
+
+/// `ingest`, finding the series of sample lines in `series` (the relay keeps one for all its
+/// requests).
+pub fn ingest_with(
+    sink: &Sink,
+    series: &SampleSeries,
+    body: &[u8],
+    precision: InputPrecision,
+) -> Ingested {
     let config = sink.config();
     let forward = Forward::new(
         precision,
@@ -87,6 +106,10 @@ pub fn ingest(sink: &Sink, body: &[u8], precision: InputPrecision) -> Ingested {
     let mut closed = !disabled && !sink.is_live();
     // Identical lines (series key, timestamp, fields) seen so far in this body, by hash.
     let mut occurrences: HashMap<u64, u32> = HashMap::new();
+    // `PERFSINK_MODE=aggregate|both`: sample lines are folded; `aggregate`: only folded.
+    let folding = config.mode.aggregate() && sink.is_live();
+    let forward_samples = config.mode.raw();
+    let mut samples: Vec<Sampled<'_>> = Vec::new();
     loop {
         batch.clear();
         for (number, line) in lines.by_ref() {
@@ -108,6 +131,26 @@ pub fn ingest(sink: &Sink, body: &[u8], precision: InputPrecision) -> Ingested {
         }
         if batch.is_empty() {
             break;
+        }
+        samples.clear();
+        if folding && !closed {
+            let mut lookup = series.lock();
+            batch.retain(|(number, line)| {
+                let sampled = sample(sink, &forward, &mut lookup, *number, line);
+                match sampled {
+                    Some(Ok(s)) => samples.push(s),
+                    // In `both` the line is still forwarded; the registry counted the refusal
+                    // of a series over the cap (`series_rejected`).
+                    Some(Err(_)) if forward_samples => {}
+                    Some(Err(e)) => {
+                        out.rejected += 1;
+                        sink.count_unreadable(1);
+                        note_refusal(&mut out.errors, *number, line, &e);
+                    }
+                    None => return true,
+                }
+                forward_samples
+            });
         }
         let errors = &mut out.errors;
         let produced = (!closed)
@@ -167,6 +210,26 @@ pub fn ingest(sink: &Sink, body: &[u8], precision: InputPrecision) -> Ingested {
                 }
             }
         }
+        if !samples.is_empty() {
+            let mut source = Samples {
+                samples: &samples,
+                errors: (!forward_samples).then_some(&mut out.errors),
+            };
+            match sink.fold(samples.len(), &mut source) {
+                // In `both` the lines were counted as forwarded.
+                Some(_) if forward_samples => {}
+                Some(folded) => {
+                    out.accepted += folded.accepted;
+                    out.rejected += folded.rejected;
+                }
+                None => {
+                    closed = true;
+                    if !forward_samples {
+                        out.dropped += samples.len();
+                    }
+                }
+            }
+        }
     }
     if closed {
         out.sink_error = Some(Error::Closed);
@@ -184,4 +247,70 @@ fn line_hash(line: &ParsedLine<'_>, ts: i64) -> u64 {
     h.write_i64(ts);
     h.write(line.fields());
     h.finish()
+}
+
+/// A sample line: where it is in the body, and the sample it holds.
+struct Sampled<'a> {
+    number: usize,
+    line: ParsedLine<'a>,
+    head: PointHead,
+}
+
+/// Line `line` as a sample of its series, `None` when it is not one (or its timestamp is out
+/// of range, which forwarding refuses), or why its series cannot be registered.
+fn sample<'a>(
+    sink: &Sink,
+    forward: &Forward,
+    lookup: &mut SeriesLookup<'_>,
+    number: usize,
+    line: &ParsedLine<'a>,
+) -> Option<Result<Sampled<'a>>> {
+    let value = sample_value(line)?;
+    let ts = forward.timestamp(line).ok()?;
+    let timestamp_ns = ts.checked_mul(sink.config().precision.unit_ns())?;
+    Some(lookup.series_of(sink, line).map(|series| Sampled {
+        number,
+        line: *line,
+        head: PointHead {
+            series,
+            value,
+            timestamp_ns,
+        },
+    }))
+}
+
+/// The samples of a batch, as the sink's fold reads them; refusals noted in `errors`
+/// (`None`: the lines were forwarded, and answered for, already).
+struct Samples<'s, 'a> {
+    samples: &'s [Sampled<'a>],
+    errors: Option<&'s mut Vec<(usize, String)>>,
+}
+
+impl PointSource for Samples<'_, '_> {
+    fn read(&mut self, i: usize) -> Result<PointHead> {
+        Ok(self.samples[i].head)
+    }
+
+    fn write_fields(&mut self, _: usize, _: &mut Vec<u8>, _: FieldOptions, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    fn refused(&mut self, i: usize, reason: Error) -> Error {
+        if let Some(errors) = self.errors.as_deref_mut() {
+            let s = &self.samples[i];
+            note_refusal(errors, s.number, &s.line, &reason);
+        }
+        reason
+    }
+}
+
+fn note_refusal(
+    errors: &mut Vec<(usize, String)>,
+    number: usize,
+    line: &ParsedLine<'_>,
+    e: &Error,
+) {
+    if errors.len() < MAX_INGEST_ERRORS {
+        errors.push((number, refusal(line.line(), e)));
+    }
 }
