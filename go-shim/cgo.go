@@ -25,6 +25,14 @@ import (
 // timestampNow asks the engine to stamp a point with its current time.
 var timestampNow = int64(C.PERFSINK_TIMESTAMP_NOW)
 
+// The metric kinds (perfsink_metric_kind), numbered as k6 numbers its metric types.
+const (
+	MetricCounter MetricKind = C.PERFSINK_METRIC_COUNTER
+	MetricGauge   MetricKind = C.PERFSINK_METRIC_GAUGE
+	MetricTrend   MetricKind = C.PERFSINK_METRIC_TREND
+	MetricRate    MetricKind = C.PERFSINK_METRIC_RATE
+)
+
 // errLen is the size of a per-call message buffer: messages longer than that are cut (at a
 // character boundary).
 const errLen = 512
@@ -40,7 +48,7 @@ func result(op string, code C.perfsink_result, msg *C.char) error {
 	return &Error{Code: Code(code), Op: op, Message: C.GoString(msg)}
 }
 
-// abiVersion is the C ABI this binding is written for: 1.0.
+// abiVersion is the C ABI this binding is written for: 1.1 (perfsink_sink_set_series_kind).
 const abiVersion = C.PERFSINK_ABI_VERSION_MAJOR<<16 | C.PERFSINK_ABI_VERSION_MINOR
 
 // checkABI refuses a library of another major version, or an older minor one.
@@ -65,6 +73,12 @@ func cOpenEnv() (*C.perfsink_sink, error) {
 	var e errBuf
 	rc := C.perfsink_sink_open_env(&s, &e[0], errLen)
 	return s, result("open", rc, &e[0])
+}
+
+func cSetSeriesKind(s *C.perfsink_sink, id SeriesID, kind MetricKind) error {
+	var e errBuf
+	rc := C.perfsink_sink_set_series_kind(s, C.uint32_t(id), C.uint32_t(kind), &e[0], errLen)
+	return result("set series kind", rc, &e[0])
 }
 
 func cEnabled(s *C.perfsink_sink) (bool, error) {
@@ -161,6 +175,10 @@ func statsFrom(st *C.perfsink_stats) Stats {
 		WriteLatencyMean:   time.Duration(st.write_latency_us_mean) * time.Microsecond,
 		WriteLatencyMax:    time.Duration(st.write_latency_us_max) * time.Microsecond,
 		DedupUnchecked:     uint64(st.dedup_unchecked),
+
+		Aggregated:              uint64(st.aggregated),
+		AggregatedLate:          uint64(st.aggregated_late),
+		AggregatedNoPercentiles: uint64(st.aggregated_no_percentiles),
 	}
 }
 

@@ -122,6 +122,22 @@ func (s *Sink) RegisterSeries(measurement string, tags []Tag, valueField string)
 		pinString(&pin, valueField), len(valueField))
 }
 
+// MetricKind is what a series' values mean, numbered as k6 numbers its metric types
+// (MetricCounter, MetricGauge, MetricTrend, MetricRate).
+type MetricKind uint32
+
+// SetSeriesKind sets what the values of series id mean: in the aggregated mode
+// (PERFSINK_MODE=aggregate or both) the statistics its intervals carry (a series nobody set
+// is a trend). Accepted and without effect in raw mode.
+func (s *Sink) SetSeriesKind(id SeriesID, kind MetricKind) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ptr == nil {
+		return errClosed("set series kind")
+	}
+	return cSetSeriesKind(s.ptr, id, kind)
+}
+
 // Record writes one point with a measurement, tags and typed fields (the convenience path,
 // one cgo call per point). A zero t means now.
 func (s *Sink) Record(measurement string, tags []Tag, fields []Field, t time.Time) error {

@@ -27,6 +27,13 @@ type Stats struct {
 	// DedupUnchecked counts samples too old for the de-duplication window, written with
 	// their own timestamp without a check for ties.
 	DedupUnchecked uint64
+	// Aggregated counts samples folded into per-interval statistics (PERFSINK_MODE=aggregate
+	// or both); Accepted and Written then count the aggregated points. AggregatedLate are
+	// those whose interval had been written already (counted into the next one), and
+	// AggregatedNoPercentiles those whose interval had no histogram (the memory cap).
+	Aggregated              uint64
+	AggregatedLate          uint64
+	AggregatedNoPercentiles uint64
 }
 
 // Report is the final account of a closed Sink (perfsink_close_report).

@@ -35,8 +35,9 @@ type Metric interface {
 	MetricType() MetricType
 }
 
-// MetricType is k6's metric type, numbered as in k6. The raw schema does not write it (k6's
-// influxdb output does not either).
+// MetricType is k6's metric type, numbered as in k6 (and as perfsink.MetricKind). The raw
+// schema does not write it (k6's influxdb output does not either); the aggregated mode picks
+// a series' statistics by it.
 type MetricType int
 
 const (
@@ -466,6 +467,9 @@ func (f *Feed) series(e *tagEntry, m Metric) (perfsink.SeriesID, bool) {
 	f.nseries++
 	if err != nil {
 		f.warnOnce(err, "cannot register the series of metric "+strconv.Quote(m.MetricName()))
+	} else if kerr := f.sink.SetSeriesKind(id, perfsink.MetricKind(m.MetricType())); kerr != nil {
+		// The aggregated mode's statistics follow the kind; without it the series is a trend.
+		f.warnOnce(kerr, "cannot set the type of metric "+strconv.Quote(m.MetricName()))
 	}
 	r := seriesRef{metric: m, id: id, ok: err == nil}
 	switch {
