@@ -40,7 +40,7 @@ func TestVersion(t *testing.T) {
 	if s := perfsink.CodeUndelivered.String(); s != "PERFSINK_UNDELIVERED" {
 		t.Fatalf("CodeUndelivered.String() = %q", s)
 	}
-	if major, minor := perfsink.ABIVersion(); major != 1 || minor != 0 {
+	if major, minor := perfsink.ABIVersion(); major != 1 || minor != 1 {
 		t.Fatalf("ABIVersion() = %d.%d", major, minor)
 	}
 }
@@ -123,6 +123,32 @@ func TestDisabledSink(t *testing.T) {
 	}
 	if err := s.Flush(time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// SetSeriesKind only adapts types: the engine's answers come back as codes.
+func TestSetSeriesKind(t *testing.T) {
+	s := open(t, nil)
+	id, err := s.RegisterSeries("m", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []perfsink.MetricKind{perfsink.MetricCounter, perfsink.MetricGauge, perfsink.MetricTrend, perfsink.MetricRate} {
+		if err := s.SetSeriesKind(id, k); err != nil {
+			t.Fatalf("kind %d: %v", k, err)
+		}
+	}
+	if err := s.SetSeriesKind(id+1, perfsink.MetricRate); !errors.Is(err, perfsink.CodeUnknownSeries) {
+		t.Fatalf("unknown series: %v", err)
+	}
+	if err := s.SetSeriesKind(id, perfsink.MetricRate+1); !errors.Is(err, perfsink.CodeInvalidArgument) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSeriesKind(id, perfsink.MetricRate); !errors.Is(err, perfsink.CodeClosed) {
+		t.Fatalf("after close: %v", err)
 	}
 }
 
