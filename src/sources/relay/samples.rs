@@ -87,11 +87,14 @@ impl SeriesLookup<'_> {
     }
 }
 
+/// A name of a line with its escapes undone.
+type Name<'a> = Cow<'a, [u8]>;
+
 fn register(sink: &Sink, line: &ParsedLine<'_>) -> Result<SeriesId> {
     let dialect = sink.field_options().dialect;
     let unescape = |name, element| unescape_identifier(name, element, dialect);
     let measurement = unescape(line.measurement(), Element::Measurement);
-    let tags: Vec<(Cow<'_, [u8]>, Cow<'_, [u8]>)> = line
+    let tags: Vec<(Name<'_>, Name<'_>)> = line
         .tags()
         .map(|(k, v)| (unescape(k, Element::TagKey), unescape(v, Element::TagValue)))
         .collect();
