@@ -1139,6 +1139,11 @@ fn throughput() {
             "INFLUXDB_PRECISION=ms;PERFSINK_TAGS=testid=t1,host=h1",
         ),
         ("s -> ns", ""),
+        (
+            "ns -> ns, PERFSINK_MODE=aggregate",
+            "PERFSINK_MODE=aggregate",
+        ),
+        ("ns -> ns, PERFSINK_MODE=both", "PERFSINK_MODE=both"),
     ] {
         // A queue that holds everything, so that ingest never waits for the writer.
         let kv = format!(
@@ -1160,9 +1165,10 @@ fn throughput() {
             body.clone()
         };
         let sink = Sink::from_kv(&kv).unwrap();
+        let series = perfsink::sources::relay::SampleSeries::default();
         let (t, cpu) = (Instant::now(), thread_cpu_ns());
         for _ in 0..rounds {
-            let i = perfsink::sources::relay::ingest(&sink, &body, precision);
+            let i = perfsink::sources::relay::ingest_with(&sink, &series, &body, precision);
             assert_eq!(i.accepted, per_body);
         }
         let (wall, cpu) = (
@@ -1178,7 +1184,12 @@ fn throughput() {
             total / wall / 1e6,
             total / delivered / 1e6
         );
-        assert_eq!(sink.close().stats.written, total as u64);
+        let stats = sink.close().stats;
+        if label.contains("aggregate") {
+            assert_eq!(stats.aggregated, total as u64);
+        } else {
+            assert!(stats.written >= total as u64);
+        }
     }
 
     // Through HTTP, one client connection per request.
