@@ -22,7 +22,9 @@
 //! Lines are forwarded as they came (see `ingest`): timestamps rescaled to the sink's
 //! precision, the sink's global tags merged in, a timestamp equal to one already written for
 //! its series moved by the smallest step unless the line is identical to the one written there
-//! (`PERFSINK_DEDUP`), no series interning.
+//! (`PERFSINK_DEDUP`), no series interning. In the aggregated mode (`PERFSINK_MODE=aggregate`)
+//! k6's sample lines (a numeric `value` field) are folded into the sink's per-interval
+//! statistics instead (see `samples`); with `both` they are forwarded and folded.
 //!
 //! Databases: the sink has one writer and one target database (`INFLUXDB_DB` /
 //! `INFLUXDB_BUCKET`). A request's `db`/`bucket` does not route: every line goes to the sink's
