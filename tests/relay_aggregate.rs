@@ -13,15 +13,19 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use common::aggregate::{
+    assert_no_mismatch, group, mismatches, percentile_fields, query_exact, read_agg_points,
+    total_mismatches,
+};
 use common::influx::quote_ident;
 use common::k6::{
     clean_env, k6_args, k6_binary, read_reference, run, script_env, start_target, total, with,
     WorkDir,
 };
 use common::{http, HttpResponse, Influx};
-use perfsink::aggregate::fsum::ExactSum;
+use perfsink::sources::k6::schema::builtin_metric_kind;
 use perfsink::sources::relay::{Relay, RelayOptions, RelayStats};
-use perfsink::{Report, Sink};
+use perfsink::{MetricKind, Report, Sink};
 use serde_json::{json, Value};
 
 /// 2023-11-14T22:13:20Z, a multiple of the 1 s interval.
@@ -83,11 +87,12 @@ fn measurements(db: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every point of `m` as (tags without empty values, column → value), by series then time.
+/// Every point of `m` as (tags without empty values, column → value), by series then time;
+/// numbers read exactly.
 fn points(db: &str, m: &str) -> Vec<(BTreeMap<String, String>, BTreeMap<String, Value>)> {
     let q = format!("SELECT * FROM {} GROUP BY *", quote_ident(m));
     let mut out = Vec::new();
-    for series in influx().query_series(db, &q) {
+    for series in query_exact(influx(), db, &q) {
         let tags: BTreeMap<String, String> = series["tags"]
             .as_object()
             .map(|o| {
@@ -385,17 +390,6 @@ fn lines_over_the_series_cap_are_refused_like_influxdb_refuses_them() {
     assert_eq!(influx().count(&db, "jmeter"), 1);
 }
 
-/// Per series (metric and tags, as k6's influxdb output writes them: `url` is a field, empty
-/// tags are left out) and 1 s interval: what k6's JSON output says must be in `_agg`.
-#[derive(Default)]
-struct Expected {
-    count: i64,
-    sum: ExactSum,
-    passes: i64,
-    min: f64,
-    max: f64,
-}
-
 #[test]
 fn stock_k6_through_an_aggregating_relay_matches_its_json_output() {
     let db = "relay_agg_k6";
@@ -427,69 +421,32 @@ fn stock_k6_through_an_aggregating_relay_matches_its_json_output() {
     assert_eq!(report.stats.aggregated_late, 0, "{report}");
     assert_eq!(report.undelivered(), 0, "{report}");
 
-    let mut intervals = 0;
-    for (metric, samples) in &reference {
-        let mut want: BTreeMap<(BTreeMap<String, String>, i64), Expected> = BTreeMap::new();
-        for sample in samples {
-            let tags = sample
-                .tags
-                .iter()
-                .filter(|(k, v)| k.as_str() != "url" && !v.is_empty())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let start = sample.time_ns.div_euclid(1_000_000_000) * 1_000_000_000;
-            let e = want.entry((tags, start)).or_insert(Expected {
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-                ..Default::default()
-            });
-            e.count += 1;
-            e.sum.add(sample.value);
-            e.passes += i64::from(sample.value != 0.0);
-            e.min = e.min.min(sample.value);
-            e.max = e.max.max(sample.value);
-        }
-        let mut got = BTreeMap::new();
-        for (mut tags, row) in points(db, &format!("{metric}_agg")) {
-            assert!(tags.remove("instance").is_some(), "{metric}: {tags:?}");
-            let start = row["time"].as_i64().unwrap();
-            assert!(!row.contains_key("late"), "{metric}: {row:?}");
-            got.insert((tags, start), row);
-        }
-        assert_eq!(
-            got.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "{metric}: series and intervals"
-        );
-        for (key, e) in &want {
-            let row = &got[key];
-            let at = || format!("{metric} {key:?}: {row:?}");
-            assert_eq!(row["count"].as_i64(), Some(e.count), "{}", at());
-            if let Some(sum) = row.get("sum") {
-                assert_eq!(sum.as_f64(), Some(e.sum.value()), "{}", at());
-            }
-            if let Some(passes) = row.get("passes") {
-                assert_eq!(passes.as_i64(), Some(e.passes), "{}", at());
-            }
-            if let Some(min) = row.get("min") {
-                assert_eq!(min.as_f64(), Some(e.min), "{}", at());
-                assert_eq!(row["max"].as_f64(), Some(e.max), "{}", at());
-            }
-            intervals += 1;
-        }
-        // The kind from k6's built-in names: rates have passes, gauges a last value,
-        // counters a sum without percentiles, custom metrics (whatever their k6 type) are
-        // trends.
-        let first = &got.values().next().unwrap();
-        let has = |f: &str| first.contains_key(f);
-        match metric.as_str() {
-            "checks" | "http_req_failed" => assert!(has("passes") && has("rate"), "{metric}"),
-            "vus" | "vus_max" => assert!(has("last") && !has("sum"), "{metric}"),
-            "http_reqs" | "iterations" | "data_sent" | "data_received" => {
-                assert!(has("sum") && !has("p50"), "{metric}")
-            }
-            _ => assert!(has("p50") && has("mean"), "{metric}"),
-        }
+    // The relay knows k6's built-in metrics by name; custom ones (whatever their k6 type)
+    // are trends.
+    let kinds: BTreeMap<String, String> = reference
+        .keys()
+        .map(|m| {
+            let kind = builtin_metric_kind(m).unwrap_or(MetricKind::Trend);
+            (m.clone(), kind.as_str().to_string())
+        })
+        .collect();
+    let groups = group(&reference, 1_000_000_000);
+    let points = read_agg_points(influx(), db);
+    let mut errors = mismatches(
+        "relay",
+        &points,
+        &groups,
+        &kinds,
+        &percentile_fields("50,90,95,99"),
+    );
+    errors.extend(total_mismatches("relay", &points, &groups, &kinds));
+    assert_no_mismatch(&errors);
+    assert!(points.iter().all(|p| p.instance() == Some("gen1")));
+    for kind in ["counter", "gauge", "rate", "trend"] {
+        assert!(kinds.values().any(|k| k == kind), "no {kind} in the run");
     }
-    eprintln!("{total} samples in {intervals} series-intervals, all exact");
+    eprintln!(
+        "{total} samples in {} points, all exact against k6's record",
+        points.len()
+    );
 }
