@@ -169,6 +169,11 @@ fn aggregate_folds_k6_lines_into_agg_points_and_forwards_the_others() {
     let db = s.db.clone();
     let r = s.write(&body());
     assert_eq!(r.status, 204, "{}", r.text());
+    let health = http::get(&format!("{}/health", s.relay.url()))
+        .unwrap()
+        .json();
+    assert_eq!(health["sink"]["aggregated"], json!(13), "{health}");
+    assert_eq!(health["relay"]["lines_accepted"], json!(16), "{health}");
     let (relay, report) = s.finish();
     assert_eq!(relay.lines_accepted, 16);
     assert_eq!(relay.lines_rejected, 0);

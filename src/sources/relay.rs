@@ -536,6 +536,9 @@ fn health(shared: &Shared) -> Response<Full<Bytes>> {
             "bytes_sent": s.bytes_sent,
             "write_latency_us_mean": s.write_latency_us_mean,
             "write_latency_us_max": s.write_latency_us_max,
+            "aggregated": s.aggregated,
+            "aggregated_late": s.aggregated_late,
+            "aggregated_no_percentiles": s.aggregated_no_percentiles,
         },
         "last_error": shared.sink.last_error(),
     });

@@ -32,7 +32,7 @@ use crate::sink::{PointHead, PointSource, Sink};
 /// What `ingest` did with a body of line protocol.
 #[derive(Debug, Default, PartialEq)]
 pub struct Ingested {
-    /// Lines taken into the pipeline.
+    /// Lines taken: into the pipeline, or (aggregated mode) folded into the statistics.
     pub accepted: usize,
     /// Lines refused as malformed (InfluxDB's own rules, see `lineproto::parse`); counted in
     /// `rejected_invalid`.
