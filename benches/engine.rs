@@ -9,6 +9,13 @@
 //!   keep-alive) started here, so the whole path runs (queue, writer, gzip, HTTP);
 //! * the same through the C ABI (`perfsink_sink_submit`), and the one-point convenience call
 //!   `perfsink_sink_record` with a `workflow_step` point;
+//! * the producers' cost with 8 threads feeding batches of 1024 (timestamps at the wall clock,
+//!   as k6's are), in each `PERFSINK_MODE`: `raw` (the baseline, measured in the same run),
+//!   `aggregate` (samples folded into per-interval statistics, target <= 100 ns) and `both`.
+//!   Their ns/sample is the producer threads' CPU time summed over the 8 threads per sample
+//!   (the cost a load generator pays, whatever the scheduling of 8 threads on few cores);
+//!   samples/s is the throughput of all 8 together (under `PERFSINK_QUEUE_POLICY=block`: raw
+//!   lines wait for the writer instead of being dropped, so no row loses points);
 //! * line-protocol encoding alone (prefix + float + timestamp into a `Vec`);
 //! * k6's JSON output stream into the sink (`perfsink k6`'s source): 1024 k6 `Point` lines a
 //!   call (HTTP trails: 8 metrics, 100 URLs, vu/iter metadata, ~330 B a line) read, parsed and
@@ -24,8 +31,9 @@
 //! disturbs less than the wall clock. Progress goes to stderr, the table to stdout.
 //!
 //! `cargo bench --bench engine -- rust c-1024 encode e2e memory` runs only the rows whose key
-//! starts with one of the words (keys: `rust-1`, `rust-64`, `rust-1024`, `c-1`, `c-64`,
-//! `c-1024`, `c-value`, `c-record`, `encode`, `k6-json`, `k6-json-general`, `e2e`, `memory`).
+//! starts with one of the words (keys: `rust-1`, `rust-64`, `rust-1024`, `threads-raw`,
+//! `threads-aggregate`, `threads-both`, `c-1`, `c-64`, `c-1024`, `c-value`, `c-record`,
+//! `encode`, `k6-json`, `k6-json-general`, `e2e`, `memory`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -64,6 +72,10 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Targets.
 const BATCH_1024_MIN_PER_S: f64 = 10e6;
 const C_SINGLE_MAX_NS: f64 = 250.0;
+/// Producer CPU per sample in aggregate mode, 8 threads at batch 1024 (issue 8).
+const AGGREGATE_MAX_NS: f64 = 100.0;
+const THREADS: usize = 8;
+const THREADS_BATCH: usize = 1024;
 const ENCODE_MIN_PER_S: f64 = 10e6;
 const E2E_POINTS: u64 = 2_000_000;
 const E2E_MIN_PER_S: f64 = 200e3;
@@ -101,6 +113,14 @@ fn main() {
         if run(&format!("rust-{batch}")) {
             eprintln!("rust submit, batch {batch}");
             rows.push(rust_submit(&config, batch));
+        }
+    }
+    for mode in ["raw", "aggregate", "both"] {
+        if run(&format!("threads-{mode}")) {
+            eprintln!(
+                "Rust submit, {THREADS} threads x batch {THREADS_BATCH}, PERFSINK_MODE={mode}"
+            );
+            rows.push(threaded_submit(null.port, mode));
         }
     }
     for batch in [1usize, 64, 1024] {
@@ -451,6 +471,142 @@ fn rust_submit(config: &str, batch: usize) -> Row {
             k6_line_len()
         ),
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several producer threads, per PERFSINK_MODE
+
+/// One timed run of the producer threads.
+struct ThreadedRun {
+    wall: Duration,
+    accepted: u64,
+    dropped: u64,
+    rejected: u64,
+    /// CPU time of all producer threads together.
+    cpu_ns: u64,
+}
+
+/// `THREADS` threads each submitting batches of `THREADS_BATCH` k6-like points for `limit`,
+/// started together; every batch is stamped with the wall clock (1 ns apart within it), so the
+/// aggregation sees samples in the current interval as it does under k6.
+fn threaded_run(sink: &Sink, ids: &[SeriesId], limit: Duration) -> ThreadedRun {
+    let start = std::sync::Barrier::new(THREADS + 1);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let start = &start;
+                s.spawn(move || {
+                    let fields: Vec<[Field; 2]> = (0..THREADS_BATCH)
+                        .map(|i| {
+                            [
+                                Field::new("vu", FieldValue::Int(vu(i + t))),
+                                Field::new("iter", FieldValue::Int(iter_no(i))),
+                            ]
+                        })
+                        .collect();
+                    let mut points: Vec<Point> = (0..THREADS_BATCH)
+                        .map(|i| Point {
+                            series: ids[(i + t) % SERIES],
+                            value: k6_value(i * THREADS + t),
+                            timestamp_ns: 0,
+                            extra_fields: &fields[i],
+                        })
+                        .collect();
+                    start.wait();
+                    let cpu0 = thread_cpu_ns();
+                    let t0 = Instant::now();
+                    let (mut acc, mut drop, mut rej) = (0u64, 0u64, 0u64);
+                    while t0.elapsed() < limit {
+                        let now = now_ns();
+                        for (i, p) in points.iter_mut().enumerate() {
+                            p.timestamp_ns = now + i as i64;
+                        }
+                        let r = sink.submit(&points);
+                        acc += r.accepted as u64;
+                        drop += r.dropped as u64;
+                        rej += r.rejected as u64;
+                    }
+                    (acc, drop, rej, thread_cpu_ns().saturating_sub(cpu0))
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        let mut run = ThreadedRun {
+            wall: Duration::ZERO,
+            accepted: 0,
+            dropped: 0,
+            rejected: 0,
+            cpu_ns: 0,
+        };
+        for h in handles {
+            let (acc, drop, rej, cpu) = h.join().expect("producer thread");
+            run.accepted += acc;
+            run.dropped += drop;
+            run.rejected += rej;
+            run.cpu_ns += cpu;
+        }
+        run.wall = t0.elapsed();
+        run
+    })
+}
+
+/// The producers' cost in one `PERFSINK_MODE` (see the module doc): best of `RUNS` after a
+/// warm-up, the sink flushed (untimed) after each run.
+fn threaded_submit(null_port: u16, mode: &str) -> Row {
+    let config = format!(
+        "INFLUXDB_URL=http://127.0.0.1:{null_port};INFLUXDB_DB=bench;INFLUXDB_VERSION=1;\
+         PERFSINK_QUEUE_POLICY=block;PERFSINK_BLOCK_TIMEOUT_MS=600000;\
+         PERFSINK_MEMORY_MAX_BYTES=1073741824;PERFSINK_SELF_METRICS_INTERVAL_MS=0;\
+         PERFSINK_MODE={mode}"
+    );
+    let sink = Sink::from_kv(&config).expect("open sink");
+    let ids = register_k6(&sink);
+    let before = sink.stats();
+    let (mut cpu_ns, mut wall_ns) = (f64::INFINITY, f64::INFINITY);
+    let (mut accepted, mut dropped, mut rejected, mut taken_all) = (0u64, 0u64, 0u64, 0u64);
+    for run in 0..=RUNS {
+        let r = threaded_run(&sink, &ids, if run == 0 { WARMUP } else { RUN_TIME });
+        sink.flush(FLUSH_TIMEOUT).expect("flush");
+        taken_all += r.accepted;
+        if run == 0 || r.accepted == 0 {
+            continue;
+        }
+        accepted += r.accepted;
+        dropped += r.dropped;
+        rejected += r.rejected;
+        cpu_ns = cpu_ns.min(r.cpu_ns as f64 / r.accepted as f64);
+        wall_ns = wall_ns.min(r.wall.as_nanos() as f64 / r.accepted as f64);
+    }
+    let report = sink.close();
+    let s = &report.stats;
+    let folded = s.aggregated - before.aggregated;
+    // Every sample taken is folded once in aggregate/both modes, and never in raw mode.
+    let folded_ok = folded == if mode == "raw" { 0 } else { taken_all };
+    let clean = dropped == 0 && rejected == 0 && accepted > 0 && folded_ok;
+    let (target, pass) = if mode == "aggregate" {
+        (
+            format!("<= {AGGREGATE_MAX_NS:.0} ns"),
+            Some(clean && cpu_ns <= AGGREGATE_MAX_NS),
+        )
+    } else {
+        ("-".to_string(), if clean { None } else { Some(false) })
+    };
+    Row {
+        name: format!("{THREADS} threads x batch {THREADS_BATCH}, {mode}"),
+        ns_per_sample: Some(cpu_ns),
+        per_s: Some(1e9 / wall_ns),
+        target,
+        pass,
+        detail: format!(
+            "ns/sample = producer CPU (all threads); wall {wall_ns:.1} ns/sample; accepted {accepted}, \
+             dropped {dropped}, rejected {rejected}; aggregated {folded} of {taken_all} samples taken{}, \
+             late {}; written {} lines",
+            if folded_ok { "" } else { " (MISMATCH)" },
+            s.aggregated_late - before.aggregated_late,
+            s.written
+        ),
+    }
 }
 
 /// Mean line length of the k6-like points, encoded once outside the sink.
