@@ -4,6 +4,8 @@
 #   none          k6 with no output (the baseline)
 #   k6-influxdb   k6's built-in `--out influxdb=http://127.0.0.1:<influxd>/<db>`
 #   perfsink-k6   `perfsink k6` (k6 `--out json=<FIFO>`, parsed and written by perfsink)
+#   perfsink-agg  the same with PERFSINK_MODE=aggregate: per-interval statistics (1 s, measurements
+#                 `<metric>_agg`) instead of every sample
 #   relay         `perfsink serve` + k6 `--out influxdb=http://127.0.0.1:<relay>/k6`
 # and two that tell where the throughput goes (no InfluxDB involved):
 #   json-cat      k6 `--out json=<FIFO>`, the FIFO drained by `cat`: what k6's JSON output costs
@@ -21,7 +23,11 @@
 #   req/s      k6's `http_reqs` rate (--summary-export), median over the rounds
 #   ratio      req/s of the variant / req/s of `none` (same run, same machine state)
 #   delivered  points in InfluxDB: `SELECT count(value) FROM /.*/` in the variant's own database
-#              (a new one per run, dropped after counting), summed over k6's metrics
+#              (a new one per run, dropped after counting), summed over k6's metrics; for
+#              perfsink-agg the samples its points stand for: `SELECT sum("count") FROM /_agg$/`
+#              (`count` is exact, so this must equal `emitted` too)
+#   points/s   points stored in InfluxDB per second of the run (every measurement but `perfsink`:
+#              the raw ones' `count(value)`, the aggregated ones' `count("count")`)
 #   emitted    samples k6 emitted, counted exactly from k6's own end-of-test summary
 #              (`--summary-export` with `--summary-trend-stats count`):
 #                Trend metrics      their `count` (one sample per value)
@@ -44,7 +50,9 @@
 # second of the relay process (all its threads), i.e. what one core does.
 #
 # Targets: perfsink-k6 >= 0.85 of no-output req/s with 100 % of points delivered; relay
-# >= 1 M lines/s parse-and-forward on one core. The other variants are shown for comparison.
+# >= 1 M lines/s parse-and-forward on one core; perfsink-agg (issue 8) >= 0.95 of the req/s of
+# json-cat (k6's JSON output alone, the ceiling of `perfsink k6`) with every sample counted, and
+# perfsink-k6's points/s / perfsink-agg's >= 50. The other variants are shown for comparison.
 #
 #   ROUNDS=4 DURATION=8s VUS=20 bash scripts/bench-k6.sh
 #   VARIANTS="none perfsink-k6" ROUNDS=5 bash scripts/bench-k6.sh
@@ -58,10 +66,12 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-4}
 DURATION=${DURATION:-8s}
 VUS=${VUS:-20}
-VARIANTS=${VARIANTS:-none json-cat k6-influxdb perfsink-null perfsink-k6 relay}
+VARIANTS=${VARIANTS:-none json-cat k6-influxdb perfsink-null perfsink-k6 perfsink-agg relay}
 RELAY_POSTS=${RELAY_POSTS:-400}
 TARGET_RATIO=0.85
 TARGET_RELAY_LPS=1000000
+TARGET_AGG_VS_JSON=0.95
+TARGET_AGG_POINTS_DIVISOR=50
 
 say() { printf '[bench-k6] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -230,10 +240,37 @@ print(sum(s["values"][0][1] for s in r.get("series", []) if s["name"] in counted
 ' "$2"
 }
 
+# delivered_agg <db> <summary.json>: samples the aggregated points of k6's metrics (without the
+# gauges) stand for: their `count` summed, per metric `<name>_agg`.
+delivered_agg() {
+  influx_q "$1" 'SELECT sum("count") FROM /_agg$/' | python3 -c '
+import json, sys
+counted = set(json.load(open(sys.argv[1]))["metrics"]) - {"vus", "vus_max"}
+r = json.load(sys.stdin)["results"][0]
+if "error" in r:
+    sys.exit(r["error"])
+print(sum(s["values"][0][1] for s in r.get("series", []) if s["name"][:-4] in counted))
+' "$2"
+}
+
+# stored_points <db>: every point in the database but self-metrics, raw (`value`) or aggregated
+# (`count`); a measurement has one or the other.
+stored_points() {
+  influx_q "$1" 'SELECT count("value") FROM /.*/; SELECT count("count") FROM /_agg$/' | python3 -c '
+import json, sys
+n = 0
+for r in json.load(sys.stdin)["results"]:
+    if "error" in r:
+        sys.exit(r["error"])
+    n += sum(s["values"][0][1] for s in r.get("series", []) if s["name"] != "perfsink")
+print(n)
+'
+}
+
 rate() { python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["metrics"]["http_reqs"]["rate"]))' "$1"; }
 
 # One run of one variant; appends a line to $work/results:
-#   variant round req/s emitted delivered cpu_k6 cpu_perfsink cpu_influxd cpu_target note
+#   variant round req/s emitted delivered cpu_k6 cpu_perfsink cpu_influxd cpu_target other points note
 # A variant may carry settings for perfsink: `perfsink-k6+PERFSINK_GZIP_LEVEL=0+...` (A/B tests).
 run_variant() { # variant round
   local v=${1%%+*} r=$2 db base n
@@ -243,7 +280,7 @@ run_variant() { # variant round
   local -a settings=()
   [ "$v" = "$1" ] || IFS=+ read -r -a settings <<<"${1#*+}"
   rm -f "$base".* # a repeated run must not read the files of the first one
-  local sum="$base.summary.json" emit="-" deliv="-" cpu_ps="-" note=""
+  local sum="$base.summary.json" emit="-" deliv="-" points="-" cpu_ps="-" note=""
   local i0 t0 b0 i1 t1 b1 relay_pid relay_url
   export BENCH_K6_CPU="$base.k6cpu"
   i0=$(cpu_of "$influx_pid"); t0=$(cpu_of "$target_pid"); b0=$(busy_cpu)
@@ -263,10 +300,12 @@ run_variant() { # variant round
       "$work/k6" run "${K6_ARGS[@]}" --summary-export "$sum" --out "influxdb=$INFLUX/$db" \
         "$work/script.js" >/dev/null 2>"$base.err"
       ;;
-    perfsink-k6|perfsink-null)
-      local url="$INFLUX/$db"
-      [ "$v" = perfsink-k6 ] || url="http://$addr/null"
-      env "${settings[@]}" PERFSINK_K6="$work/k6" INFLUXDB_URL="$url" /usr/bin/time -f '%U %S' -o "$base.pscpu" \
+    perfsink-k6|perfsink-agg|perfsink-null)
+      local url="$INFLUX/$db" mode=()
+      [ "$v" = perfsink-null ] && url="http://$addr/null"
+      [ "$v" = perfsink-k6 ] && mode=(PERFSINK_MODE=raw)
+      [ "$v" = perfsink-agg ] && mode=(PERFSINK_MODE=aggregate)
+      env "${mode[@]}" "${settings[@]}" PERFSINK_K6="$work/k6" INFLUXDB_URL="$url" /usr/bin/time -f '%U %S' -o "$base.pscpu" \
         "$PERFSINK" k6 --no-progress run "${K6_ARGS[@]}" --summary-export "$sum" "$work/script.js" \
         >/dev/null 2>"$base.err"
       # perfsink's CPU: perfsink + its waited-for child k6, minus k6.
@@ -295,9 +334,14 @@ run_variant() { # variant round
   esac
   [ -s "$sum" ] || die "$v: k6 wrote no summary: $(tail -n 5 "$base.err")"
   i1=$(cpu_of "$influx_pid"); t1=$(cpu_of "$target_pid"); b1=$(busy_cpu)
-  if [[ " k6-influxdb perfsink-k6 relay " == *" $v "* ]]; then
+  if [[ " k6-influxdb perfsink-k6 perfsink-agg relay " == *" $v "* ]]; then
     emit=$(emitted "$sum")
-    deliv=$(delivered "$db" "$sum")
+    if [ "$v" = perfsink-agg ]; then
+      deliv=$(delivered_agg "$db" "$sum")
+    else
+      deliv=$(delivered "$db" "$sum")
+    fi
+    points=$(stored_points "$db")
     influx_q "" "DROP DATABASE \"$db\"" >/dev/null
   fi
   local k6cpu ic tc other
@@ -307,9 +351,9 @@ run_variant() { # variant round
   # Everything else the machine did meanwhile (other users' work; k6 start-up and counting).
   other=$(awk -v a="$b0" -v b="$b1" -v k="$k6cpu" -v p="$cpu_ps" -v i="$ic" -v t="$tc" \
     'BEGIN { o = b - a - k - i - t - (p == "-" ? 0 : p); printf "%.2f", o < 0 ? 0 : o }')
-  printf '%s %s %s %s %s %s %s %s %s %s %s\n' "$1" "$r" "$(rate "$sum")" "$emit" "$deliv" "$k6cpu" \
-    "$cpu_ps" "$ic" "$tc" "$other" "${note// /=}" >>"$work/results"
-  say "round $r $(tail -n 1 "$work/results" | awk '{ printf "%-12s %6s req/s  delivered %s/%s  cpu s: k6 %s perfsink %s influxd %s target %s other %s %s", $1, $3, $5, $4, $6, $7, $8, $9, $10, $11 }')"
+  printf '%s %s %s %s %s %s %s %s %s %s %s %s\n' "$1" "$r" "$(rate "$sum")" "$emit" "$deliv" "$k6cpu" \
+    "$cpu_ps" "$ic" "$tc" "$other" "$points" "${note// /=}" >>"$work/results"
+  say "round $r $(tail -n 1 "$work/results" | awk '{ printf "%-12s %6s req/s  delivered %s/%s  points %s  cpu s: k6 %s perfsink %s influxd %s target %s other %s %s", $1, $3, $5, $4, $11, $6, $7, $8, $9, $10, $12 }')"
   grep -h -m 3 -iE 'level=(error|warning)|error' "$base.err" >&2 || true
 }
 
@@ -400,11 +444,12 @@ fi
 # --- the table ----------------------------------------------------------------------------
 status=0
 python3 - "$work/results" "$TARGET_RATIO" "${relay_lps:-}" "$TARGET_RELAY_LPS" "$ROUNDS" "$VUS" "$DURATION" \
-  "$K6_VERSION" "$INFLUXD_VERSION" "$(nproc)" \
+  "$K6_VERSION" "$INFLUXD_VERSION" "$(nproc)" "$TARGET_AGG_VS_JSON" "$TARGET_AGG_POINTS_DIVISOR" \
   >"$work/table" <<'PY' || status=$?
-import statistics, sys
+import re, statistics, sys
 path, target_ratio, relay_lps, target_lps, rounds, vus, duration, k6v, influxv, cores = sys.argv[1:11]
 target_ratio, target_lps = float(target_ratio), float(target_lps)
+target_agg_json, target_divisor = float(sys.argv[11]), float(sys.argv[12])
 runs, order = {}, []
 for line in open(path):
     f = line.split()
@@ -421,18 +466,32 @@ def normalized(f):
     ours = sum(float(f[i]) for i in (5, 6, 7, 8) if f[i] != "-")
     return float(f[2]) * (ours + float(f[9])) / ours if ours > 0 else float(f[2])
 base_n = med(normalized(f) for f in runs.get("none", []))
+def seconds(d):
+    """k6's duration syntax (`8s`, `1m30s`, `500ms`) in seconds; None if not understood."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", d)
+    if not parts or "".join(a + u for a, u in parts) != d:
+        return None
+    return sum(float(a) * {"ms": 1e-3, "s": 1, "m": 60, "h": 3600}[u] for a, u in parts)
+secs = seconds(duration)
+def points_per_s(v):
+    """Median points stored in InfluxDB per second of a run of variant v."""
+    p = med(f[10] for f in runs.get(v, []))
+    return p / secs if p is not None and secs else None
+raw_pps, agg_pps = points_per_s("perfsink-k6"), points_per_s("perfsink-agg")
+json_rate = med(f[2] for f in runs.get("json-cat", []))
 names = {
     "none": "k6, no output",
     "k6-influxdb": "k6 --out influxdb",
     "perfsink-k6": "perfsink k6",
+    "perfsink-agg": "perfsink k6, aggregate",
     "relay": "k6 -> perfsink serve",
     "json-cat": "(k6 --out json, cat)",
     "csv-cat": "(k6 --out csv, cat)",
     "perfsink-null": "(perfsink k6, null)",
 }
-fail = False
+fail = raw_failed = False
 print(f"k6 {k6v} -> InfluxDB {influxv} on {cores} cores, {vus} VUs, {duration} a run, {rounds} alternated rounds (medians)")
-head = f"{'variant':<21} {'req/s':>6} {'ratio':>5} {'ratio*':>6} {'delivered/emitted':>27} {'CPU s k6/sink/influxd/other':>28}  {'target':<15} result"
+head = f"{'variant':<22} {'req/s':>6} {'ratio':>5} {'ratio*':>6} {'delivered/emitted':>27} {'points/s':>8} {'CPU s k6/sink/influxd/other':>28}  {'target':<19} result"
 print(head)
 print("-" * len(head))
 for v in order:
@@ -449,24 +508,47 @@ for v in order:
         de = f"{d}/{e} {100 * d / e:6.2f} %"
     cpu = "/".join("-" if med(f[i] for f in fs) is None else f"{med(f[i] for f in fs):.1f}" for i in (5, 6, 7, 9))
     result = ""
-    if v == "perfsink-k6":
+    pps = points_per_s(v)
+    pps = "-" if pps is None else f"{pps:.0f}"
+    if v == "perfsink-agg":
+        target = f">= {target_agg_json:.2f} json, 100 %"
+        ok = all_delivered and json_rate is not None and rate / json_rate >= target_agg_json
+        ok = ok and raw_pps is not None and agg_pps and raw_pps / agg_pps >= target_divisor
+        result = "PASS" if ok else "FAIL"
+        fail |= not ok
+    elif v == "perfsink-k6":
         target = f">= {target_ratio:.2f}, 100 %"
         ok = ratio >= target_ratio and all_delivered
         result = "PASS" if ok else "FAIL"
         fail |= not ok
+        raw_failed = not ok
     elif v == "none":
         target = "baseline"
     else:
         target = "-"
     name = names.get(v, v) if "+" not in v else v
-    print(f"{name:<21} {rate:>6.0f} {ratio:>5.2f} {ratio_n:>6.2f} {de:>27} {cpu:>28}  {target:<15} {result}")
+    print(f"{name:<22} {rate:>6.0f} {ratio:>5.2f} {ratio_n:>6.2f} {de:>27} {pps:>8} {cpu:>28}  {target:<19} {result}")
 if relay_lps:
     lps = float(relay_lps)
     ok = lps >= target_lps
     fail |= not ok
     text = f"{lps / 1e6:.2f} M lines/s per CPU second (one core)"
-    print(f"{'relay parse+forward':<21} {text:<77}  {'>= %.0f M lines/s' % (target_lps / 1e6):<15} {'PASS' if ok else 'FAIL'}")
-if "perfsink-k6" in runs and fail:
+    print(f"{'relay parse+forward':<22} {text:<85}  {'>= %.0f M lines/s' % (target_lps / 1e6):<19} {'PASS' if ok else 'FAIL'}")
+if "perfsink-agg" in runs:
+    agg_rate = med(f[2] for f in runs["perfsink-agg"])
+    if raw_pps is not None and agg_pps:
+        d = raw_pps / agg_pps
+        print(f"aggregate: points written/s, perfsink k6 raw {raw_pps:.0f} / aggregate {agg_pps:.1f} = {d:.0f}"
+              f" (target >= {target_divisor:.0f}): {'PASS' if d >= target_divisor else 'FAIL'}")
+    else:
+        print("aggregate: points written/s ratio needs perfsink-k6 and perfsink-agg in VARIANTS (and DURATION in s/m/ms)")
+    if json_rate:
+        r = agg_rate / json_rate
+        print(f"aggregate: k6 req/s, aggregate {agg_rate:.0f} / (k6 --out json, cat) {json_rate:.0f} = {r:.2f}"
+              f" (target >= {target_agg_json:.2f}): {'PASS' if r >= target_agg_json else 'FAIL'}")
+    else:
+        print("aggregate: the req/s ratio needs json-cat in VARIANTS")
+if "perfsink-k6" in runs and raw_failed:
     why = []
     for v, what in (("json-cat", "k6's JSON output alone leaves"), ("perfsink-null", "with perfsink reading it,")):
         if v in runs and base:
