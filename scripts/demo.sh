@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: streams a few thousand points through perfsink — from the C example and from the
-# Rust example — into InfluxDB, then prints what landed by querying it back. Uses INFLUXDB_URL
+# Rust example, and from k6 (raw through `perfsink k6` and the relay, and aggregated through
+# `perfsink k6` with PERFSINK_MODE=aggregate) — into InfluxDB, then prints what landed by
+# querying it back, the aggregated points beside the raw ones. Uses INFLUXDB_URL
 # when set (e.g. the docker-compose stack), else a private influxd on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +56,10 @@ echo "== k6 through perfsink k6: a stock k6 (--out json into a pipe), 4 VUs for 
 K6DB="${DB}_k6"
 INFLUXDB_DB="$K6DB" TESTID=demo-k6 target/release/perfsink k6 run --quiet --no-summary examples/k6/demo.js
 
+echo "== the same k6 test aggregated: PERFSINK_MODE=aggregate, 1 s intervals into <metric>_agg, same database"
+INFLUXDB_DB="$K6DB" TESTID=demo-k6-agg PERFSINK_MODE=aggregate \
+  target/release/perfsink k6 run --quiet --no-summary examples/k6/demo.js
+
 echo "== k6 through the relay: perfsink serve on 127.0.0.1:$rport, stock k6 --out influxdb"
 RELAYDB="${DB}_relay"
 INFLUXDB_DB="$RELAYDB" target/release/perfsink serve --listen "127.0.0.1:$rport" &
@@ -100,4 +106,41 @@ for s in json.load(sys.stdin)["results"][0].get("series", []):
 import json, sys
 s = json.load(sys.stdin)["results"][0]["series"][0]
 print("  http_req_duration p95 %.3f ms" % s["values"][0][1])'
+done
+
+# table <db> <query> <column>...: the query's first series, those of the columns it has.
+table() {
+  local db=$1 query=$2
+  shift 2
+  echo "  > $query"
+  curl -sfG "$base/query" --data-urlencode "db=$db" --data-urlencode "q=$query" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["results"][0]["series"][0]
+cols = [c for c in sys.argv[1:] if c in s["columns"]]
+at = [s["columns"].index(c) for c in cols]
+def text(v):
+    return "%.3f" % v if isinstance(v, float) else "-" if v is None else str(v)
+rows = [cols] + [[text(r[i]) for i in at] for r in s["values"]]
+width = [max(len(r[j]) for r in rows) for j in range(len(cols))]
+for r in rows:
+    print("    " + "  ".join(v.rjust(w) for v, w in zip(r, width)))' "$@"
+}
+
+echo
+echo "== raw and aggregated side by side in database $K6DB (the raw run is testid=demo-k6, the aggregated one demo-k6-agg)"
+echo "raw: one point per sample"
+table "$K6DB" "SELECT * FROM \"http_req_duration\" WHERE \"testid\" = 'demo-k6' LIMIT 5" \
+  time status value
+echo "aggregated: one point per series and second, stamped at the interval's start"
+table "$K6DB" 'SELECT * FROM "http_req_duration_agg" LIMIT 5' \
+  time instance status count min mean p50 p90 p95 p99 max
+table "$K6DB" 'SELECT * FROM "checks_agg" LIMIT 3' time check count passes rate
+echo "points written per run, and the samples the aggregated ones stand for (sum of count)"
+for m in http_req_duration http_reqs checks iterations; do
+  curl -sfG "$base/query" --data-urlencode "db=$K6DB" \
+    --data-urlencode "q=SELECT count(\"value\") FROM \"$m\" WHERE \"testid\" = 'demo-k6'; SELECT count(\"count\"), sum(\"count\") FROM \"${m}_agg\"" \
+    | python3 -c '
+import json, sys
+raw, agg = (r.get("series", [{"values": [[0, 0, 0]]}])[0]["values"][0] for r in json.load(sys.stdin)["results"])
+print("  %-18s raw %7d points   aggregated %4d points for %7d samples" % (sys.argv[1], raw[1], agg[1], agg[2]))' "$m"
 done
