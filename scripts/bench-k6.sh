@@ -301,6 +301,8 @@ run_variant() { # variant round
         "$work/script.js" >/dev/null 2>"$base.err"
       ;;
     perfsink-k6|perfsink-agg|perfsink-null)
+      # perfsink-k6 is raw and perfsink-agg aggregated whatever PERFSINK_MODE the environment
+      # has (a `+PERFSINK_MODE=...` setting of the variant still wins).
       local url="$INFLUX/$db" mode=()
       [ "$v" = perfsink-null ] && url="http://$addr/null"
       [ "$v" = perfsink-k6 ] && mode=(PERFSINK_MODE=raw)
