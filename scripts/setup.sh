@@ -13,6 +13,9 @@ command -v influxd >/dev/null 2>&1 || apt_packages+=(influxdb)
 command -v valgrind >/dev/null 2>&1 || apt_packages+=(valgrind)
 command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jdk-headless)
+command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
+command -v unzip >/dev/null 2>&1 || apt_packages+=(unzip)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "apt-get install ${apt_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -68,6 +71,10 @@ if [ ! -x "$INFLUXD_18_DIR/influxd" ]; then
     go install -ldflags "-X main.version=1.8.10" github.com/influxdata/influxdb/cmd/influxd@v1.8.10)
   rm -rf "$build_dir"
 fi
+
+# JMeter 5.6.3 (the JMeter Backend Listener's tests and demo) assembled from Maven Central
+# artifacts into ~/.cache/perfsink/jmeter-5.6.3; once, then instant (see the script).
+bash scripts/jmeter-home.sh
 
 say "cargo fetch"
 cargo fetch --locked -q
