@@ -1,0 +1,106 @@
+package io.perfsink.jmeter;
+
+import java.nio.ByteBuffer;
+import java.util.List;
+
+import org.apache.jmeter.control.TransactionController;
+import org.apache.jmeter.samplers.SampleResult;
+
+/**
+ * Packs a batch of JMeter samples into {@code perfsink_jmeter_sample} records plus one UTF-8
+ * string arena, the two buffers of one {@code perfsink_jmeter_submit} call. Both buffers are
+ * direct and reused from batch to batch (they only grow), so a batch allocates nothing per
+ * sample. Everything is copied out of the SampleResults: JMeter clears the list afterwards.
+ *
+ * <p>Each sample's sub-results (an HTTP sampler's embedded resources and redirects, a parent-mode
+ * Transaction Controller's children) follow it depth first, flagged {@link
+ * SampleLayout#FLAG_SUB_RESULT}; the engine counts them as the built-in listener does.
+ */
+final class SamplePacker {
+    private ByteBuffer records;
+    private final Utf8Arena strings;
+    private int count;
+
+    SamplePacker(int initialRecords, int initialStringBytes) {
+        records = Utf8Arena.allocate(initialRecords * SampleLayout.SIZE);
+        strings = new Utf8Arena(initialStringBytes);
+    }
+
+    /** Replaces the previous batch with {@code samples}. */
+    void pack(List<SampleResult> samples) {
+        records.clear();
+        strings.clear();
+        count = 0;
+        for (int i = 0, n = samples.size(); i < n; i++) {
+            add(samples.get(i), 0);
+        }
+    }
+
+    private void add(SampleResult r, int extraFlags) {
+        SampleResult[] subs = r.getSubResults();
+        int flags = extraFlags;
+        if (r.isSuccessful()) {
+            flags |= SampleLayout.FLAG_SUCCESS;
+        }
+        if (TransactionController.isFromTransactionController(r)) {
+            flags |= SampleLayout.FLAG_TRANSACTION_PARENT;
+        }
+        if (records.remaining() < SampleLayout.SIZE) {
+            grow();
+        }
+        int at = count * SampleLayout.SIZE;
+        ByteBuffer b = records;
+        b.putLong(at + SampleLayout.TIMESTAMP_MS, r.getTimeStamp());
+        b.putLong(at + SampleLayout.ELAPSED_MS, r.getTime());
+        b.putLong(at + SampleLayout.LATENCY_MS, r.getLatency());
+        b.putLong(at + SampleLayout.CONNECT_MS, r.getConnectTime());
+        b.putLong(at + SampleLayout.BYTES, r.getBytesAsLong());
+        b.putLong(at + SampleLayout.SENT_BYTES, r.getSentBytes());
+        b.putInt(at + SampleLayout.GRP_THREADS, r.getGroupThreads());
+        b.putInt(at + SampleLayout.ALL_THREADS, r.getAllThreads());
+        putString(at + SampleLayout.LABEL, r.getSampleLabel());
+        putString(at + SampleLayout.CODE, r.getResponseCode());
+        putString(at + SampleLayout.MESSAGE, r.getResponseMessage());
+        putString(at + SampleLayout.ASSERTION, r.getFirstAssertionFailureMessage());
+        putString(at + SampleLayout.THREAD, r.getThreadName());
+        b.putInt(at + SampleLayout.FLAGS, flags);
+        b.putInt(at + SampleLayout.SUB_RESULTS, subs.length);
+        count++;
+        b.position(count * SampleLayout.SIZE);
+        for (SampleResult sub : subs) {
+            add(sub, SampleLayout.FLAG_SUB_RESULT);
+        }
+    }
+
+    private void putString(int at, String s) {
+        long offLen = strings.append(s);
+        records.putInt(at, (int) (offLen >>> 32));
+        records.putInt(at + 4, (int) offLen);
+    }
+
+    private void grow() {
+        ByteBuffer bigger = Utf8Arena.allocate(Math.max(records.capacity() * 2, SampleLayout.SIZE * 64));
+        records.flip();
+        bigger.put(records);
+        records = bigger;
+    }
+
+    /** Records packed by the last {@link #pack}. */
+    int count() {
+        return count;
+    }
+
+    /** The records: {@code count() * SampleLayout.SIZE} bytes from address 0. */
+    ByteBuffer records() {
+        return records;
+    }
+
+    /** The string arena: {@code stringsLength()} bytes from address 0. */
+    ByteBuffer strings() {
+        return strings.buffer();
+    }
+
+    int stringsLength() {
+        return strings.length();
+    }
+}
