@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 
-.PHONY: all setup build header lint test bench demo examples clean
+.PHONY: all setup build jar header lint test bench demo examples clean
 
 all: build
 
@@ -12,6 +12,11 @@ setup:
 
 build: setup
 	$(CARGO) build --release --locked
+
+# The JMeter Backend Listener jar for lib/ext (bundles target/release/libperfsink.so).
+jar: build
+	mvn -B -q -f jmeter/pom.xml -DskipTests package
+	@ls jmeter/target/perfsink-jmeter-*.jar | grep -v original
 
 # Regenerates include/perfsink.h from src/ffi (commit the result; `make test` fails on drift).
 header:
@@ -30,6 +35,7 @@ test: setup lint
 	$(CARGO) build --locked --lib
 	$(CARGO) test --locked -- --test-threads=4
 	bash go-shim/test.sh
+	bash jmeter/test.sh
 
 # Not part of `make test`: each part compares against a baseline measured in the same run.
 bench: setup

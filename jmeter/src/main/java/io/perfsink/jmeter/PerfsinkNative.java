@@ -36,24 +36,43 @@ final class PerfsinkNative {
             return boundFrom;
         }
         LibraryLocator.Found found = LibraryLocator.locate();
+        Native.register(PerfsinkNative.class, open(found));
+        boundFrom = found.describe();
+        return boundFrom;
+    }
+
+    /** Every function this class binds: a library lacking one is refused before binding. */
+    static final String[] FUNCTIONS = {
+        "perfsink_abi_version", "perfsink_version", "perfsink_result_name", "perfsink_log_set",
+        "perfsink_jmeter_open", "perfsink_jmeter_submit", "perfsink_jmeter_threads", "perfsink_jmeter_describe",
+        "perfsink_jmeter_close", "perfsink_jmeter_free",
+    };
+
+    /**
+     * Opens {@code found} and checks it is a libperfsink this class can bind: every function
+     * present and a compatible C ABI. An IllegalStateException names the file and how it was found.
+     */
+    static NativeLibrary open(LibraryLocator.Found found) {
+        NativeLibrary lib;
         try {
-            NativeLibrary lib = NativeLibrary.getInstance(found.file.getAbsolutePath());
-            Native.register(PerfsinkNative.class, lib);
+            lib = NativeLibrary.getInstance(found.file.getAbsolutePath());
+            for (String f : FUNCTIONS) {
+                lib.getFunction(f);
+            }
         } catch (UnsatisfiedLinkError e) {
             throw new IllegalStateException("perfsink: " + found.describe()
-                    + " is not a usable libperfsink for linux-x86-64 with the JMeter functions (ABI "
-                    + ABI_MAJOR + "." + ABI_MINOR + "): " + e.getMessage() + "; " + LibraryLocator.HINT, e);
+                    + " is not a libperfsink for linux-x86-64 with the JMeter functions (C ABI " + ABI_MAJOR + "."
+                    + ABI_MINOR + "): " + e.getMessage() + "; " + LibraryLocator.HINT, e);
         }
-        int abi = perfsink_abi_version();
+        int abi = lib.getFunction("perfsink_abi_version").invokeInt(new Object[0]);
         int major = abi >>> 16;
         int minor = abi & 0xFFFF;
         if (major != ABI_MAJOR || minor < ABI_MINOR) {
-            throw new IllegalStateException("perfsink: " + found.describe() + " speaks C ABI " + major + "."
-                    + minor + ", this listener needs " + ABI_MAJOR + "." + ABI_MINOR + " or a later 1.x; "
+            throw new IllegalStateException("perfsink: " + found.describe() + " speaks C ABI " + major + "." + minor
+                    + ", this listener needs " + ABI_MAJOR + "." + ABI_MINOR + " or a later 1.x; "
                     + LibraryLocator.HINT);
         }
-        boundFrom = found.describe();
-        return boundFrom;
+        return lib;
     }
 
     /** perfsink_log_fn: (userdata, level, msg, len). */
