@@ -76,6 +76,16 @@ fi
 # artifacts into ~/.cache/perfsink/jmeter-5.6.3; once, then instant (see the script).
 bash scripts/jmeter-home.sh
 
+# The Maven artifacts jmeter/ builds with (JNA, JUnit, the compiler/surefire/shade plugins and
+# their providers) into ~/.m2, once per version of jmeter/pom.xml: a package run of one pure-Java
+# test class resolves everything `mvn package` uses, so jmeter/test.sh needs no network later.
+mvn_marker="$HOME/.m2/.perfsink-jmeter-$(sha1sum jmeter/pom.xml | cut -c1-12)"
+if [ ! -f "$mvn_marker" ]; then
+  say "mvn: resolving jmeter/'s build into ~/.m2"
+  (cd jmeter && timeout 900 mvn -B -q -Dtest=Utf8ArenaTest -Dsurefire.failIfNoSpecifiedTests=false \
+    -Dperfsink.native.dir=/nonexistent package >/dev/null) && touch "$mvn_marker"
+fi
+
 say "cargo fetch"
 cargo fetch --locked -q
 say "ready"
