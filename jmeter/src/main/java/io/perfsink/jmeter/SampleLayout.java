@@ -20,18 +20,15 @@ final class SampleLayout {
     static final int ASSERTION = 80;
     static final int THREAD = 88;
     static final int FLAGS = 96;
+    /** All sub-results below the sample, every level (each is a hit). */
     static final int SUB_RESULTS = 100;
     /** sizeof(perfsink_jmeter_sample). */
     static final int SIZE = 104;
 
     /** Flag bit 0: {@code SampleResult.isSuccessful()}. */
     static final int FLAG_SUCCESS = 1;
-    /**
-     * Flag bit 1: a Transaction Controller's own sample (not parent mode), decided by JMeter's own
-     * rule {@code TransactionController.isFromTransactionController} — the one its built-in
-     * listener uses to skip such samples' hits and bytes.
-     */
-    static final int FLAG_TRANSACTION_PARENT = 2;
+    // Bit 1 (PERFSINK_JMETER_TRANSACTION) is reserved: the engine tells a Transaction Controller's
+    // sample by its message, JMeter's own rule, so Java does not decide it too.
     /** Flag bit 2: a sub-result, following its parent (depth first) in the same batch. */
     static final int FLAG_SUB_RESULT = 4;
 

@@ -3,7 +3,6 @@ package io.perfsink.jmeter;
 import java.nio.ByteBuffer;
 import java.util.List;
 
-import org.apache.jmeter.control.TransactionController;
 import org.apache.jmeter.samplers.SampleResult;
 
 /**
@@ -14,7 +13,8 @@ import org.apache.jmeter.samplers.SampleResult;
  *
  * <p>Each sample's sub-results (an HTTP sampler's embedded resources and redirects, a parent-mode
  * Transaction Controller's children) follow it depth first, flagged {@link
- * SampleLayout#FLAG_SUB_RESULT}; the engine counts them as the built-in listener does.
+ * SampleLayout#FLAG_SUB_RESULT}, and its {@code sub_results} counts them all (every level): the
+ * engine counts them as hits as the built-in listener does, and writes them as raw samples.
  */
 final class SamplePacker {
     private ByteBuffer records;
@@ -36,14 +36,11 @@ final class SamplePacker {
         }
     }
 
-    private void add(SampleResult r, int extraFlags) {
-        SampleResult[] subs = r.getSubResults();
+    /** Packs {@code r} and its sub-results; returns how many records that took. */
+    private int add(SampleResult r, int extraFlags) {
         int flags = extraFlags;
         if (r.isSuccessful()) {
             flags |= SampleLayout.FLAG_SUCCESS;
-        }
-        if (TransactionController.isFromTransactionController(r)) {
-            flags |= SampleLayout.FLAG_TRANSACTION_PARENT;
         }
         if (records.remaining() < SampleLayout.SIZE) {
             grow();
@@ -64,12 +61,15 @@ final class SamplePacker {
         putString(at + SampleLayout.ASSERTION, r.getFirstAssertionFailureMessage());
         putString(at + SampleLayout.THREAD, r.getThreadName());
         b.putInt(at + SampleLayout.FLAGS, flags);
-        b.putInt(at + SampleLayout.SUB_RESULTS, subs.length);
         count++;
         b.position(count * SampleLayout.SIZE);
-        for (SampleResult sub : subs) {
-            add(sub, SampleLayout.FLAG_SUB_RESULT);
+        int descendants = 0;
+        for (SampleResult sub : r.getSubResults()) {
+            descendants += add(sub, SampleLayout.FLAG_SUB_RESULT);
         }
+        // `records` may have grown (moved) meanwhile; offsets stay valid.
+        records.putInt(at + SampleLayout.SUB_RESULTS, descendants);
+        return 1 + descendants;
     }
 
     private void putString(int at, String s) {

@@ -105,7 +105,7 @@ class SamplePackerTest {
 
         String[] labels = {"page", "page-0", "page-1", "page-1-0", "next"};
         int[] flags = {1, 1 | 4, 4, 1 | 4, 1};
-        int[] subs = {2, 0, 1, 0, 0};
+        int[] subs = {3, 0, 1, 0, 0}; // every level below
         assertEquals(labels.length, p.count());
         for (int i = 0; i < labels.length; i++) {
             assertEquals(labels[i], str(p, i, SampleLayout.LABEL), "label " + i);
@@ -113,16 +113,6 @@ class SamplePackerTest {
             assertEquals(subs[i], i32(p, i, SampleLayout.SUB_RESULTS), "sub_results " + i);
         }
         assertEquals("Not Found", str(p, 2, SampleLayout.MESSAGE));
-    }
-
-    @Test
-    void transactionControllerSampleIsFlagged() {
-        // What TransactionController (not parent mode) emits after its children.
-        SampleResult tc = Samples.sample("flow", 10, 60, true, "", "");
-        tc.setResponseMessage("Number of samples in transaction : 2, number of failing samples : 0");
-        SamplePacker p = new SamplePacker(4, 16);
-        p.pack(Collections.singletonList(tc));
-        assertEquals(SampleLayout.FLAG_SUCCESS | SampleLayout.FLAG_TRANSACTION_PARENT, i32(p, 0, SampleLayout.FLAGS));
     }
 
     @Test
