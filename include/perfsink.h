@@ -1,5 +1,5 @@
 /*
- * perfsink C ABI 1.1. Conventions:
+ * perfsink C ABI 1.2. Conventions:
  * - every fallible function returns perfsink_result (PERFSINK_OK is 0) and takes
  *   `char *err, size_t err_len` last: an optional buffer (NULL/0: not wanted) that gets the
  *   message of a failure, NUL-terminated and truncated at a UTF-8 character boundary, and
@@ -52,6 +52,24 @@
 #define EXACT_MAX 512
 
 /**
+ * `flags` bit 0: `SampleResult.isSuccessful()`.
+ */
+#define PERFSINK_JMETER_SUCCESS 1
+
+/**
+ * `flags` bit 1: reserved, ignored. Whether a sample is a Transaction Controller's is
+ * decided by its message, as JMeter's `TransactionController.isFromTransactionController`
+ * does, so the caller need not tell.
+ */
+#define PERFSINK_JMETER_TRANSACTION 2
+
+/**
+ * `flags` bit 2: the record is a sub-result, passed only for `rawSamples`: it is written as
+ * a raw sample but not counted in the statistics (its parent's `sub_results` counts it).
+ */
+#define PERFSINK_JMETER_SUB_RESULT 4
+
+/**
  * The `kind` of an output entry of `perfsink_k6_split_tags` (the tag stays a tag) and of
  * `perfsink_k6_metadata_fields` (the entry is not written): not a `perfsink_field_type`.
  */
@@ -96,7 +114,7 @@
 /**
  * The minor version of the C ABI this header describes.
  */
-#define PERFSINK_ABI_VERSION_MINOR 1
+#define PERFSINK_ABI_VERSION_MINOR 2
 
 /**
  * Extra requests one batch may spend on bisection, per bit of its line count (a batch of
@@ -243,6 +261,11 @@ typedef uint32_t perfsink_metric_kind;
 #endif // __cplusplus
 
 /**
+ * A JMeter listener handle: its sink, statistics and interval thread.
+ */
+typedef struct perfsink_jmeter perfsink_jmeter;
+
+/**
  * k6's resolved settings: the schema and what the output tells its user.
  */
 typedef struct perfsink_k6 perfsink_k6;
@@ -264,50 +287,77 @@ typedef struct perfsink_tag {
 } perfsink_tag;
 
 /**
- * A field: a key, a type, and the member of that type set (the others are ignored).
+ * One `SampleResult`, 104 bytes, natural alignment, native byte order. Strings are
+ * `(offset, length)` UTF-8 ranges into the `strings` arena of the call.
  */
-typedef struct perfsink_field {
-  const char *key;
-  size_t key_len;
+typedef struct perfsink_jmeter_sample {
   /**
-   * One of `perfsink_field_type` (a plain integer so that a bad value is an error, not UB).
+   * `getTimeStamp()`, ms since the epoch (the sample's start with JMeter's defaults).
    */
-  uint32_t kind;
+  int64_t timestamp_ms;
   /**
-   * 0 is false, anything else true (a byte, so no C value can be an invalid Rust bool).
+   * `getTime()`.
    */
-  uint8_t bool_value;
-  double float_value;
-  int64_t int_value;
-  uint64_t uint_value;
-  const char *string_value;
-  size_t string_len;
-} perfsink_field;
-
-/**
- * A log callback: `level` is one of `PERFSINK_LOG_ERROR..PERFSINK_LOG_DEBUG`; `msg` holds
- * `len` bytes of UTF-8 and is NUL-terminated too; it is valid only during the call.
- */
-typedef void (*perfsink_log_fn)(void *userdata,
-                                uint32_t level,
-                                const char *msg,
-                                size_t len);
-
-/**
- * A fast-path point: a series id from `perfsink_sink_register_series`, the value written to
- * the series' value field, optional extra fields (keys other than the value field's, each
- * once), and a timestamp in ns since the epoch or `PERFSINK_TIMESTAMP_NOW`.
- */
-typedef struct perfsink_point {
-  uint32_t series;
-  uint32_t field_count;
+  int64_t elapsed_ms;
   /**
-   * `field_count` extra fields, or NULL when there are none.
+   * `getLatency()`.
    */
-  const struct perfsink_field *fields;
-  double value;
-  int64_t timestamp_ns;
-} perfsink_point;
+  int64_t latency_ms;
+  /**
+   * `getConnectTime()`.
+   */
+  int64_t connect_ms;
+  /**
+   * `getBytesAsLong()`.
+   */
+  int64_t bytes;
+  /**
+   * `getSentBytes()`.
+   */
+  int64_t sent_bytes;
+  /**
+   * `getGroupThreads()`.
+   */
+  int32_t grp_threads;
+  /**
+   * `getAllThreads()`: the `minAT`/`maxAT`/`meanAT` of the interval.
+   */
+  int32_t all_threads;
+  /**
+   * `getSampleLabel()`.
+   */
+  uint32_t label_off;
+  uint32_t label_len;
+  /**
+   * `getResponseCode()`.
+   */
+  uint32_t code_off;
+  uint32_t code_len;
+  /**
+   * `getResponseMessage()`.
+   */
+  uint32_t message_off;
+  uint32_t message_len;
+  /**
+   * `getFirstAssertionFailureMessage()`, 0/0 when none.
+   */
+  uint32_t assertion_off;
+  uint32_t assertion_len;
+  /**
+   * `getThreadName()`.
+   */
+  uint32_t thread_off;
+  uint32_t thread_len;
+  /**
+   * `PERFSINK_JMETER_*` bits.
+   */
+  uint32_t flags;
+  /**
+   * Sub-results below the sample, ALL levels (`getSubResults()` counted recursively):
+   * each is one hit, as JMeter's `SamplerMetric.addHits` counts them.
+   */
+  uint32_t sub_results;
+} perfsink_jmeter_sample;
 
 /**
  * Counters of a sink; see `perfsink_sink_stats`. The meaning of each is in the README.
@@ -381,9 +431,146 @@ typedef struct perfsink_close_report {
   struct perfsink_stats stats;
 } perfsink_close_report;
 
+/**
+ * A field: a key, a type, and the member of that type set (the others are ignored).
+ */
+typedef struct perfsink_field {
+  const char *key;
+  size_t key_len;
+  /**
+   * One of `perfsink_field_type` (a plain integer so that a bad value is an error, not UB).
+   */
+  uint32_t kind;
+  /**
+   * 0 is false, anything else true (a byte, so no C value can be an invalid Rust bool).
+   */
+  uint8_t bool_value;
+  double float_value;
+  int64_t int_value;
+  uint64_t uint_value;
+  const char *string_value;
+  size_t string_len;
+} perfsink_field;
+
+/**
+ * A log callback: `level` is one of `PERFSINK_LOG_ERROR..PERFSINK_LOG_DEBUG`; `msg` holds
+ * `len` bytes of UTF-8 and is NUL-terminated too; it is valid only during the call.
+ */
+typedef void (*perfsink_log_fn)(void *userdata,
+                                uint32_t level,
+                                const char *msg,
+                                size_t len);
+
+/**
+ * A fast-path point: a series id from `perfsink_sink_register_series`, the value written to
+ * the series' value field, optional extra fields (keys other than the value field's, each
+ * once), and a timestamp in ns since the epoch or `PERFSINK_TIMESTAMP_NOW`.
+ */
+typedef struct perfsink_point {
+  uint32_t series;
+  uint32_t field_count;
+  /**
+   * `field_count` extra fields, or NULL when there are none.
+   */
+  const struct perfsink_field *fields;
+  double value;
+  int64_t timestamp_ns;
+} perfsink_point;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Opens a listener from the Backend Listener's parameters (`params`: name/value pairs; a
+ * later pair wins) and the process environment (`INFLUXDB_URL`/`INFLUXDB_DB` when
+ * `influxdbUrl` is left at its placeholder, `PERFSINK_*`). Names and defaults are the
+ * built-in `InfluxdbBackendListenerClient`'s, plus `rawSamples`,
+ * `backend_influxdb.send_interval` (seconds; JMeter's property of that name) and any engine
+ * key (README). Writes the `started` annotation. On success `*out` holds the handle (free it
+ * with `perfsink_jmeter_free`); on failure `err` names the parameter at fault (never a
+ * secret).
+ *
+ * # Safety
+ * `params` must point to `param_count` tags whose strings are readable; `out` must be
+ * writable; `err` must hold `err_len` writable bytes or be NULL.
+ */
+perfsink_result perfsink_jmeter_open(const struct perfsink_tag *params,
+                                     size_t param_count,
+                                     struct perfsink_jmeter **out,
+                                     char *err,
+                                     size_t err_len);
+
+/**
+ * Submits `count` samples whose strings are ranges of `strings` (`strings_len` bytes). Never
+ * waits on the network. A batch with a record out of range or not UTF-8 is refused whole
+ * (`PERFSINK_INVALID_ARGUMENT`/`PERFSINK_INVALID_UTF8`, nothing counted into the
+ * statistics, the records counted in `rejected_invalid`). With `rawSamples`, a raw line
+ * refused or dropped makes the call return its code (the statistics still hold the sample).
+ *
+ * # Safety
+ * `samples` must point to `count` records, `strings` to `strings_len` bytes; `j` must be
+ * NULL or a handle not yet freed; `err` as above.
+ */
+perfsink_result perfsink_jmeter_submit(const struct perfsink_jmeter *j,
+                                       const struct perfsink_jmeter_sample *samples,
+                                       size_t count,
+                                       const char *strings,
+                                       size_t strings_len,
+                                       char *err,
+                                       size_t err_len);
+
+/**
+ * Sets JMeter's thread counters (`JMeterContextService.getThreadCounts()`: started and
+ * finished threads), written as `startedT`/`endedT` on the next `internal` lines.
+ *
+ * # Safety
+ * `j` must be NULL or a handle not yet freed; `err` as above.
+ */
+perfsink_result perfsink_jmeter_threads(const struct perfsink_jmeter *j,
+                                        int64_t started,
+                                        int64_t finished,
+                                        char *err,
+                                        size_t err_len);
+
+/**
+ * Copies where points go, for jmeter.log (`http://host:8086, db jmeter, measurement jmeter,
+ * interval 5 s`; never credentials), into `buf` (NUL-terminated, truncated at a character
+ * boundary) and returns its full length. Infallible; NULL `j` gives 0.
+ *
+ * # Safety
+ * `j` must be NULL or a handle not yet freed; `buf` must hold `buf_len` writable bytes or
+ * be NULL.
+ */
+size_t perfsink_jmeter_describe(const struct perfsink_jmeter *j,
+                                char *buf,
+                                size_t buf_len);
+
+/**
+ * Writes the intervals left and the `ended` annotation, delivers (within
+ * `PERFSINK_CLOSE_TIMEOUT_MS`), stops, and writes the final report to `out` (at most
+ * `out_size` bytes: `sizeof *out`; NULL: not wanted). `PERFSINK_OK` when everything was
+ * delivered, `PERFSINK_UNDELIVERED` otherwise (the report says how many). Idempotent and
+ * thread-safe like `perfsink_sink_close`. NULL `j` is a no-op (OK).
+ *
+ * # Safety
+ * `j` must be NULL or a handle not yet freed; `out` must hold `out_size` writable bytes or
+ * be NULL; `err` as above.
+ */
+perfsink_result perfsink_jmeter_close(const struct perfsink_jmeter *j,
+                                      struct perfsink_close_report *out,
+                                      size_t out_size,
+                                      char *err,
+                                      size_t err_len);
+
+/**
+ * Frees the handle, closing it first if that was not done. NULL is a no-op. Infallible.
+ *
+ * # Safety
+ * `j` must be NULL or a handle from `perfsink_jmeter_open` not yet freed, that no other
+ * thread uses any more.
+ */
+void perfsink_jmeter_free(struct perfsink_jmeter *j);
 
 /**
  * Resolves k6's configuration. `arg` is the text after `--out perfsink=` (NULL: the output

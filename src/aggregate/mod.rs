@@ -274,14 +274,7 @@ impl Aggregator {
         let mut st = self.state.lock();
         let st = &mut *st;
         let mut out = std::mem::take(&mut st.early);
-        // The stream's time (see the module doc); intervals ending a grace before it are due.
-        let idle = now_ns.saturating_sub(st.last_arrival) >= self.grace_ns;
-        let stream_time = if idle {
-            now_ns
-        } else {
-            st.seen_max.min(now_ns)
-        };
-        let horizon = stream_time.saturating_sub(self.grace_ns);
+        let horizon = due_horizon(now_ns, st.last_arrival, st.seen_max, self.grace_ns);
         let active = std::mem::take(&mut st.active);
         let mut still = Vec::with_capacity(active.len());
         for raw in active {
@@ -362,6 +355,15 @@ impl Rendered {
     pub fn extend(&mut self, mut other: Rendered) {
         self.append(&mut other);
     }
+}
+
+/// Intervals ending at or before the returned time are due: the stream's time (see the
+/// module doc) less the grace. `last_arrival`: when (wall clock) the latest samples came;
+/// `seen_max`: the latest sample timestamp seen. Shared by every aggregating source.
+pub fn due_horizon(now_ns: i64, last_arrival: i64, seen_max: i64, grace_ns: i64) -> i64 {
+    let idle = now_ns.saturating_sub(last_arrival) >= grace_ns;
+    let stream_time = if idle { now_ns } else { seen_max.min(now_ns) };
+    stream_time.saturating_sub(grace_ns)
 }
 
 fn nanos(d: std::time::Duration) -> i64 {

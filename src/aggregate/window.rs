@@ -161,6 +161,34 @@ impl Window {
         Need::Nothing
     }
 
+    /// The smallest value, `None` when empty.
+    pub fn min(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.min)
+    }
+
+    /// The largest value, `None` when empty.
+    pub fn max(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.max)
+    }
+
+    /// The mean (exact sum / count), `None` when empty or the sum left the float range.
+    pub fn mean(&self) -> Option<f64> {
+        let sum = self.sum.value();
+        (self.count > 0 && sum.is_finite()).then(|| sum / self.count as f64)
+    }
+
+    /// Calls `each` with every percentile of `percentiles` and its value, in order, by the
+    /// rules `write_fields` uses (exact up to `EXACT_MAX` samples, then the histogram); nothing
+    /// when the window is empty or its percentiles were given up. For renderers of other
+    /// schemas (JMeter's).
+    pub fn percentiles(&self, percentiles: &[Percentile], mut each: impl FnMut(&Percentile, f64)) {
+        if let Some(h) = &self.hist {
+            self.histogram_percentiles(h, percentiles, &mut each);
+        } else if !self.unranked {
+            self.exact_percentiles(percentiles, &mut each);
+        }
+    }
+
     /// Appends the fields of `kind` (`count=3i,sum=...`) to `buf`.
     pub fn write_fields(
         &self,
@@ -184,11 +212,13 @@ impl Window {
                 self.write_sum(buf, true)?;
                 float_field(buf, "min", self.min)?;
                 float_field(buf, "max", self.max)?;
-                if let Some(h) = &self.hist {
-                    self.write_percentiles(buf, h, percentiles)?;
-                } else if !self.unranked {
-                    self.write_exact_percentiles(buf, percentiles)?;
-                }
+                let mut result = Ok(());
+                self.percentiles(percentiles, |p, v| {
+                    if result.is_ok() {
+                        result = float_field(buf, p.field(), v);
+                    }
+                });
+                result?;
             }
         }
         if self.late > 0 {
@@ -210,33 +240,32 @@ impl Window {
     }
 
     /// Nearest-rank percentiles of the values themselves.
-    fn write_exact_percentiles(&self, buf: &mut Vec<u8>, percentiles: &[Percentile]) -> Result<()> {
+    fn exact_percentiles(
+        &self,
+        percentiles: &[Percentile],
+        each: &mut impl FnMut(&Percentile, f64),
+    ) {
         if self.values.is_empty() {
-            return Ok(());
+            return;
         }
         let mut sorted = self.values.clone();
         sorted.sort_unstable_by(f64::total_cmp);
         for p in percentiles {
-            float_field(
-                buf,
-                p.field(),
-                sorted[p.rank(sorted.len() as u64) as usize - 1],
-            )?;
+            each(p, sorted[p.rank(sorted.len() as u64) as usize - 1]);
         }
-        Ok(())
     }
 
     /// Nearest-rank percentiles: the histogram's bucket holding the rank-th smallest sample,
     /// its highest equivalent value (within 0.1 %), kept within the exact min and max.
-    fn write_percentiles(
+    fn histogram_percentiles(
         &self,
-        buf: &mut Vec<u8>,
         h: &Histogram<u32>,
         percentiles: &[Percentile],
-    ) -> Result<()> {
+        each: &mut impl FnMut(&Percentile, f64),
+    ) {
         let n = h.len();
         if n == 0 {
-            return Ok(());
+            return;
         }
         // A quantile half a rank below `rank / n`: hdrhistogram takes ceil(q * n) as the rank,
         // which is then exactly `rank` whatever the float rounding of q.
@@ -244,10 +273,8 @@ impl Window {
             .iter()
             .map(|p| (p.rank(n) as f64 - 0.5) / n as f64);
         for (p, v) in percentiles.iter().zip(h.value_at_quantiles(quantiles)) {
-            let v = (v as f64 / SCALE).clamp(self.min, self.max);
-            float_field(buf, p.field(), v)?;
+            each(p, (v as f64 / SCALE).clamp(self.min, self.max));
         }
-        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@
 mod boundary;
 mod c_enum;
 mod error;
+pub mod jmeter;
 pub mod k6;
 pub mod log;
 mod points;

@@ -1,0 +1,357 @@
+//! The Backend Listener's parameters (name, value) and the environment, resolved into the
+//! sink's [`Config`] and the listener's [`JmeterOptions`]: the built-in
+//! `InfluxdbBackendListenerClient`'s names and defaults (so a plan switches by its class name
+//! only), perfsink's own (`rawSamples`, `backend_influxdb.send_interval`) and any engine key
+//! (`PERFSINK_*`, `INFLUXDB_*`) as a parameter. Every error names the parameter.
+
+use std::ffi::OsStr;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::aggregate::percentile::{parse_percentiles, Percentile};
+use crate::config::{is_env_key, Api};
+use crate::error::{Error, Result};
+use crate::Config;
+
+/// The built-in listener's `influxdbUrl` default: left as it is, the environment decides.
+pub const PLACEHOLDER_URL: &str = "http://host_to_change:8086/write?db=jmeter";
+/// The database of the placeholder URL, used when the environment names none.
+const DEFAULT_DB: &str = "jmeter";
+/// JMeter's `backend_influxdb.send_interval` default, seconds.
+const DEFAULT_INTERVAL_S: u64 = 5;
+/// The parameter carrying JMeter's `backend_influxdb.send_interval` property (seconds).
+pub const INTERVAL_PARAM: &str = "backend_influxdb.send_interval";
+/// The built-in listener's HTTP sender, the only one perfsink stands in for.
+const HTTP_SENDER: &str = "org.apache.jmeter.visualizers.backend.influxdb.HttpMetricsSender";
+
+/// One configured percentile and its JMeter field name (`pct90.0`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pct {
+    pub percentile: Percentile,
+    pub field: String,
+}
+
+/// What the listener writes, beside where (the [`Config`]).
+#[derive(Debug, Clone)]
+pub struct JmeterOptions {
+    /// `application` tag value (trimmed; empty: the tag is left out).
+    pub application: String,
+    pub measurement: String,
+    pub summary_only: bool,
+    /// `samplersRegex`; `None` matches every label (an empty regex).
+    pub samplers: Option<Regex>,
+    pub percentiles: Vec<Pct>,
+    pub test_title: String,
+    pub event_tags: String,
+    /// `TAG_<name>` parameters, in the order given (trimmed, blank values left out).
+    pub user_tags: Vec<(String, String)>,
+    pub raw_samples: bool,
+    pub interval: Duration,
+}
+
+impl JmeterOptions {
+    /// Whether a label gets its own lines (`summaryOnly`, `samplersRegex` as `find`).
+    pub fn per_label(&self, label: &str) -> bool {
+        !self.summary_only && self.samplers.as_ref().is_none_or(|r| r.is_match(label))
+    }
+}
+
+/// The resolved listener.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub config: Config,
+    pub options: JmeterOptions,
+}
+
+impl Resolved {
+    /// Where points go, for humans (never credentials).
+    pub fn describe(&self) -> String {
+        let target = match self.config.endpoint.as_ref() {
+            None => "disabled (influxdbUrl is the placeholder and INFLUXDB_URL is unset)".into(),
+            Some(e) => match &e.api {
+                Api::V1 { db, .. } => format!("{}, db {db}", e.base_url),
+                Api::V2 { bucket, .. } => format!("{}, bucket {bucket}", e.base_url),
+            },
+        };
+        format!(
+            "{target}, measurement {}, interval {} s{}",
+            self.options.measurement,
+            self.options.interval.as_secs(),
+            if self.options.raw_samples {
+                ", raw samples"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// Resolves the listener's parameters (later ones win) and the environment `env`.
+pub fn resolve<'a, I, K, V>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    env: I,
+) -> Result<Resolved>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    let mut o = JmeterOptions {
+        application: String::new(),
+        measurement: "jmeter".into(),
+        summary_only: false,
+        samplers: None,
+        percentiles: Vec::new(),
+        test_title: "Test".into(),
+        event_tags: String::new(),
+        user_tags: Vec::new(),
+        raw_samples: false,
+        interval: Duration::from_secs(DEFAULT_INTERVAL_S),
+    };
+    let mut url: Option<String> = None;
+    let mut token: Option<String> = None;
+    let mut percentiles = "99;95;90".to_string();
+    let mut engine: Vec<(String, String)> = Vec::new();
+    for (name, value) in params {
+        let v = value.trim();
+        match name.trim() {
+            "influxdbMetricsSender" if !v.is_empty() && v != HTTP_SENDER => {
+                return Err(bad(
+                    name,
+                    value,
+                    "perfsink writes over HTTP only (HttpMetricsSender)",
+                ));
+            }
+            "influxdbMetricsSender" => {}
+            "influxdbUrl" => url = Some(v.to_string()),
+            "influxdbToken" => token = Some(v.to_string()),
+            "application" => o.application = v.to_string(),
+            "measurement" => o.measurement = nonempty(name, v)?.to_string(),
+            "summaryOnly" => o.summary_only = boolean(name, v, false)?,
+            "samplersRegex" => {
+                o.samplers = match value {
+                    "" => None,
+                    r => Some(Regex::new(r).map_err(|e| bad(name, value, &e.to_string()))?),
+                }
+            }
+            "percentiles" => percentiles = value.to_string(),
+            "testTitle" => o.test_title = value.to_string(),
+            "eventTags" => o.event_tags = v.to_string(),
+            "rawSamples" => o.raw_samples = boolean(name, v, false)?,
+            INTERVAL_PARAM => {
+                let s: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|&s| s > 0 && s <= 3600)
+                    .ok_or_else(|| bad(name, value, "expected whole seconds from 1 to 3600"))?;
+                o.interval = Duration::from_secs(s);
+            }
+            n if n.starts_with("TAG_") => {
+                let key = &n[4..];
+                if key.is_empty() || ["application", "transaction", "statut"].contains(&key) {
+                    return Err(bad(name, value, "needs a tag name other than application, transaction and statut after TAG_"));
+                }
+                if !v.is_empty() {
+                    o.user_tags.retain(|(k, _)| k != key);
+                    o.user_tags.push((key.to_string(), v.to_string()));
+                }
+            }
+            n if is_env_key(n) => engine.push((n.to_string(), value.to_string())),
+            // JMeter itself ignores rows it does not know; so does the built-in listener.
+            _ => {}
+        }
+    }
+    o.percentiles = parse_pcts(&percentiles)?;
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let (k, v) = (k.as_ref().to_str()?, v.as_ref().to_str()?);
+            is_env_key(k).then(|| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let url = url.filter(|u| !u.is_empty() && u != PLACEHOLDER_URL);
+    match &url {
+        None => {
+            // The environment decides; the placeholder's database unless it names one.
+            let set = |key: &str| env.iter().any(|(k, v)| k == key && !v.is_empty());
+            let env_url_has_db = env
+                .iter()
+                .any(|(k, v)| k == "INFLUXDB_URL" && url_path(v).is_some_and(|p| !p.is_empty()));
+            if !set("INFLUXDB_DB") && !env_url_has_db {
+                pairs.push(("INFLUXDB_DB".into(), DEFAULT_DB.into()));
+            }
+            pairs.extend(env);
+        }
+        Some(u) => {
+            pairs.extend(env);
+            pairs.extend(url_pairs(u)?);
+        }
+    }
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        pairs.push(("INFLUXDB_TOKEN".into(), t));
+    }
+    pairs.extend(engine);
+    let config = Config::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    Ok(Resolved { config, options: o })
+}
+
+/// `influxdbUrl` as engine keys: `http://h:8086/write?db=D[&rp=R][&u=U&p=P]` (v1) or
+/// `http://h:8086/api/v2/write?org=O&bucket=B` (v2, with `influxdbToken`).
+fn url_pairs(url: &str) -> Result<Vec<(String, String)>> {
+    let (base_and_path, query) = url.split_once('?').unwrap_or((url, ""));
+    // Without the query: it may hold a password (`p=`).
+    let err = |why: &str| bad("influxdbUrl", base_and_path, why);
+    let path =
+        url_path(base_and_path).ok_or_else(|| err("expected http(s)://host:port/write?db=..."))?;
+    let base = &base_and_path[..base_and_path.len() - path.len()];
+    let base = base.trim_end_matches('/');
+    let (prefix, v2) = if let Some(p) = path.strip_suffix("/api/v2/write") {
+        (p, true)
+    } else if let Some(p) = path.strip_suffix("/write") {
+        (p, false)
+    } else {
+        return Err(err(
+            "the path must end in /write (v1) or /api/v2/write (v2)",
+        ));
+    };
+    let mut pairs = vec![("INFLUXDB_URL".to_string(), format!("{base}{prefix}"))];
+    // A path prefix (a proxy) would read as a k6-style database name: not supported.
+    if !prefix.is_empty() {
+        return Err(err("a path before /write is not supported"));
+    }
+    let mut named_db = false;
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = percent_decode(v).ok_or_else(|| err("malformed %-escape in the query"))?;
+        let key = match (k, v2) {
+            ("db", false) => {
+                named_db = true;
+                "INFLUXDB_DB"
+            }
+            ("rp", false) => "INFLUXDB_RP",
+            ("u", false) => "INFLUXDB_USERNAME",
+            ("p", false) => "INFLUXDB_PASSWORD",
+            ("org", true) => "INFLUXDB_ORG",
+            ("bucket", true) => {
+                named_db = true;
+                "INFLUXDB_BUCKET"
+            }
+            // HttpMetricsSender sends no precision: its timestamps are ns; ours follow
+            // INFLUXDB_PRECISION.
+            ("precision", _) => continue,
+            _ => {
+                let k: String = k.chars().take(20).collect();
+                return Err(Error::Config(format!(
+                    "influxdbUrl: query parameter {k:?} is not supported (v1: db, rp, u, p; v2: org, bucket)"
+                )));
+            }
+        };
+        pairs.push((key.to_string(), v));
+    }
+    if !named_db {
+        return Err(err(if v2 { "needs bucket=" } else { "needs db=" }));
+    }
+    Ok(pairs)
+}
+
+/// The path of `scheme://authority/path` (`""` when none), `None` without a scheme.
+fn url_path(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    Some(
+        rest.find('/')
+            .map_or("", |i| &rest[i..])
+            .trim_end_matches('/'),
+    )
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `99;95;90`: JMeter's `;`-separated floats, each in (0, 100] with at most three decimals
+/// (the engine's exact nearest rank); the same value twice is one, as in JMeter's map.
+fn parse_pcts(s: &str) -> Result<Vec<Pct>> {
+    let mut out: Vec<Pct> = Vec::new();
+    for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let parsed = part
+            .parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .and_then(|v| parse_percentiles("percentiles", &v.to_string()).ok())
+            .and_then(|mut v| v.pop())
+            .ok_or_else(|| {
+                bad(
+                    "percentiles",
+                    part,
+                    "expected numbers above 0 and at most 100 with at most three decimals, separated by ';'",
+                )
+            })?;
+        if out.iter().any(|p| p.percentile == parsed) {
+            continue;
+        }
+        let field = format!("pct{}", java_float(part.parse::<f32>().unwrap_or(0.0)));
+        out.push(Pct {
+            percentile: parsed,
+            field,
+        });
+    }
+    Ok(out)
+}
+
+/// Java's `Float.toString` for the values percentiles take (0.001 to 100): the shortest
+/// decimal that reads back as the same float, with at least one digit after the point.
+pub fn java_float(v: f32) -> String {
+    let s = format!("{v}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+fn boolean(name: &str, v: &str, default: bool) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "" => Ok(default),
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad(name, v, "expected true or false")),
+    }
+}
+
+fn nonempty<'v>(name: &str, v: &'v str) -> Result<&'v str> {
+    if v.is_empty() {
+        return Err(bad(name, v, "must not be empty"));
+    }
+    Ok(v)
+}
+
+fn bad(name: &str, value: &str, why: &str) -> Error {
+    let shown: String = value.chars().take(60).collect();
+    Error::Config(format!("JMeter parameter {name}: {shown:?} {why}"))
+}
+
+#[cfg(test)]
+#[path = "params_tests.rs"]
+mod tests;
