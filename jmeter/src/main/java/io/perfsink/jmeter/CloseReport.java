@@ -12,7 +12,6 @@ final class CloseReport {
     final long retried;
     final long rejected;
     final long dropped;
-    final long aggregated;
     final String problem;
 
     CloseReport(int result, ByteBuffer r, String problem) {
@@ -26,7 +25,6 @@ final class CloseReport {
         retried = r.getLong(stats + 3 * 8);
         rejected = r.getLong(stats + 4 * 8);
         dropped = r.getLong(stats + 7 * 8);
-        aggregated = r.getLong(stats + 20 * 8);
     }
 
     /** Whether the close itself failed (not merely left points undelivered). */
@@ -37,7 +35,6 @@ final class CloseReport {
     @Override
     public String toString() {
         StringBuilder s = new StringBuilder("perfsink: closed: ");
-        s.append(aggregated).append(" samples aggregated, ");
         s.append(accepted).append(" points accepted, ").append(written).append(" written, ");
         s.append(retried).append(" retried, ").append(rejected).append(" rejected, ");
         s.append(dropped).append(" dropped, ").append(keptInSpool).append(" kept in the spool; ");

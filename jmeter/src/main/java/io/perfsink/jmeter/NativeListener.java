@@ -1,9 +1,11 @@
 package io.perfsink.jmeter;
 
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
+import com.sun.jna.Memory;
 import com.sun.jna.Native;
 import com.sun.jna.Pointer;
 
@@ -21,7 +23,7 @@ final class NativeListener {
     private static final int TAG_SIZE = 32; // perfsink_tag: key, key_len, value, value_len
 
     private final Pointer handle;
-    private final ByteBuffer err = Utf8Arena.allocate(ERR_LEN);
+    private final Memory err = errorBuffer();
     private boolean freed;
 
     private NativeListener(Pointer handle) {
@@ -47,21 +49,24 @@ final class NativeListener {
             tags.putLong(at + 16, base + (spans[t + 1] >>> 32));
             tags.putLong(at + 24, spans[t + 1] & 0xFFFFFFFFL);
         }
-        ByteBuffer out = Utf8Arena.allocate(8);
-        ByteBuffer err = Utf8Arena.allocate(ERR_LEN);
-        int rc = PerfsinkNative.perfsink_jmeter_open(tags, params.size(), out, err, ERR_LEN);
+        Memory out = new Memory(8);
+        out.setLong(0, 0);
+        Memory err = errorBuffer();
+        int rc = PerfsinkNative.perfsink_jmeter_open(Native.getDirectBufferPointer(tags), params.size(), out, err,
+                ERR_LEN);
         if (rc != PerfsinkNative.PERFSINK_OK) {
             throw new IllegalStateException("perfsink: opening the JMeter listener failed: " + message(rc, err));
         }
         // The text buffer must live until open returns (the engine copies what it keeps).
         reachabilityFence(text);
-        return new NativeListener(new Pointer(out.getLong(0)));
+        reachabilityFence(tags);
+        return new NativeListener(out.getPointer(0));
     }
 
     /** One submit of the packed batch; PERFSINK_OK or the failure's code (see {@link #lastError}). */
     int submit(SamplePacker batch) {
-        return PerfsinkNative.perfsink_jmeter_submit(handle, batch.records(), batch.count(), batch.strings(),
-                batch.stringsLength(), err, ERR_LEN);
+        return PerfsinkNative.perfsink_jmeter_submit(handle, batch.recordsAddress(), batch.count(),
+                batch.stringsAddress(), batch.stringsLength(), err, ERR_LEN);
     }
 
     int threads(long started, long finished) {
@@ -70,21 +75,22 @@ final class NativeListener {
 
     /** The engine's own one-line description (destination, interval, options; secrets hidden). */
     String describe() {
-        ByteBuffer buf = Utf8Arena.allocate(1024);
-        long n = PerfsinkNative.perfsink_jmeter_describe(handle, buf, buf.capacity());
-        if (n > buf.capacity()) {
-            buf = Utf8Arena.allocate((int) Math.min(n + 1, 1 << 20));
-            n = PerfsinkNative.perfsink_jmeter_describe(handle, buf, buf.capacity());
+        Memory buf = new Memory(1024);
+        long n = PerfsinkNative.perfsink_jmeter_describe(handle, buf, buf.size());
+        if (n >= buf.size()) {
+            buf = new Memory(Math.min(n + 1, 1 << 20));
+            n = PerfsinkNative.perfsink_jmeter_describe(handle, buf, buf.size());
         }
-        return utf8(buf, (int) Math.min(n, buf.capacity()));
+        return new String(buf.getByteArray(0, (int) Math.min(n, buf.size())), StandardCharsets.UTF_8);
     }
 
     /** Closes (idempotent in the engine): flushes the last interval and delivers or spools. */
     CloseReport close() {
-        ByteBuffer report = Utf8Arena.allocate(CLOSE_REPORT_SIZE);
+        Memory report = new Memory(CLOSE_REPORT_SIZE);
+        report.clear();
         int rc = PerfsinkNative.perfsink_jmeter_close(handle, report, CLOSE_REPORT_SIZE, err, ERR_LEN);
         String problem = rc == PerfsinkNative.PERFSINK_OK ? "" : message(rc, err);
-        return new CloseReport(rc, report, problem);
+        return new CloseReport(rc, report.getByteBuffer(0, CLOSE_REPORT_SIZE).order(ByteOrder.nativeOrder()), problem);
     }
 
     synchronized void free() {
@@ -99,22 +105,17 @@ final class NativeListener {
         return message(rc, err);
     }
 
-    static String message(int rc, ByteBuffer err) {
-        String name = PerfsinkNative.perfsink_result_name(rc).getString(0, "UTF-8");
-        int n = 0;
-        while (n < err.capacity() && err.get(n) != 0) {
-            n++;
-        }
-        String text = utf8(err, n);
-        return text.isEmpty() ? name : name + ": " + text;
+    private static Memory errorBuffer() {
+        Memory m = new Memory(ERR_LEN);
+        m.clear();
+        return m;
     }
 
-    static String utf8(ByteBuffer buf, int n) {
-        byte[] b = new byte[n];
-        for (int i = 0; i < n; i++) {
-            b[i] = buf.get(i);
-        }
-        return new String(b, StandardCharsets.UTF_8);
+    /** The code's name and the NUL-terminated message the engine left in {@code err}. */
+    static String message(int rc, Memory err) {
+        String name = PerfsinkNative.perfsink_result_name(rc).getString(0, "UTF-8");
+        String text = err.getString(0, "UTF-8");
+        return text.isEmpty() ? name : name + ": " + text;
     }
 
     /** Java 8 has no Reference.reachabilityFence: a volatile write the JIT cannot drop. */

@@ -1,7 +1,5 @@
 package io.perfsink.jmeter;
 
-import java.nio.ByteBuffer;
-
 import com.sun.jna.Callback;
 import com.sun.jna.Native;
 import com.sun.jna.NativeLibrary;
@@ -88,18 +86,19 @@ final class PerfsinkNative {
 
     static native void perfsink_log_set(LogFn cb, Pointer userdata, int maxLevel);
 
-    static native int perfsink_jmeter_open(ByteBuffer params, long paramCount, ByteBuffer out, ByteBuffer err,
-            long errLen);
+    // Buffers cross as Pointers (a direct buffer's base address): JNA would pass a ByteBuffer's
+    // address plus its position, and the packers' buffers sit at their ends when filled.
 
-    static native int perfsink_jmeter_submit(Pointer j, ByteBuffer samples, long count, ByteBuffer strings,
-            long stringsLen, ByteBuffer err, long errLen);
+    static native int perfsink_jmeter_open(Pointer params, long paramCount, Pointer out, Pointer err, long errLen);
 
-    static native int perfsink_jmeter_threads(Pointer j, long started, long finished, ByteBuffer err, long errLen);
+    static native int perfsink_jmeter_submit(Pointer j, Pointer samples, long count, Pointer strings,
+            long stringsLen, Pointer err, long errLen);
 
-    static native long perfsink_jmeter_describe(Pointer j, ByteBuffer buf, long len);
+    static native int perfsink_jmeter_threads(Pointer j, long started, long finished, Pointer err, long errLen);
 
-    static native int perfsink_jmeter_close(Pointer j, ByteBuffer report, long reportSize, ByteBuffer err,
-            long errLen);
+    static native long perfsink_jmeter_describe(Pointer j, Pointer buf, long len);
+
+    static native int perfsink_jmeter_close(Pointer j, Pointer report, long reportSize, Pointer err, long errLen);
 
     static native void perfsink_jmeter_free(Pointer j);
 }

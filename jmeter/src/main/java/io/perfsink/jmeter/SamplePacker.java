@@ -5,6 +5,9 @@ import java.util.List;
 
 import org.apache.jmeter.samplers.SampleResult;
 
+import com.sun.jna.Native;
+import com.sun.jna.Pointer;
+
 /**
  * Packs a batch of JMeter samples into {@code perfsink_jmeter_sample} records plus one UTF-8
  * string arena, the two buffers of one {@code perfsink_jmeter_submit} call. Both buffers are
@@ -18,12 +21,18 @@ import org.apache.jmeter.samplers.SampleResult;
  */
 final class SamplePacker {
     private ByteBuffer records;
+    private Pointer recordsAddress;
     private final Utf8Arena strings;
     private int count;
 
     SamplePacker(int initialRecords, int initialStringBytes) {
-        records = Utf8Arena.allocate(initialRecords * SampleLayout.SIZE);
+        setRecords(Utf8Arena.allocate(Math.max(1, initialRecords) * SampleLayout.SIZE));
         strings = new Utf8Arena(initialStringBytes);
+    }
+
+    private void setRecords(ByteBuffer b) {
+        records = b;
+        recordsAddress = Native.getDirectBufferPointer(b);
     }
 
     /** Replaces the previous batch with {@code samples}. */
@@ -82,7 +91,7 @@ final class SamplePacker {
         ByteBuffer bigger = Utf8Arena.allocate(Math.max(records.capacity() * 2, SampleLayout.SIZE * 64));
         records.flip();
         bigger.put(records);
-        records = bigger;
+        setRecords(bigger);
     }
 
     /** Records packed by the last {@link #pack}. */
@@ -93,6 +102,14 @@ final class SamplePacker {
     /** The records: {@code count() * SampleLayout.SIZE} bytes from address 0. */
     ByteBuffer records() {
         return records;
+    }
+
+    Pointer recordsAddress() {
+        return recordsAddress;
+    }
+
+    Pointer stringsAddress() {
+        return strings.address();
     }
 
     /** The string arena: {@code stringsLength()} bytes from address 0. */

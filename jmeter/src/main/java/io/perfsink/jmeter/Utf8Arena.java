@@ -3,6 +3,9 @@ package io.perfsink.jmeter;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
+import com.sun.jna.Native;
+import com.sun.jna.Pointer;
+
 /**
  * A growable direct buffer of UTF-8 text that strings are appended to; a record refers to a
  * string by (offset, length) into it. Encodes by hand so packing allocates nothing per string
@@ -10,9 +13,15 @@ import java.nio.ByteOrder;
  */
 final class Utf8Arena {
     private ByteBuffer buf;
+    private Pointer address;
 
     Utf8Arena(int initialCapacity) {
-        buf = allocate(initialCapacity);
+        setBuffer(allocate(initialCapacity));
+    }
+
+    private void setBuffer(ByteBuffer b) {
+        buf = b;
+        address = Native.getDirectBufferPointer(b);
     }
 
     static ByteBuffer allocate(int capacity) {
@@ -30,6 +39,11 @@ final class Utf8Arena {
 
     ByteBuffer buffer() {
         return buf;
+    }
+
+    /** The address of {@link #buffer()}'s first byte (valid until the next append). */
+    Pointer address() {
+        return address;
     }
 
     /**
@@ -79,6 +93,6 @@ final class Utf8Arena {
         ByteBuffer bigger = allocate((int) want);
         buf.flip();
         bigger.put(buf);
-        buf = bigger;
+        setBuffer(bigger);
     }
 }
