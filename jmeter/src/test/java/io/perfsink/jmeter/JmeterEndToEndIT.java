@@ -1,0 +1,160 @@
+package io.perfsink.jmeter;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * JMeter 5.6.3 non-GUI (scripts/jmeter-home.sh's home, examples/jmeter/run-smoke.sh and its target
+ * that fails ~20 % of "GET /b") runs examples/jmeter/smoke.jmx with perfsink's listener from the
+ * shaded jar against a private influxd; what arrived must equal JMeter's own JTL of the same run,
+ * per transaction and per interval: counts, error counts and percentiles (exact: each interval
+ * holds fewer samples than the engine keeps exactly).
+ */
+class JmeterEndToEndIT {
+    private static final long INTERVAL_MS = 5000;
+
+    /** (label, interval start) → values. */
+    private static final class Table extends TreeMap<String, List<Long>> {
+        private static final long serialVersionUID = 1L;
+
+        void add(String label, long intervalStart, long v) {
+            computeIfAbsent(label + " @" + intervalStart, k -> new ArrayList<>()).add(v);
+        }
+
+        Map<String, Long> counts() {
+            Map<String, Long> m = new TreeMap<>();
+            forEach((k, v) -> m.put(k, (long) v.size()));
+            return m;
+        }
+    }
+
+    @Test
+    void whatArrivesEqualsTheJtl(@TempDir Path out) throws Exception {
+        Path repo = Paths.get(System.getProperty("perfsink.repo", "..")).toRealPath();
+        File jar = new File(System.getProperty("perfsink.jar"));
+        assertTrue(jar.isFile(), jar + " (run through mvn verify)");
+        try (Influx influx = Influx.start()) {
+            influx.query("", "CREATE DATABASE jmeter");
+            ProcessBuilder pb = new ProcessBuilder("bash", repo.resolve("examples/jmeter/run-smoke.sh").toString(),
+                    out.toString(), "-Juser.classpath=" + jar.getAbsolutePath(),
+                    "-JinfluxdbUrl=" + influx.url() + "/write?db=jmeter", "-Japplication=e2e", "-Jthreads=3",
+                    "-Jduration=12").redirectErrorStream(true).redirectOutput(out.resolve("run.log").toFile());
+            Process p = pb.start();
+            assertTrue(p.waitFor(180, TimeUnit.SECONDS), "JMeter run did not end in 180 s");
+            assertEquals(0, p.exitValue(), "run-smoke.sh: " + new String(Files.readAllBytes(out.resolve("run.log")),
+                    StandardCharsets.UTF_8));
+            String log = new String(Files.readAllBytes(out.resolve("jmeter.log")), StandardCharsets.UTF_8);
+            assertTrue(log.contains("perfsink: closed:") && log.contains("every point delivered"),
+                    "jmeter.log has perfsink's close report");
+
+            Table all = new Table();
+            Table ko = new Table();
+            Table okElapsed = new Table();
+            readJtl(out.resolve("smoke.jtl"), all, ko, okElapsed);
+            assertTrue(ko.size() > 0 && all.size() >= 6, "the run had errors and several intervals: " + all.counts());
+
+            assertEquals(all.counts(), fromInflux(influx, "count", "all"), "count per transaction and interval");
+            assertEquals(ko.counts(), fromInflux(influx, "count", "ko"), "errors per transaction and interval");
+            Map<String, Long> total = new TreeMap<>();
+            all.forEach((k, v) -> total.merge("all" + k.substring(k.indexOf(" @")), (long) v.size(), Long::sum));
+            assertEquals(total, fromInflux(influx, "count", "all", "all"), "transaction=all per interval");
+            for (double pct : new double[] {50, 90, 95, 99}) {
+                Map<String, Long> want = new TreeMap<>();
+                okElapsed.forEach((k, v) -> want.put(k, nearestRank(v, pct)));
+                assertEquals(want, fromInflux(influx, "pct" + pct, "ok"), "pct" + pct + " of ok samples");
+            }
+            assertEquals(2, influx.query("jmeter", "SELECT \"text\" FROM events").size(), "start and end annotations");
+        }
+    }
+
+    private static void readJtl(Path jtl, Table all, Table ko, Table okElapsed) throws IOException {
+        List<String> lines = Files.readAllLines(jtl, StandardCharsets.UTF_8);
+        List<String> head = csv(lines.get(0));
+        int ts = head.indexOf("timeStamp");
+        int elapsed = head.indexOf("elapsed");
+        int label = head.indexOf("label");
+        int success = head.indexOf("success");
+        for (String line : lines.subList(1, lines.size())) {
+            List<String> r = csv(line);
+            long start = Long.parseLong(r.get(ts)) / INTERVAL_MS * INTERVAL_MS;
+            long ms = Long.parseLong(r.get(elapsed));
+            all.add(r.get(label), start, ms);
+            if ("true".equals(r.get(success))) {
+                okElapsed.add(r.get(label), start, ms);
+            } else {
+                ko.add(r.get(label), start, ms);
+            }
+        }
+    }
+
+    /** A CSV JTL line: JMeter quotes a field with a comma or quote in it, doubling quotes. */
+    static List<String> csv(String line) {
+        List<String> out = new ArrayList<>();
+        StringBuilder f = new StringBuilder();
+        boolean quoted = false;
+        for (int i = 0; i < line.length(); i++) {
+            char c = line.charAt(i);
+            if (quoted) {
+                if (c == '"' && i + 1 < line.length() && line.charAt(i + 1) == '"') {
+                    f.append('"');
+                    i++;
+                } else if (c == '"') {
+                    quoted = false;
+                } else {
+                    f.append(c);
+                }
+            } else if (c == '"') {
+                quoted = true;
+            } else if (c == ',') {
+                out.add(f.toString());
+                f.setLength(0);
+            } else {
+                f.append(c);
+            }
+        }
+        out.add(f.toString());
+        return out;
+    }
+
+    private static long nearestRank(List<Long> values, double pct) {
+        List<Long> v = new ArrayList<>(values);
+        Collections.sort(v);
+        int rank = (int) Math.ceil(pct / 100 * v.size());
+        return v.get(Math.max(0, rank - 1));
+    }
+
+    /** field per "label @intervalStart" of the lines with statut={@code statut}, other than transaction=all. */
+    private static Map<String, Long> fromInflux(Influx influx, String field, String statut) throws IOException {
+        Map<String, Long> m = fromInflux(influx, field, statut, null);
+        m.keySet().removeIf(k -> k.startsWith("all @"));
+        return m;
+    }
+
+    private static Map<String, Long> fromInflux(Influx influx, String field, String statut, String transaction)
+            throws IOException {
+        String q = "SELECT \"" + field + "\", \"transaction\" FROM jmeter WHERE application='e2e' AND statut='" + statut
+                + "'" + (transaction == null ? "" : " AND \"transaction\"='" + transaction + "'");
+        Map<String, Long> m = new TreeMap<>();
+        for (String[] r : influx.query("jmeter", q)) { // name,tags,time,field,transaction
+            m.put(r[4] + " @" + r[2], Math.round(Double.parseDouble(r[3])));
+        }
+        return m;
+    }
+
+}
