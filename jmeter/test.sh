@@ -2,9 +2,9 @@
 # Builds and tests the JMeter Backend Listener jar (jmeter/); `make test` calls it after
 # go-shim/test.sh. The engine is the release libperfsink.so of the one shared cargo build
 # (cargo build --release --lib: a no-op when go-shim/test.sh or `make build` just made it);
-# Maven only copies it into the jar, it never runs cargo. Then `mvn package` runs the JUnit tests
-# (unit tests and the ones against a real influxd and the real library) and shades the lib/ext
-# jar, whose contents and bytecode level are checked here.
+# Maven only copies it into the jar, it never runs cargo. `mvn verify` runs the JUnit tests (unit
+# tests, tests of the real library against a private influxd), shades the lib/ext jar and runs
+# JMeter 5.6.3 with it (JmeterEndToEndIT); the jar's contents and bytecode level are checked here.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd .. && pwd)
@@ -17,8 +17,8 @@ step "libperfsink.so (cargo build --release --lib)"
 (cd "$ROOT" && cargo build --release --locked --lib)
 test -f "$native_dir/libperfsink.so" || fail "$native_dir/libperfsink.so was not built"
 
-step "mvn package (JUnit tests, shaded jar)"
-time mvn -B -q -Dperfsink.native.dir="$native_dir" package
+step "mvn verify (unit tests, shaded jar, JMeter end-to-end)"
+time mvn -B -q -Dperfsink.native.dir="$native_dir" verify
 
 step "the lib/ext jar"
 jar=$(ls target/perfsink-jmeter-*.jar | grep -v original | head -1)
