@@ -226,6 +226,10 @@ fn counts_errors_percentiles_and_types_match_the_samples() {
     let report = close(&j);
     assert_eq!(report.stats.dropped, 0);
     assert_eq!(report.stats.rejected, 0);
+    // Every sample accounted: folded into the statistics, none late.
+    assert_eq!(report.stats.aggregated, samples.len() as u64);
+    assert_eq!(report.stats.aggregated_late, 0);
+    assert_eq!(report.stats.written, report.stats.accepted);
 
     // Expected: per (interval, label, status) counts and sorted elapsed.
     let mut want: BTreeMap<(i64, String, &str), Vec<f64>> = BTreeMap::new();
@@ -428,4 +432,68 @@ fn raw_samples_keep_every_sample() {
     .first()
     .map_or(0.0, |r| num(r, "sum"));
     assert_eq!(total as usize, samples.len());
+}
+
+/// Intervals are written while the test runs, once the stream's time passes their end plus
+/// the grace — not only at close.
+#[test]
+fn intervals_are_written_as_they_fall_due() {
+    let db = "jm_due";
+    let url = format!("{}/write?db={db}", influx().url());
+    let j = open(&params(
+        db,
+        &url,
+        &[
+            ("backend_influxdb.send_interval", "1"),
+            ("PERFSINK_AGGREGATE_GRACE_MS", "200"),
+        ],
+    ));
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let sample = |ts| Gen {
+        ts,
+        elapsed: 5,
+        label: "tick",
+        code: "200",
+        message: "OK",
+        assertion: "",
+        thread: "t".into(),
+        success: true,
+    };
+    let first = now();
+    submit(&j, &[sample(first)]);
+    // Samples keep coming, so the stream's time is theirs; the first interval is due
+    // 200 ms after its end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut written = 0;
+    while std::time::Instant::now() < deadline && written == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        submit(&j, &[sample(now())]);
+        written = influx().count_field(db, "jmeter", "countError");
+    }
+    assert!(written >= 1, "no interval written while open");
+    let rows = rows(
+        db,
+        "SELECT \"count\" FROM jmeter WHERE \"transaction\" = 'all'",
+    );
+    assert_eq!(
+        rows[0]["time"].as_i64().unwrap(),
+        (first - first.rem_euclid(1000)) * 1_000_000
+    );
+    let report = close(&j);
+    let total: f64 = super_sum(db);
+    assert_eq!(total as u64, report.stats.aggregated);
+}
+
+fn super_sum(db: &str) -> f64 {
+    rows(
+        db,
+        "SELECT sum(\"count\") FROM jmeter WHERE \"transaction\" = 'all'",
+    )
+    .first()
+    .map_or(0.0, |r| num(r, "sum"))
 }

@@ -42,7 +42,7 @@ fn defaults_as_the_gui_fills_them_and_without_parameters() {
     assert_eq!(o.measurement, "jmeter");
     assert!(!o.summary_only && !o.raw_samples);
     assert!(o.per_label("any label"));
-    let fields: Vec<&str> = o.percentiles.iter().map(|p| p.field.as_str()).collect();
+    let fields: Vec<&str> = o.pct_fields.iter().map(String::as_str).collect();
     assert_eq!(fields, ["pct99.0", "pct95.0", "pct90.0"]);
     assert_eq!(o.interval, Duration::from_secs(5));
     assert_eq!(o.test_title, "Test name");
@@ -170,7 +170,7 @@ fn tags_percentiles_interval_and_engine_keys() {
             ("run id".into(), "7".into())
         ]
     );
-    let fields: Vec<&str> = o.percentiles.iter().map(|p| p.field.as_str()).collect();
+    let fields: Vec<&str> = o.pct_fields.iter().map(String::as_str).collect();
     assert_eq!(fields, ["pct99.9", "pct50.0", "pct90.0", "pct75.5"]);
     assert!(o.per_label("login page") && o.per_label("search") && !o.per_label("a login"));
     assert_eq!(o.interval, Duration::from_secs(2));

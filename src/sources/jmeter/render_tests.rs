@@ -224,11 +224,24 @@ fn unwritable_label_is_refused_and_counted() {
         },
         true,
     );
+    iv.add(
+        &Sample {
+            timestamp_ms: BASE,
+            label: "a\\ b",
+            success: true,
+            ..Sample::default()
+        },
+        true,
+    );
     let mut out = Output::default();
     for i in iv.take_until(BASE + 5000) {
         r.interval(&i, 0, 0, &mut out);
     }
     assert_eq!(out.refused, 2, "all and ok lines of bad\\");
+    // `a\\ b` is stored as it is: its escaped key still splits where it must.
+    assert!(lines(&out)
+        .iter()
+        .any(|l| l.starts_with("jmeter,transaction=a\\\\ b,statut=ok ")));
     assert!(lines(&out)
         .iter()
         .any(|l| l.contains("transaction=two\\nlines,statut=ok")));
