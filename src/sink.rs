@@ -442,6 +442,14 @@ impl Sink {
         Counters::add(&self.counters.rejected_invalid, points);
     }
 
+    /// A source that folds samples into statistics of its own schema (`sources::jmeter`)
+    /// counts them as the aggregated mode counts its samples: `folded` in `aggregated`, of
+    /// which `late` in `aggregated_late`.
+    pub(crate) fn count_aggregated(&self, folded: u64, late: u64) {
+        Counters::add(&self.counters.aggregated, folded);
+        Counters::add(&self.counters.aggregated_late, late);
+    }
+
     /// The convenience path: one point with any number of typed fields, by names.
     pub fn record(
         &self,

@@ -144,7 +144,7 @@ static void names_and_version(void)
     CHECK(PERFSINK_UNDELIVERED == 303);
     CHECK(perfsink_abi_version() >> 16 == PERFSINK_ABI_VERSION_MAJOR);
     CHECK((perfsink_abi_version() & 0xFFFF) == PERFSINK_ABI_VERSION_MINOR);
-    CHECK(perfsink_abi_version() == 0x10001); /* 1.1 */
+    CHECK(perfsink_abi_version() == 0x10002); /* 1.2 */
 }
 
 static void open_misuse(void)
@@ -654,6 +654,94 @@ static void log_callback(void)
     perfsink_log_set(NULL, NULL, PERFSINK_LOG_WARN); /* back to the default: stderr */
 }
 
+/* The JMeter listener's exports (ABI 1.2): NULLs, bad parameters naming the parameter,
+ * records out of the string arena or not UTF-8, describe's truncation, close twice and
+ * calls after close. The listener writes to a closed port, so nothing reaches InfluxDB and
+ * close reports its lines (the `started`/`ended` annotations, the intervals) undelivered. */
+static void jmeter_misuse(void)
+{
+    perfsink_jmeter *j = NULL;
+    perfsink_tag bad[2];
+    perfsink_tag params[7];
+    perfsink_jmeter_sample rec;
+    perfsink_close_report report;
+    char small[8];
+    const char strings[] = "home page200OKThread 1\xff";
+    size_t n;
+
+    CHECK(sizeof(perfsink_jmeter_sample) == 104);
+    CHECK_RC(perfsink_jmeter_open(NULL, 1, &j, E), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_jmeter_open(NULL, 0, NULL, E), PERFSINK_NULL_PARAMETER);
+    bad[0] = tag("summaryOnly", "yes");
+    CHECK_RC(perfsink_jmeter_open(bad, 1, &j, E), PERFSINK_CONFIG);
+    CHECK_MSG("summaryOnly");
+    CHECK(j == NULL);
+    bad[0] = tag("influxdbUrl", "http://127.0.0.1:1/query?db=x&p=" SECRET);
+    bad[1] = tag("influxdbToken", SECRET);
+    CHECK_RC(perfsink_jmeter_open(bad, 2, &j, E), PERFSINK_CONFIG);
+    CHECK_MSG("influxdbUrl");
+    CHECK_MSG_LACKS(SECRET);
+    bad[0] = tag("PERFSINK_NO_SUCH_KEY", "1");
+    CHECK_RC(perfsink_jmeter_open(bad, 1, &j, E), PERFSINK_CONFIG);
+    CHECK_MSG("PERFSINK_NO_SUCH_KEY");
+    bad[0] = tag("application", "\xff");
+    CHECK_RC(perfsink_jmeter_open(bad, 1, &j, E), PERFSINK_INVALID_UTF8);
+
+    params[0] = tag("influxdbUrl", "http://127.0.0.1:1/write?db=jm");
+    params[1] = tag("INFLUXDB_VERSION", "1");
+    params[2] = tag("PERFSINK_CREATE_DATABASE", "false");
+    params[3] = tag("PERFSINK_SELF_METRICS_INTERVAL_MS", "0");
+    params[4] = tag("PERFSINK_CLOSE_TIMEOUT_MS", "200");
+    params[5] = tag("PERFSINK_CONNECT_TIMEOUT_MS", "100");
+    params[6] = tag("application", "abi");
+    CHECK_RC(perfsink_jmeter_open(params, 7, &j, E), PERFSINK_OK);
+    if (j == NULL)
+        return;
+
+    memset(&rec, 0, sizeof rec);
+    rec.timestamp_ms = 1700000000000;
+    rec.elapsed_ms = 12;
+    rec.label_len = 9;
+    rec.code_off = 9;
+    rec.code_len = 3;
+    rec.message_off = 12;
+    rec.message_len = 2;
+    rec.thread_off = 14;
+    rec.thread_len = 8;
+    rec.flags = PERFSINK_JMETER_SUCCESS;
+    CHECK_RC(perfsink_jmeter_submit(NULL, &rec, 1, strings, 22, E), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_jmeter_submit(j, NULL, 1, strings, 22, E), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_jmeter_submit(j, &rec, 1, NULL, 22, E), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_jmeter_submit(j, &rec, 0, NULL, 0, E), PERFSINK_OK);
+    CHECK_RC(perfsink_jmeter_submit(j, &rec, 1, strings, 22, E), PERFSINK_OK);
+    rec.thread_len = 9; /* beyond the arena */
+    CHECK_RC(perfsink_jmeter_submit(j, &rec, 1, strings, 22, E), PERFSINK_INVALID_ARGUMENT);
+    CHECK_MSG("samples[0].thread");
+    rec.thread_off = 0xFFFFFFFFu; /* offset + length past u32: no overflow */
+    CHECK_RC(perfsink_jmeter_submit(j, &rec, 1, strings, 22, E), PERFSINK_INVALID_ARGUMENT);
+    rec.thread_off = 14;
+    rec.thread_len = 9; /* includes the 0xFF byte */
+    CHECK_RC(perfsink_jmeter_submit(j, &rec, 1, strings, 23, E), PERFSINK_INVALID_UTF8);
+    CHECK_MSG("samples[0].thread");
+    CHECK_RC(perfsink_jmeter_threads(NULL, 1, 0, E), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_jmeter_threads(j, 4, 1, E), PERFSINK_OK);
+
+    CHECK(perfsink_jmeter_describe(NULL, small, sizeof small) == 0);
+    n = perfsink_jmeter_describe(j, small, sizeof small);
+    CHECK(n > sizeof small && strlen(small) == sizeof small - 1);
+    CHECK(perfsink_jmeter_describe(j, NULL, 0) == n);
+
+    CHECK_RC(perfsink_jmeter_close(j, &report, 8, E), PERFSINK_INVALID_ARGUMENT);
+    CHECK_RC(perfsink_jmeter_close(j, &report, sizeof report, E), PERFSINK_UNDELIVERED);
+    CHECK(report.delivered == 0 && report.stats.accepted > 0);
+    CHECK_RC(perfsink_jmeter_close(j, &report, sizeof report, E), PERFSINK_UNDELIVERED);
+    CHECK_RC(perfsink_jmeter_submit(j, &rec, 0, NULL, 0, E), PERFSINK_CLOSED);
+    CHECK_RC(perfsink_jmeter_threads(j, 4, 4, E), PERFSINK_CLOSED);
+    CHECK_RC(perfsink_jmeter_close(NULL, NULL, 0, E), PERFSINK_OK);
+    perfsink_jmeter_free(j);
+    perfsink_jmeter_free(NULL);
+}
+
 int main(int argc, char **argv)
 {
     perfsink_sink *sink = NULL;
@@ -669,6 +757,7 @@ int main(int argc, char **argv)
     error_buffer();
     log_callback();
     close_undelivered();
+    jmeter_misuse();
 
     CHECK_RC(perfsink_sink_open(argv[1], strlen(argv[1]), &sink, E), PERFSINK_OK);
     if (sink != NULL) {

@@ -145,18 +145,23 @@ impl Jmeter {
         }
         let sh = &*self.shared;
         let mut early: Vec<Interval> = Vec::new();
-        {
+        let (folded, late) = {
             let mut st = sh.state.lock();
             st.last_arrival = now_ns();
+            let late_before = st.intervals.late;
+            let mut folded = 0;
             for s in samples.iter().filter(|s| !s.sub_result) {
                 let ts = s.timestamp_ms.saturating_mul(1_000_000);
                 st.seen_max = st.seen_max.max(ts);
                 early.extend(st.intervals.add(s, sh.options.per_label(s.label)));
+                folded += 1;
             }
-        }
+            (folded, st.intervals.late - late_before)
+        };
+        sh.sink.count_aggregated(folded, late);
         sh.write(&early);
         let mut done = Folded {
-            folded: samples.iter().filter(|s| !s.sub_result).count(),
+            folded: folded as usize,
             ..Folded::default()
         };
         if sh.options.raw_samples {

@@ -25,13 +25,6 @@ pub const INTERVAL_PARAM: &str = "backend_influxdb.send_interval";
 /// The built-in listener's HTTP sender, the only one perfsink stands in for.
 const HTTP_SENDER: &str = "org.apache.jmeter.visualizers.backend.influxdb.HttpMetricsSender";
 
-/// One configured percentile and its JMeter field name (`pct90.0`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pct {
-    pub percentile: Percentile,
-    pub field: String,
-}
-
 /// What the listener writes, beside where (the [`Config`]).
 #[derive(Debug, Clone)]
 pub struct JmeterOptions {
@@ -41,7 +34,9 @@ pub struct JmeterOptions {
     pub summary_only: bool,
     /// `samplersRegex`; `None` matches every label (an empty regex).
     pub samplers: Option<Regex>,
-    pub percentiles: Vec<Pct>,
+    /// `percentiles`, in the order given, and their fields (`pct90.0`), index by index.
+    pub percentiles: Vec<Percentile>,
+    pub pct_fields: Vec<String>,
     pub test_title: String,
     pub event_tags: String,
     /// `TAG_<name>` parameters, in the order given (trimmed, blank values left out).
@@ -103,6 +98,7 @@ where
         summary_only: false,
         samplers: None,
         percentiles: Vec::new(),
+        pct_fields: Vec::new(),
         test_title: "Test".into(),
         event_tags: String::new(),
         user_tags: Vec::new(),
@@ -162,7 +158,7 @@ where
             _ => {}
         }
     }
-    o.percentiles = parse_pcts(&percentiles)?;
+    (o.percentiles, o.pct_fields) = parse_pcts(&percentiles)?;
     let env: Vec<(String, String)> = env
         .into_iter()
         .filter_map(|(k, v)| {
@@ -292,8 +288,8 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// `99;95;90`: JMeter's `;`-separated floats, each in (0, 100] with at most three decimals
 /// (the engine's exact nearest rank); the same value twice is one, as in JMeter's map.
-fn parse_pcts(s: &str) -> Result<Vec<Pct>> {
-    let mut out: Vec<Pct> = Vec::new();
+fn parse_pcts(s: &str) -> Result<(Vec<Percentile>, Vec<String>)> {
+    let (mut out, mut fields): (Vec<Percentile>, Vec<String>) = (Vec::new(), Vec::new());
     for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let parsed = part
             .parse::<f32>()
@@ -308,16 +304,16 @@ fn parse_pcts(s: &str) -> Result<Vec<Pct>> {
                     "expected numbers above 0 and at most 100 with at most three decimals, separated by ';'",
                 )
             })?;
-        if out.iter().any(|p| p.percentile == parsed) {
+        if out.contains(&parsed) {
             continue;
         }
-        let field = format!("pct{}", java_float(part.parse::<f32>().unwrap_or(0.0)));
-        out.push(Pct {
-            percentile: parsed,
-            field,
-        });
+        fields.push(format!(
+            "pct{}",
+            java_float(part.parse::<f32>().unwrap_or(0.0))
+        ));
+        out.push(parsed);
     }
-    Ok(out)
+    Ok((out, fields))
 }
 
 /// Java's `Float.toString` for the values percentiles take (0.001 to 100): the shortest

@@ -36,12 +36,8 @@ pub fn write_raw(
     precision: Precision,
 ) -> Result<()> {
     let key_start = buf.len();
-    escape_identifier(
-        buf,
-        &format!("{}{RAW_SUFFIX}", o.measurement),
-        Element::Measurement,
-        dialect,
-    )?;
+    escape_identifier(buf, &o.measurement, Element::Measurement, dialect)?;
+    buf.extend_from_slice(RAW_SUFFIX.as_bytes());
     let status = if s.success { "ok" } else { "ko" };
     let tags = [
         ("application", o.application.as_str()),
@@ -59,9 +55,14 @@ pub fn write_raw(
         buf.push(b',');
         escape_identifier(buf, k, Element::TagKey, dialect)?;
         buf.push(b'=');
-        escape_identifier(buf, &v.replace('\n', "\\n"), Element::TagValue, dialect)?;
+        if v.contains('\n') {
+            escape_identifier(buf, &v.replace('\n', "\\n"), Element::TagValue, dialect)?;
+        } else {
+            escape_identifier(buf, v, Element::TagValue, dialect)?;
+        }
     }
     let key_end = buf.len();
+    super::render::check_key(&buf[key_start..key_end], dialect)?;
     for (i, (k, v)) in [
         ("elapsed", s.elapsed_ms),
         ("latency", s.latency_ms),
@@ -87,9 +88,10 @@ pub fn write_raw(
     });
     crate::lineproto::encode::check_timestamp(s.timestamp_ms.saturating_mul(1_000_000), precision)?;
     let ts = precision.from_ns(s.timestamp_ms * 1_000_000);
-    let key = buf[key_start..key_end].to_vec();
-    let probe = dedup.probe_line(&key, ts, Identity::Sample);
-    dedup.commit_line(&key, probe, Identity::Sample);
+    // No copy of the key: `dedup` only keeps one for a series it has not seen.
+    let key = &buf[key_start..key_end];
+    let probe = dedup.probe_line(key, ts, Identity::Sample);
+    dedup.commit_line(key, probe, Identity::Sample);
     buf.push(b' ');
     write_timestamp(buf, probe.ts());
     buf.push(b'\n');

@@ -21,11 +21,11 @@
 use crate::aggregate::window::Window;
 use crate::aggregate::Rendered;
 use crate::error::{Error, Result};
-use crate::lineproto::escape::{escape_identifier, escape_string_field};
+use crate::lineproto::escape::{escape_identifier, escape_string_field, go_key_splits_cleanly};
 use crate::lineproto::{write_float, write_timestamp, Dialect, Element};
 use crate::model::Precision;
 
-use super::params::{JmeterOptions, Pct};
+use super::params::JmeterOptions;
 use super::stats::{Interval, LabelStats};
 
 /// How lines are written for one sink.
@@ -102,6 +102,7 @@ impl Renderer<'_> {
             buf.extend_from_slice(b",title=ApacheJMeter");
             self.user_tags(buf)?;
             self.tag(buf, "tags", &self.options.event_tags)?;
+            check_key(&buf[start..], self.dialect)?;
             buf.extend_from_slice(b" text=\"");
             let text = format!(
                 "{} {}",
@@ -137,6 +138,7 @@ impl Renderer<'_> {
         self.head(buf, label)?;
         self.tag(buf, "statut", status)?;
         self.user_tags(buf)?;
+        check_key(buf, self.dialect)?;
         int(buf, " count=", w.count() as i64);
         self.times(buf, w)?;
         self.traffic(buf, stats);
@@ -147,6 +149,7 @@ impl Renderer<'_> {
         self.head(buf, "all")?;
         self.tag(buf, "statut", "all")?;
         self.user_tags(buf)?;
+        check_key(buf, self.dialect)?;
         int(buf, " count=", total.count() as i64);
         int(buf, ",countError=", total.ko.count() as i64);
         // avg/min/max of the OK samples only, as the built-in (apache/jmeter#5724).
@@ -167,6 +170,7 @@ impl Renderer<'_> {
         self.tag(buf, "responseCode", code)?;
         self.tag(buf, "responseMessage", message)?;
         self.user_tags(buf)?;
+        check_key(buf, self.dialect)?;
         int(buf, " count=", n as i64);
         Ok(())
     }
@@ -180,6 +184,7 @@ impl Renderer<'_> {
     ) -> Result<()> {
         self.head(buf, "internal")?;
         self.user_tags(buf)?;
+        check_key(buf, self.dialect)?;
         let t = &iv.threads;
         int(buf, " minAT=", i64::from(t.min));
         int(buf, ",maxAT=", i64::from(t.max));
@@ -208,25 +213,17 @@ impl Renderer<'_> {
     }
 
     fn percentiles(&self, buf: &mut Vec<u8>, w: &Window) -> Result<()> {
-        let pcts: Vec<_> = self
-            .options
-            .percentiles
-            .iter()
-            .map(|p| p.percentile.clone())
-            .collect();
-        let mut result = Ok(());
-        w.percentiles(&pcts, |p, v| {
-            let Some(Pct { field, .. }) =
-                self.options.percentiles.iter().find(|q| &q.percentile == p)
-            else {
-                return;
-            };
+        let fields = &self.options.pct_fields;
+        let (mut result, mut k) = (Ok(()), 0);
+        // Called in the order of `percentiles`, which `pct_fields` follows.
+        w.percentiles(&self.options.percentiles, |_, v| {
             if result.is_ok() {
                 buf.push(b',');
-                buf.extend_from_slice(field.as_bytes());
+                buf.extend_from_slice(fields[k].as_bytes());
                 buf.push(b'=');
                 result = write_float(buf, v);
             }
+            k += 1;
         });
         result
     }
@@ -255,6 +252,19 @@ impl Renderer<'_> {
             escape_identifier(buf, value, Element::TagValue, self.dialect)
         }
     }
+}
+
+/// Refuses a series key that InfluxDB 1.x/2.x would split in the wrong place (see
+/// `go_key_splits_cleanly`: a backslash before an escaped separator), so such a line is
+/// counted instead of taking the next line with it. `key`: the line so far, only its key.
+pub fn check_key(key: &[u8], dialect: Dialect) -> Result<()> {
+    let start = key.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if dialect == Dialect::Go && !go_key_splits_cleanly(&key[start..]) {
+        return Err(Error::InvalidInput(
+            "a name with a backslash before an escaped character, which InfluxDB 1.x/2.x reads wrongly".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `key` then an integer written without `i`: a float to InfluxDB, as the built-in writes it.

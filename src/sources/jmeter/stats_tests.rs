@@ -1,1 +1,145 @@
 use super::*;
+
+const I: i64 = 5000;
+const BASE: i64 = 1_700_000_000_000;
+
+fn s<'a>(ts: i64, label: &'a str, elapsed: i64, success: bool) -> Sample<'a> {
+    Sample {
+        timestamp_ms: BASE + ts,
+        elapsed_ms: elapsed,
+        label,
+        success,
+        all_threads: 1,
+        ..Sample::default()
+    }
+}
+
+fn one_interval(samples: &[Sample<'_>]) -> Interval {
+    let mut iv = Intervals::new(I, BASE);
+    for x in samples {
+        assert!(iv.add(x, true).is_empty());
+    }
+    let mut out = iv.take_until(BASE + I);
+    assert_eq!(out.len(), 1);
+    out.remove(0)
+}
+
+/// `SamplerMetric.addHits`/`addNetworkData`: sub-results are hits; a Transaction Controller
+/// parent with sub-results ("Generate parent sample") is not a hit itself; one without
+/// (its children came as samples) counts on its own label but not in the summary's hits
+/// and bytes — and still in every count.
+#[test]
+fn hits_and_bytes_follow_sampler_metric() {
+    let tc_message = format!("{TRANSACTION_PREFIX}2, number of failing samples : 0");
+    let embedded = Sample {
+        sub_results: 3,
+        bytes: 100,
+        sent_bytes: 10,
+        ..s(1, "page", 5, true)
+    };
+    let parent_mode = Sample {
+        sub_results: 2,
+        message: &tc_message,
+        bytes: 40,
+        sent_bytes: 4,
+        ..s(2, "tc parent", 9, true)
+    };
+    let plain_mode = Sample {
+        message: &tc_message,
+        bytes: 70,
+        sent_bytes: 7,
+        ..s(3, "tc", 9, true)
+    };
+    let iv = one_interval(&[embedded, parent_mode, plain_mode]);
+    let hits = |l: &str| iv.labels[l].hits;
+    assert_eq!((hits("page"), hits("tc parent"), hits("tc")), (4, 2, 1));
+    assert_eq!(iv.labels["tc"].received_bytes, 70);
+    assert_eq!(iv.total.count(), 3);
+    assert_eq!(iv.total.hits, 4 + 2);
+    assert_eq!(iv.total.received_bytes, 140);
+    assert_eq!(iv.total.sent_bytes, 14);
+}
+
+/// `ErrorMetric`: assertion message wins (even over a 5xx), empty code `0`, empty message
+/// `None`, trimmed, case-insensitive with the first spelling kept; successes have none.
+#[test]
+fn error_codes_and_messages_follow_error_metric() {
+    let x = |code, message, assertion, success| Sample {
+        code,
+        message,
+        assertion,
+        ..s(1, "l", 1, success)
+    };
+    let iv = one_interval(&[
+        x("500", "Server Error", "", false),
+        x("500", "server error ", "", false),
+        x("503", "Busy", "body lacks OK", false),
+        x("", "", "", false),
+        x("200", "OK", "", true),
+    ]);
+    let errors: Vec<(&str, &str, u64)> = iv.labels["l"]
+        .errors
+        .iter()
+        .map(|e| (e.code.as_str(), e.message.as_str(), e.count))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            ("500", "Server Error", 2),
+            ("Assertion failed", "body lacks OK", 1),
+            ("0", "None", 1)
+        ]
+    );
+    assert_eq!((iv.total.ko.count(), iv.total.ok.count()), (4, 1));
+}
+
+/// Samples go to their own timestamp's interval whatever the arrival order; a sample of an
+/// interval already written counts into the oldest open one, as late; intervals without
+/// samples still come out (their `internal` line), with the last thread counts.
+#[test]
+fn intervals_by_sample_time_late_and_empty() {
+    let mut iv = Intervals::new(I, BASE);
+    let mut t = s(I + 1, "b", 1, true);
+    t.all_threads = 7;
+    iv.add(&t, true);
+    iv.add(&s(I - 1, "a", 1, true), true);
+    iv.add(&s(0, "a", 1, true), false);
+    let out = iv.take_until(BASE + 2 * I);
+    assert_eq!(out.len(), 2);
+    assert_eq!((out[0].start_ms, out[0].total.count()), (BASE, 2));
+    assert_eq!(
+        out[0].labels["a"].count(),
+        1,
+        "per_label=false counts in the summary only"
+    );
+    assert_eq!((out[1].start_ms, out[1].labels["b"].count()), (BASE + I, 1));
+    // Late: interval 0 was written.
+    iv.add(&s(3, "a", 1, true), true);
+    let out = iv.take_until(BASE + 5 * I);
+    assert_eq!(out.len(), 3);
+    assert_eq!(
+        (out[0].start_ms, out[0].late, out[0].total.count()),
+        (BASE + 2 * I, 1, 1)
+    );
+    assert_eq!(out[2].total.count(), 0);
+    assert_eq!(
+        out[2].threads.max, 1,
+        "carried from the last interval with samples"
+    );
+    assert_eq!((iv.folded, iv.late), (4, 1));
+    // Closing writes the open ones and the empty ones up to now.
+    iv.add(&s(6 * I, "a", 1, true), true);
+    assert_eq!(iv.take_all(BASE + 8 * I + 1).len(), 4);
+}
+
+/// More than `MAX_OPEN` open intervals (a clock far ahead) write the oldest early.
+#[test]
+fn too_many_open_intervals_write_the_oldest() {
+    let mut iv = Intervals::new(I, BASE);
+    for k in 0..MAX_OPEN as i64 {
+        assert!(iv.add(&s(k * I, "a", 1, true), true).is_empty());
+    }
+    let early = iv.add(&s(100 * I, "a", 1, true), true);
+    assert_eq!(early.len(), 1);
+    assert_eq!(early[0].start_ms, BASE);
+}
