@@ -35,6 +35,8 @@ public class PerfsinkBackendListenerClient implements BackendListenerClient {
     private SamplePacker packer;
     private long lastWarnMs;
     private long submitFailures;
+    /** The engine's report of the last teardownTest (for tests). */
+    CloseReport lastReport;
 
     @Override
     public Arguments getDefaultParameters() {
@@ -109,6 +111,7 @@ public class PerfsinkBackendListenerClient implements BackendListenerClient {
         packer = null;
         try {
             CloseReport report = e.close();
+            lastReport = report;
             if (report.failed() || !report.delivered) {
                 LOG.warn("{}", report);
             } else {

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -21,25 +22,44 @@ import java.util.stream.Stream;
  * A throw-away InfluxDB 1.x for a test, as tests/common/influx.rs starts them for the Rust tests:
  * its own temp dir, loopback listeners on port 0, the HTTP port read from influxd's log line
  * {@code msg="Listening on HTTP" ... addr=127.0.0.1:PORT}. {@code $PERFSINK_INFLUXD} or
- * /usr/bin/influxd. Queries answer CSV ({@code Accept: application/csv}).
+ * /usr/bin/influxd. {@link #stop}/{@link #startAgain} take it away and bring it back on the
+ * same port with the same data. Queries answer CSV ({@code Accept: application/csv}).
  */
 final class Influx implements AutoCloseable {
     private static final Pattern LISTENING = Pattern.compile("Listening on HTTP.*addr=127\\.0\\.0\\.1:(\\d+)");
 
     private final Path dir;
-    private final Process process;
-    private final int port;
+    private final String binary;
+    private Process process;
+    private int port;
 
-    private Influx(Path dir, Process process, int port) {
+    private Influx(Path dir, String binary) {
         this.dir = dir;
-        this.process = process;
-        this.port = port;
+        this.binary = binary;
     }
 
     static Influx start() throws IOException, InterruptedException {
         String env = System.getenv("PERFSINK_INFLUXD");
         String binary = env != null && !env.isEmpty() ? env : "/usr/bin/influxd";
-        Path dir = Files.createTempDirectory("perfsink-jmeter-influx");
+        Influx influx = new Influx(Files.createTempDirectory("perfsink-jmeter-influx"), binary);
+        influx.spawn(0);
+        return influx;
+    }
+
+    /** Stops influxd (SIGTERM, then SIGKILL after 10 s); {@link #startAgain} brings it back. */
+    void stop() throws InterruptedException {
+        process.destroy();
+        if (!process.waitFor(10, TimeUnit.SECONDS)) {
+            process.destroyForcibly().waitFor();
+        }
+    }
+
+    /** Starts influxd again on the same port with the same data. */
+    void startAgain() throws IOException, InterruptedException {
+        spawn(port);
+    }
+
+    private void spawn(int httpPort) throws IOException, InterruptedException {
         Path config = dir.resolve("influxdb.conf");
         String d = dir.toString().replace("\\", "\\\\").replace("\"", "\\\"");
         Files.write(config, String.join("\n",
@@ -49,34 +69,42 @@ final class Influx implements AutoCloseable {
                 "[data]", "  dir = \"" + d + "/data\"", "  wal-dir = \"" + d + "/wal\"",
                 "  index-version = \"inmem\"", "  query-log-enabled = false",
                 "[monitor]", "  store-enabled = false",
-                "[http]", "  bind-address = \"127.0.0.1:0\"", "  log-enabled = false",
+                "[http]", "  bind-address = \"127.0.0.1:" + httpPort + "\"", "  log-enabled = false",
                 "  suppress-write-log = true", "  pprof-enabled = false",
                 "[logging]", "  format = \"logfmt\"", "  level = \"info\"", "  suppress-logo = true",
                 "[subscriber]", "  enabled = false",
                 "[continuous_queries]", "  enabled = false", "").getBytes(StandardCharsets.UTF_8));
         File log = dir.resolve("influxd.log").toFile();
-        ProcessBuilder pb = new ProcessBuilder(binary, "run", "-config", config.toString())
-                .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(log);
-        pb.environment().keySet().removeIf(k -> k.startsWith("INFLUXDB_"));
-        Process p = pb.start();
-        // Not left running when the test JVM exits without close() (a failed or killed run).
-        Runtime.getRuntime().addShutdownHook(new Thread(p::destroyForcibly));
+        long logStart = log.length();
         long deadline = System.nanoTime() + 30_000_000_000L;
-        while (System.nanoTime() < deadline) {
-            if (!p.isAlive()) {
-                throw new IOException("influxd exited (" + p.exitValue() + "): " + tail(log));
-            }
-            Matcher m = LISTENING.matcher(new String(Files.readAllBytes(log.toPath()), StandardCharsets.UTF_8));
-            if (m.find()) {
-                Influx influx = new Influx(dir, p, Integer.parseInt(m.group(1)));
-                if (influx.ping()) {
-                    return influx;
+        while (true) {
+            ProcessBuilder pb = new ProcessBuilder(binary, "run", "-config", config.toString())
+                    .directory(dir.toFile()).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log));
+            pb.environment().keySet().removeIf(k -> k.startsWith("INFLUXDB_"));
+            Process p = pb.start();
+            // Not left running when the test JVM exits without close() (a failed or killed run).
+            Runtime.getRuntime().addShutdownHook(new Thread(p::destroyForcibly));
+            process = p;
+            while (p.isAlive() && System.nanoTime() < deadline) {
+                if (port == 0) {
+                    String text = new String(Files.readAllBytes(log.toPath()), StandardCharsets.UTF_8);
+                    Matcher m = LISTENING.matcher(text.substring((int) Math.min(logStart, text.length())));
+                    if (m.find()) {
+                        port = Integer.parseInt(m.group(1));
+                    }
                 }
+                if (port != 0 && ping()) {
+                    return;
+                }
+                Thread.sleep(25);
             }
-            Thread.sleep(25);
+            if (p.isAlive() || httpPort == 0 || System.nanoTime() >= deadline) {
+                p.destroyForcibly();
+                throw new IOException("influxd did not start (exit " + (p.isAlive() ? "none" : p.exitValue())
+                        + "): " + tail(log));
+            }
+            Thread.sleep(200); // the old port still busy: try again until the deadline
         }
-        p.destroyForcibly();
-        throw new IOException("influxd did not answer /ping within 30 s: " + tail(log));
     }
 
     private static String tail(File log) throws IOException {
@@ -134,11 +162,8 @@ final class Influx implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        process.destroy();
         try {
-            if (!process.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {
-                process.destroyForcibly().waitFor();
-            }
+            stop();
         } catch (InterruptedException e) {
             process.destroyForcibly();
             Thread.currentThread().interrupt();

@@ -10,10 +10,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
@@ -24,7 +29,8 @@ import org.junit.jupiter.api.io.TempDir;
  * that fails ~20 % of "GET /b") runs examples/jmeter/smoke.jmx with perfsink's listener from the
  * shaded jar against a private influxd; what arrived must equal JMeter's own JTL of the same run,
  * per transaction and per interval: counts, error counts and percentiles (exact: each interval
- * holds fewer samples than the engine keeps exactly).
+ * holds fewer samples than the engine keeps exactly); also with influxd away for 10 s mid-run;
+ * and JMeter's built-in listener, run on the same plan, writes the same tag and field names.
  */
 class JmeterEndToEndIT {
     private static final long INTERVAL_MS = 5000;
@@ -44,43 +50,121 @@ class JmeterEndToEndIT {
         }
     }
 
-    @Test
-    void whatArrivesEqualsTheJtl(@TempDir Path out) throws Exception {
+    private static final String BUILT_IN = "org.apache.jmeter.visualizers.backend.influxdb.InfluxdbBackendListenerClient";
+
+    /**
+     * Runs smoke.jmx (3 threads, {@code seconds}) into database {@code db} of {@code influx}, with
+     * {@code during} run on another thread meanwhile; returns the output directory.
+     */
+    private static Path runSmoke(Path out, Influx influx, String db, int seconds, Callable<Void> during,
+            String... properties) throws Exception {
         Path repo = Paths.get(System.getProperty("perfsink.repo", "..")).toRealPath();
-        File jar = new File(System.getProperty("perfsink.jar"));
+        File jar = new File(System.getProperty("perfsink.jar", "target/perfsink-jmeter-0.1.0.jar"));
         assertTrue(jar.isFile(), jar + " (run through mvn verify)");
+        influx.query("", "CREATE DATABASE " + db);
+        List<String> cmd = new ArrayList<>(Arrays.asList("bash", repo.resolve("examples/jmeter/run-smoke.sh").toString(),
+                out.toString(), "-Juser.classpath=" + jar.getAbsolutePath(),
+                "-JinfluxdbUrl=" + influx.url() + "/write?db=" + db, "-Japplication=e2e", "-Jthreads=3",
+                "-Jduration=" + seconds));
+        cmd.addAll(Arrays.asList(properties));
+        Files.createDirectories(out);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.resolve("run.log").toFile())
+                .start();
+        ExecutorService side = Executors.newSingleThreadExecutor();
+        try {
+            Future<Void> f = side.submit(during);
+            assertTrue(p.waitFor(seconds + 120L, TimeUnit.SECONDS), "JMeter run did not end in time");
+            f.get();
+        } finally {
+            p.destroyForcibly();
+            side.shutdownNow();
+        }
+        assertEquals(0, p.exitValue(), "run-smoke.sh: " + new String(Files.readAllBytes(out.resolve("run.log")),
+                StandardCharsets.UTF_8));
+        return out;
+    }
+
+    private static String jmeterLog(Path out) throws IOException {
+        return new String(Files.readAllBytes(out.resolve("jmeter.log")), StandardCharsets.UTF_8);
+    }
+
+    /** Counts, error counts and percentiles per transaction and interval: InfluxDB's equal the JTL's. */
+    private static void assertInfluxMatchesJtl(Influx influx, String db, Path out) throws IOException {
+        Table all = new Table();
+        Table ko = new Table();
+        Table okElapsed = new Table();
+        readJtl(out.resolve("smoke.jtl"), all, ko, okElapsed);
+        assertTrue(ko.size() > 0 && all.size() >= 6, "the run had errors and several intervals: " + all.counts());
+
+        assertEquals(all.counts(), fromInflux(influx, db, "count", "all"), "count per transaction and interval");
+        assertEquals(ko.counts(), fromInflux(influx, db, "count", "ko"), "errors per transaction and interval");
+        Map<String, Long> total = new TreeMap<>();
+        all.forEach((k, v) -> total.merge("all" + k.substring(k.indexOf(" @")), (long) v.size(), Long::sum));
+        assertEquals(total, fromInflux(influx, db, "count", "all", "all"), "transaction=all per interval");
+        for (double pct : new double[] {50, 90, 95, 99}) {
+            Map<String, Long> want = new TreeMap<>();
+            okElapsed.forEach((k, v) -> want.put(k, nearestRank(v, pct)));
+            assertEquals(want, fromInflux(influx, db, "pct" + pct, "ok"), "pct" + pct + " of ok samples");
+        }
+        assertEquals(2, influx.query(db, "SELECT \"text\" FROM events").size(), "start and end annotations");
+    }
+
+    @Test
+    void whatArrivesEqualsTheJtl(@TempDir Path tmp) throws Exception {
         try (Influx influx = Influx.start()) {
-            influx.query("", "CREATE DATABASE jmeter");
-            ProcessBuilder pb = new ProcessBuilder("bash", repo.resolve("examples/jmeter/run-smoke.sh").toString(),
-                    out.toString(), "-Juser.classpath=" + jar.getAbsolutePath(),
-                    "-JinfluxdbUrl=" + influx.url() + "/write?db=jmeter", "-Japplication=e2e", "-Jthreads=3",
-                    "-Jduration=12").redirectErrorStream(true).redirectOutput(out.resolve("run.log").toFile());
-            Process p = pb.start();
-            assertTrue(p.waitFor(180, TimeUnit.SECONDS), "JMeter run did not end in 180 s");
-            assertEquals(0, p.exitValue(), "run-smoke.sh: " + new String(Files.readAllBytes(out.resolve("run.log")),
-                    StandardCharsets.UTF_8));
-            String log = new String(Files.readAllBytes(out.resolve("jmeter.log")), StandardCharsets.UTF_8);
+            Path out = runSmoke(tmp, influx, "jmeter", 12, () -> null);
+            String log = jmeterLog(out);
             assertTrue(log.contains("perfsink: closed:") && log.contains("every point delivered"),
                     "jmeter.log has perfsink's close report");
-
-            Table all = new Table();
-            Table ko = new Table();
-            Table okElapsed = new Table();
-            readJtl(out.resolve("smoke.jtl"), all, ko, okElapsed);
-            assertTrue(ko.size() > 0 && all.size() >= 6, "the run had errors and several intervals: " + all.counts());
-
-            assertEquals(all.counts(), fromInflux(influx, "count", "all"), "count per transaction and interval");
-            assertEquals(ko.counts(), fromInflux(influx, "count", "ko"), "errors per transaction and interval");
-            Map<String, Long> total = new TreeMap<>();
-            all.forEach((k, v) -> total.merge("all" + k.substring(k.indexOf(" @")), (long) v.size(), Long::sum));
-            assertEquals(total, fromInflux(influx, "count", "all", "all"), "transaction=all per interval");
-            for (double pct : new double[] {50, 90, 95, 99}) {
-                Map<String, Long> want = new TreeMap<>();
-                okElapsed.forEach((k, v) -> want.put(k, nearestRank(v, pct)));
-                assertEquals(want, fromInflux(influx, "pct" + pct, "ok"), "pct" + pct + " of ok samples");
-            }
-            assertEquals(2, influx.query("jmeter", "SELECT \"text\" FROM events").size(), "start and end annotations");
+            assertInfluxMatchesJtl(influx, "jmeter", out);
         }
+    }
+
+    @Test
+    void influxdbAwayForTenSecondsLosesNothing(@TempDir Path tmp) throws Exception {
+        try (Influx influx = Influx.start()) {
+            Path out = runSmoke(tmp, influx, "jmeter", 24, () -> {
+                Thread.sleep(7_000);
+                influx.stop();
+                Thread.sleep(10_000);
+                influx.startAgain();
+                return null;
+            });
+            String log = jmeterLog(out);
+            assertTrue(log.contains("every point delivered"), "close report says delivered");
+            assertInfluxMatchesJtl(influx, "jmeter", out);
+        }
+    }
+
+    @Test
+    void theBuiltInListenerWritesTheSameTagAndFieldNames(@TempDir Path tmp) throws Exception {
+        try (Influx influx = Influx.start()) {
+            runSmoke(tmp.resolve("ours"), influx, "ours", 8, () -> null);
+            runSmoke(tmp.resolve("builtin"), influx, "builtin", 8, () -> null, "-Jlistener=" + BUILT_IN);
+            // The dashboards' measurements; perfsink also writes its self-metrics (measurement perfsink).
+            for (String q : new String[] {"SHOW TAG KEYS FROM jmeter, events", "SHOW FIELD KEYS FROM jmeter, events"}) {
+                assertEquals(keys(influx, "builtin", q), keys(influx, "ours", q), q);
+            }
+            assertEquals(tagValues(influx, "builtin"), tagValues(influx, "ours"), "statut and transaction values");
+        }
+    }
+
+    private static List<String> keys(Influx influx, String db, String q) throws IOException {
+        List<String> k = new ArrayList<>();
+        for (String[] r : influx.query(db, q)) { // name,tags,key[,type]
+            k.add(r[0] + " " + String.join(" ", Arrays.asList(r).subList(2, r.length)));
+        }
+        Collections.sort(k);
+        return k;
+    }
+
+    private static List<String> tagValues(Influx influx, String db) throws IOException {
+        List<String> k = new ArrayList<>();
+        for (String[] r : influx.query(db, "SHOW TAG VALUES FROM jmeter WITH KEY IN (\"statut\", \"transaction\")")) {
+            k.add(r[2] + "=" + r[3]);
+        }
+        Collections.sort(k);
+        return k;
     }
 
     private static void readJtl(Path jtl, Table all, Table ko, Table okElapsed) throws IOException {
@@ -140,18 +224,19 @@ class JmeterEndToEndIT {
     }
 
     /** field per "label @intervalStart" of the lines with statut={@code statut}, other than transaction=all. */
-    private static Map<String, Long> fromInflux(Influx influx, String field, String statut) throws IOException {
-        Map<String, Long> m = fromInflux(influx, field, statut, null);
+    private static Map<String, Long> fromInflux(Influx influx, String db, String field, String statut)
+            throws IOException {
+        Map<String, Long> m = fromInflux(influx, db, field, statut, null);
         m.keySet().removeIf(k -> k.startsWith("all @"));
         return m;
     }
 
-    private static Map<String, Long> fromInflux(Influx influx, String field, String statut, String transaction)
-            throws IOException {
+    private static Map<String, Long> fromInflux(Influx influx, String db, String field, String statut,
+            String transaction) throws IOException {
         String q = "SELECT \"" + field + "\", \"transaction\" FROM jmeter WHERE application='e2e' AND statut='" + statut
                 + "'" + (transaction == null ? "" : " AND \"transaction\"='" + transaction + "'");
         Map<String, Long> m = new TreeMap<>();
-        for (String[] r : influx.query("jmeter", q)) { // name,tags,time,field,transaction
+        for (String[] r : influx.query(db, q)) { // name,tags,time,field,transaction
             m.put(r[4] + " @" + r[2], Math.round(Double.parseDouble(r[3])));
         }
         return m;

@@ -83,7 +83,11 @@ class ListenerAgainstInfluxTest {
         client.handleSampleResults(batch1, ctx);
         client.handleSampleResults(batch2, ctx);
         client.teardownTest(ctx);
+        CloseReport report = client.lastReport;
         client.teardownTest(ctx); // a second teardown is a no-op
+        assertTrue(report.delivered && !report.failed(), report.toString());
+        assertEquals(43, report.aggregated, "samples counted by the engine (not the sub-results): " + report);
+        assertEquals(report.accepted, report.written, report.toString());
 
         String where = " FROM jmeter WHERE application='java app' AND ";
         assertEquals(30, scalar(db, "SELECT sum(\"count\")" + where + "\"transaction\"='GET /a' AND statut='all'"));
