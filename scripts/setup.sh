@@ -76,14 +76,16 @@ fi
 # artifacts into ~/.cache/perfsink/jmeter-5.6.3; once, then instant (see the script).
 bash scripts/jmeter-home.sh
 
-# The Maven artifacts jmeter/ builds with (JNA, JUnit, the compiler/surefire/shade plugins and
-# their providers) into ~/.m2, once per version of jmeter/pom.xml: a package run of one pure-Java
-# test class resolves everything `mvn package` uses, so jmeter/test.sh needs no network later.
+# The Maven artifacts jmeter/ builds with (JNA, JUnit, the compiler/surefire/shade/failsafe
+# plugins and their test providers) into ~/.m2, once per version of jmeter/pom.xml: a verify run
+# of one pure-Java test class (as unit and as integration test) resolves everything
+# jmeter/test.sh's `mvn verify` uses, so that needs no network later.
 mvn_marker="$HOME/.m2/.perfsink-jmeter-$(sha1sum jmeter/pom.xml | cut -c1-12)"
 if [ ! -f "$mvn_marker" ]; then
   say "mvn: resolving jmeter/'s build into ~/.m2"
-  (cd jmeter && timeout 900 mvn -B -q -Dtest=Utf8ArenaTest -Dsurefire.failIfNoSpecifiedTests=false \
-    -Dperfsink.native.dir=/nonexistent package >/dev/null) && touch "$mvn_marker"
+  (cd jmeter && timeout 900 mvn -B -q -Dtest=Utf8ArenaTest -Dit.test=Utf8ArenaTest \
+    -Dperfsink.native.dir=/nonexistent verify >/dev/null) && touch "$mvn_marker" \
+    || say "mvn could not resolve jmeter/'s build (offline?): jmeter/test.sh will try again"
 fi
 
 say "cargo fetch"
