@@ -36,15 +36,15 @@ final class CloseReport {
 
     @Override
     public String toString() {
+        if (!problem.isEmpty()) {
+            return "perfsink: closed: " + problem; // the engine's own account, counters included
+        }
         StringBuilder s = new StringBuilder("perfsink: closed: ");
         s.append(aggregated).append(" samples, ");
         s.append(accepted).append(" points accepted, ").append(written).append(" written, ");
         s.append(retried).append(" retried, ").append(rejected).append(" rejected, ");
         s.append(dropped).append(" dropped, ").append(keptInSpool).append(" kept in the spool; ");
         s.append(delivered ? "every point delivered" : "NOT every point delivered");
-        if (!problem.isEmpty()) {
-            s.append(" (").append(problem).append(')');
-        }
         return s.toString();
     }
 }

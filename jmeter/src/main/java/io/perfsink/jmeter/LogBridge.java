@@ -1,6 +1,7 @@
 package io.perfsink.jmeter;
 
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicLong;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -21,6 +22,8 @@ final class LogBridge implements PerfsinkNative.LogFn {
     static final int DEBUG = 4;
 
     private static LogBridge installed;
+    /** Messages routed so far (for tests). */
+    static final AtomicLong ROUTED = new AtomicLong();
 
     private LogBridge() {}
 
@@ -37,6 +40,7 @@ final class LogBridge implements PerfsinkNative.LogFn {
     public void invoke(Pointer userdata, int level, Pointer msg, long len) {
         try {
             String text = new String(msg.getByteArray(0, (int) Math.min(len, 1 << 20)), StandardCharsets.UTF_8);
+            ROUTED.incrementAndGet();
             if (level <= ERROR) {
                 LOG.error(text);
             } else if (level == WARN) {

@@ -1,14 +1,17 @@
 package io.perfsink.jmeter;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.ServiceLoader;
 
 import org.apache.jmeter.config.Argument;
 import org.apache.jmeter.config.Arguments;
+import org.apache.jmeter.visualizers.backend.BackendListenerClient;
 import org.apache.jmeter.visualizers.backend.influxdb.InfluxdbBackendListenerClient;
 import org.junit.jupiter.api.Test;
 
@@ -30,6 +33,17 @@ class DefaultParametersTest {
 
         List<Map.Entry<String, String>> head = new ArrayList<>(ours.entrySet()).subList(0, builtIn.size());
         assertEquals(new ArrayList<>(builtIn.entrySet()), head);
+    }
+
+    @Test
+    void theGuiFindsTheClassThroughItsServiceEntry() {
+        // BackendListenerGui lists implementations with ServiceLoader (plus a jar scan) and
+        // instantiates each: that must work without the native library (it loads in setupTest).
+        List<String> found = new ArrayList<>();
+        for (BackendListenerClient c : ServiceLoader.load(BackendListenerClient.class)) {
+            found.add(c.getClass().getName());
+        }
+        assertTrue(found.contains(PerfsinkBackendListenerClient.class.getName()), found.toString());
     }
 
     @Test

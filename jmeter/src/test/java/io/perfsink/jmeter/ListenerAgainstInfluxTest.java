@@ -136,6 +136,25 @@ class ListenerAgainstInfluxTest {
     }
 
     @Test
+    void anUnreachableInfluxdbIsReportedInTheLogAndTheCloseReport() {
+        Map<String, String> p = params("x", "nowhere");
+        p.put("influxdbUrl", "http://127.0.0.1:1/write?db=x"); // nothing listens on port 1
+        p.put("PERFSINK_CLOSE_TIMEOUT_MS", "300");
+        p.put("PERFSINK_RETRY_INITIAL_MS", "20");
+        PerfsinkBackendListenerClient client = new PerfsinkBackendListenerClient();
+        BackendListenerContext ctx = new BackendListenerContext(p);
+        long routedBefore = LogBridge.ROUTED.get();
+        client.setupTest(ctx);
+        client.handleSampleResults(Arrays.asList(Samples.sample("x", System.currentTimeMillis(), 1, true, "200", "OK")),
+                ctx);
+        client.teardownTest(ctx);
+        CloseReport r = client.lastReport;
+        assertTrue(!r.delivered && !r.failed() && r.toString().contains("PERFSINK_UNDELIVERED"), r.toString());
+        assertEquals(1, r.aggregated, r.toString());
+        assertTrue(LogBridge.ROUTED.get() > routedBefore, "the engine's warnings reach the JMeter log");
+    }
+
+    @Test
     void aBadParameterFailsSetupNamingIt() {
         Map<String, String> p = params("x", "bad");
         p.put("summaryOnly", "perhaps");
