@@ -1,6 +1,7 @@
 package io.perfsink.jmeter;
 
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.List;
 
 import org.apache.jmeter.samplers.SampleResult;
@@ -24,6 +25,11 @@ final class SamplePacker {
     private Pointer recordsAddress;
     private final Utf8Arena strings;
     private int count;
+    // Labels and thread names repeat through a batch as the very same String objects (a
+    // sampler's name, a thread's name): each is encoded once per batch, found again by identity.
+    private static final int CACHE = 64;
+    private final String[] cachedString = new String[CACHE];
+    private final long[] cachedSpan = new long[CACHE];
 
     SamplePacker(int initialRecords, int initialStringBytes) {
         setRecords(Utf8Arena.allocate(Math.max(1, initialRecords) * SampleLayout.SIZE));
@@ -39,6 +45,7 @@ final class SamplePacker {
     void pack(List<SampleResult> samples) {
         records.clear();
         strings.clear();
+        Arrays.fill(cachedString, null);
         count = 0;
         for (int i = 0, n = samples.size(); i < n; i++) {
             add(samples.get(i), 0);
@@ -64,11 +71,11 @@ final class SamplePacker {
         b.putLong(at + SampleLayout.SENT_BYTES, r.getSentBytes());
         b.putInt(at + SampleLayout.GRP_THREADS, r.getGroupThreads());
         b.putInt(at + SampleLayout.ALL_THREADS, r.getAllThreads());
-        putString(at + SampleLayout.LABEL, r.getSampleLabel());
+        putRepeatedString(at + SampleLayout.LABEL, r.getSampleLabel());
         putString(at + SampleLayout.CODE, r.getResponseCode());
         putString(at + SampleLayout.MESSAGE, r.getResponseMessage());
         putString(at + SampleLayout.ASSERTION, r.getFirstAssertionFailureMessage());
-        putString(at + SampleLayout.THREAD, r.getThreadName());
+        putRepeatedString(at + SampleLayout.THREAD, r.getThreadName());
         b.putInt(at + SampleLayout.FLAGS, flags);
         count++;
         b.position(count * SampleLayout.SIZE);
@@ -82,7 +89,23 @@ final class SamplePacker {
     }
 
     private void putString(int at, String s) {
-        long offLen = strings.append(s);
+        putSpan(at, strings.append(s));
+    }
+
+    private void putRepeatedString(int at, String s) {
+        if (s == null) {
+            putSpan(at, strings.append(null));
+            return;
+        }
+        int slot = System.identityHashCode(s) & (CACHE - 1);
+        if (cachedString[slot] != s) {
+            cachedString[slot] = s;
+            cachedSpan[slot] = strings.append(s);
+        }
+        putSpan(at, cachedSpan[slot]);
+    }
+
+    private void putSpan(int at, long offLen) {
         records.putInt(at, (int) (offLen >>> 32));
         records.putInt(at + 4, (int) offLen);
     }

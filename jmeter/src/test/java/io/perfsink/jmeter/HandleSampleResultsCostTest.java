@@ -21,13 +21,27 @@ import org.junit.jupiter.api.Test;
 class HandleSampleResultsCostTest {
     private static final int BATCH = 1000;
     private static final int BATCHES = 2000;
+    /** rawSamples values measured: -Dbench.raw=false,true (raw at this rate overloads one influxd). */
+    private static final String[] RAW = System.getProperty("bench.raw", "false").split(",");
 
     @Test
     void costPerSample() throws Exception {
         List<SampleResult> batch = new ArrayList<>();
         long now = System.currentTimeMillis();
+        // As in JMeter: a sampler's label and a thread's name are the same String every time.
+        String[] labels = new String[8];
+        String[] threads = new String[16];
+        for (int i = 0; i < labels.length; i++) {
+            labels[i] = "GET /item/" + i;
+        }
+        for (int i = 0; i < threads.length; i++) {
+            threads[i] = "users 1-" + (i + 1);
+        }
         for (int i = 0; i < BATCH; i++) {
-            batch.add(Samples.sample("GET /item/" + (i % 8), now, 5 + i % 50, i % 10 != 0, "200", "OK"));
+            SampleResult r = Samples.sample(labels[i % labels.length], now, 5 + i % 50, i % 10 != 0,
+                    new String(new char[] {'2', '0', '0'}), "OK");
+            r.setThreadName(threads[i % threads.length]);
+            batch.add(r);
         }
         SamplePacker packer = new SamplePacker(16, 256);
         for (int round = 0; round < 2; round++) { // the first round warms the JIT up
@@ -42,7 +56,7 @@ class HandleSampleResultsCostTest {
             Map<String, String> p = new HashMap<>();
             p.put("influxdbUrl", influx.url() + "/write?db=bench");
             p.put("application", "bench");
-            for (String raw : new String[] {"false", "true"}) {
+            for (String raw : RAW) {
                 p.put("rawSamples", raw);
                 PerfsinkBackendListenerClient client = new PerfsinkBackendListenerClient();
                 BackendListenerContext ctx = new BackendListenerContext(p);

@@ -116,6 +116,32 @@ class SamplePackerTest {
     }
 
     @Test
+    void aLabelOrThreadNameRepeatedAsTheSameObjectIsEncodedOncePerBatch() {
+        String label = "GET /\u00e9";
+        String thread = "users 1-1";
+        List<SampleResult> batch = new ArrayList<>();
+        for (int i = 0; i < 100; i++) {
+            SampleResult r = Samples.sample(label, i, 1, true, "", "");
+            r.setThreadName(thread);
+            batch.add(r);
+        }
+        // Equal but not the same object: packed correctly all the same.
+        SampleResult other = Samples.sample(new String(label.toCharArray()), 100, 1, true, "", "");
+        other.setThreadName(new String(thread.toCharArray()));
+        batch.add(other);
+        SamplePacker p = new SamplePacker(4, 16);
+        p.pack(batch);
+        for (int i = 0; i <= 100; i++) {
+            assertEquals(label, str(p, i, SampleLayout.LABEL), "label " + i);
+            assertEquals(thread, str(p, i, SampleLayout.THREAD), "thread " + i);
+        }
+        assertEquals(i32(p, 0, SampleLayout.LABEL), i32(p, 99, SampleLayout.LABEL), "one range for the label");
+        assertEquals(2 * (7 + 9), p.stringsLength(), "label and thread name twice (the copies), nothing else");
+        p.pack(Collections.singletonList(batch.get(0)));
+        assertEquals(label, str(p, 0, SampleLayout.LABEL), "the next batch encodes it again");
+    }
+
+    @Test
     void aBatchReplacesThePreviousOneAndBuffersAreReused() {
         SamplePacker p = new SamplePacker(2, 8);
         List<SampleResult> big = new ArrayList<>();
