@@ -178,6 +178,7 @@ fn tags_percentiles_interval_and_engine_keys() {
     // A parameter wins over the environment.
     assert_eq!(r.config.batch_lines, 77);
     assert!(r.config.endpoint.is_some());
+    assert!(!resolve_with(&[], &[]).unwrap().options.per_label(" all "));
     let r = resolve_with(&[("summaryOnly", "true")], &[]).unwrap();
     assert!(!r.options.per_label("x"));
     // An empty regex (the parameter absent or empty) matches everything.
