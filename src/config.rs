@@ -404,6 +404,8 @@ const TOOL_VARIABLES: &[&str] = &[
     "PERFSINK_KEEP_INFLUX_DIR",
     "PERFSINK_BLESS",
     "PERFSINK_RELAY_TOKEN",
+    // The JMeter listener's override of its bundled native library (read by Java).
+    "PERFSINK_LIB",
 ];
 
 /// Keys whose values never appear in a message.

@@ -497,3 +497,43 @@ fn super_sum(db: &str) -> f64 {
     .first()
     .map_or(0.0, |r| num(r, "sum"))
 }
+
+/// A submit racing close is either written or refused with `Closed`: what InfluxDB holds
+/// equals what was accepted (Rust API, two threads).
+#[test]
+fn submit_racing_close_is_written_or_refused() {
+    use perfsink::sources::jmeter::{params::resolve, stats::Sample, Jmeter};
+    let db = "jm_race";
+    let url = format!("{}/write?db={db}", influx().url());
+    let p = params(db, &url, &[]);
+    let j = Jmeter::open(resolve(p, std::iter::empty::<(&str, &str)>()).unwrap()).unwrap();
+    let accepted = std::thread::scope(|scope| {
+        let producer = scope.spawn(|| {
+            let mut accepted = 0u64;
+            loop {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as i64;
+                let s = Sample {
+                    timestamp_ms: now,
+                    elapsed_ms: 3,
+                    label: "race",
+                    success: true,
+                    ..Sample::default()
+                };
+                match j.submit(&[s; 10]) {
+                    Ok(f) => accepted += f.folded as u64,
+                    Err(perfsink::Error::Closed) => return accepted,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let report = j.close();
+        assert_eq!(report.undelivered(), 0);
+        producer.join().unwrap()
+    });
+    assert!(accepted > 0);
+    assert_eq!(super_sum(db) as u64, accepted);
+}

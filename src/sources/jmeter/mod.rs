@@ -48,6 +48,9 @@ struct State {
     /// Wall clock of the latest submit, the latest sample timestamp (ns): the stream's time.
     last_arrival: i64,
     seen_max: i64,
+    /// Set by `close` when it takes the last intervals: a submit racing it is refused
+    /// (`Error::Closed`), never folded into intervals nobody writes.
+    finished: bool,
 }
 
 struct Shared {
@@ -92,6 +95,7 @@ impl Jmeter {
                 intervals: Intervals::new(interval_ms, now / 1_000_000),
                 last_arrival: now,
                 seen_max: now,
+                finished: false,
             }),
             options,
             started_threads: AtomicI64::new(0),
@@ -147,6 +151,9 @@ impl Jmeter {
         let mut early: Vec<Interval> = Vec::new();
         let (folded, late) = {
             let mut st = sh.state.lock();
+            if st.finished {
+                return Err(Error::Closed);
+            }
             st.last_arrival = now_ns();
             let late_before = st.intervals.late;
             let mut folded = 0;
@@ -215,7 +222,11 @@ impl Jmeter {
             let _ = t.join();
         }
         let sh = &*self.shared;
-        let rest = sh.state.lock().intervals.take_all(now_ns() / 1_000_000);
+        let rest = {
+            let mut st = sh.state.lock();
+            st.finished = true;
+            st.intervals.take_all(now_ns() / 1_000_000)
+        };
         sh.write(&rest);
         sh.event(false);
         let r = sh.sink.close();

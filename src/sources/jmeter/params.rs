@@ -46,9 +46,13 @@ pub struct JmeterOptions {
 }
 
 impl JmeterOptions {
-    /// Whether a label gets its own lines (`summaryOnly`, `samplersRegex` as `find`).
+    /// Whether a label gets its own lines (`summaryOnly`, `samplersRegex` as `find`). A label
+    /// written `all` never does: its lines would be the summary's series (the built-in keeps
+    /// it in the summary's own metric and so counts its samples there twice).
     pub fn per_label(&self, label: &str) -> bool {
-        !self.summary_only && self.samplers.as_ref().is_none_or(|r| r.is_match(label))
+        !self.summary_only
+            && label.trim() != "all"
+            && self.samplers.as_ref().is_none_or(|r| r.is_match(label))
     }
 }
 

@@ -59,6 +59,14 @@ fn placeholder_url_takes_the_environment() {
     assert_eq!(db(&r), ("http://127.0.0.1:8086".into(), "jmeter".into()));
     let env = [("INFLUXDB_URL", "http://h:8086"), ("INFLUXDB_DB", "perf")];
     assert_eq!(db(&resolve_with(GUI_DEFAULTS, &env).unwrap()).1, "perf");
+    // The Java listener's own variable is not an engine key; a mistyped engine key is.
+    let env = [
+        ("INFLUXDB_URL", "http://h:8086"),
+        ("PERFSINK_LIB", "/x/libperfsink.so"),
+    ];
+    assert!(resolve_with(GUI_DEFAULTS, &env).is_ok());
+    let env = [("PERFSINK_BATCH_LINE", "5")];
+    assert!(err(GUI_DEFAULTS, &env).contains("PERFSINK_BATCH_LINE"));
     // k6-style path database in the environment's URL.
     let env = [("INFLUXDB_URL", "http://h:8086/loadtest")];
     assert_eq!(db(&resolve_with(GUI_DEFAULTS, &env).unwrap()).1, "loadtest");
@@ -178,6 +186,7 @@ fn tags_percentiles_interval_and_engine_keys() {
     // A parameter wins over the environment.
     assert_eq!(r.config.batch_lines, 77);
     assert!(r.config.endpoint.is_some());
+    assert!(!resolve_with(&[], &[]).unwrap().options.per_label(" all "));
     let r = resolve_with(&[("summaryOnly", "true")], &[]).unwrap();
     assert!(!r.options.per_label("x"));
     // An empty regex (the parameter absent or empty) matches everything.

@@ -98,8 +98,7 @@ impl LabelStats {
             fold(&mut self.ko, t);
             let (code, message) = error_of(s);
             match self.errors.iter_mut().find(|e| {
-                e.code.to_lowercase() == code.to_lowercase()
-                    && e.message.to_lowercase() == message.to_lowercase()
+                same_ignoring_case(&e.code, code) && same_ignoring_case(&e.message, message)
             }) {
                 Some(e) => e.count += 1,
                 None => self.errors.push(ErrorCount {
@@ -143,6 +142,15 @@ pub fn error_of<'a>(s: &Sample<'a>) -> (&'a str, &'a str) {
         message.trim()
     };
     (code, message)
+}
+
+/// `String.equalsIgnoreCase`, without allocating for ASCII (nearly every code and message).
+fn same_ignoring_case(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
+    }
 }
 
 fn fold(w: &mut Window, v: f64) {

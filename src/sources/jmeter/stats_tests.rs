@@ -143,3 +143,43 @@ fn too_many_open_intervals_write_the_oldest() {
     assert_eq!(early.len(), 1);
     assert_eq!(early[0].start_ms, BASE);
 }
+
+/// Producer cost per sample through `Jmeter::submit` (one lock per batch, a disabled sink so
+/// only folding is measured): `cargo test --release --lib fold_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fold_cost() {
+    use crate::sources::jmeter::Jmeter;
+    let j = Jmeter::open(
+        crate::sources::jmeter::params::resolve(
+            [("influxdbUrl", "")],
+            std::iter::empty::<(&str, &str)>(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let labels: Vec<String> = (0..10).map(|i| format!("transaction {i}")).collect();
+    let now = crate::model::now_ns() / 1_000_000;
+    let batch: Vec<Sample<'_>> = (0..1000)
+        .map(|i| Sample {
+            timestamp_ms: now + i / 100,
+            elapsed_ms: 20 + i % 300,
+            label: &labels[i as usize % 10],
+            code: if i % 50 == 0 { "500" } else { "200" },
+            message: "OK",
+            success: i % 50 != 0,
+            all_threads: 12,
+            ..Sample::default()
+        })
+        .collect();
+    let rounds = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..rounds {
+        j.submit(&batch).unwrap();
+    }
+    let ns = t.elapsed().as_nanos() as f64 / (rounds * batch.len()) as f64;
+    println!(
+        "fold_cost: {ns:.1} ns/sample over {} samples",
+        rounds * batch.len()
+    );
+}
