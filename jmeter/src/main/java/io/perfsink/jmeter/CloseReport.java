@@ -15,18 +15,30 @@ final class CloseReport {
     final long aggregated;
     final String problem;
 
+    // Indexes of the counters read in perfsink_stats (SampleLayoutTest checks them by name).
+    static final int STAT_ACCEPTED = 0;
+    static final int STAT_WRITTEN = 2;
+    static final int STAT_RETRIED = 3;
+    static final int STAT_REJECTED = 4;
+    static final int STAT_DROPPED = 7;
+    static final int STAT_AGGREGATED = 20;
+
     CloseReport(int result, ByteBuffer r, String problem) {
         this.result = result;
         this.problem = problem;
         keptInSpool = r.getLong(0);
         delivered = r.getInt(12) != 0;
-        int stats = 16; // perfsink_stats: accepted, replayed, written, retried, rejected, ... dropped (7th), ... aggregated (20th)
-        accepted = r.getLong(stats);
-        written = r.getLong(stats + 2 * 8);
-        retried = r.getLong(stats + 3 * 8);
-        rejected = r.getLong(stats + 4 * 8);
-        dropped = r.getLong(stats + 7 * 8);
-        aggregated = r.getLong(stats + 20 * 8);
+        accepted = stat(r, STAT_ACCEPTED);
+        written = stat(r, STAT_WRITTEN);
+        retried = stat(r, STAT_RETRIED);
+        rejected = stat(r, STAT_REJECTED);
+        dropped = stat(r, STAT_DROPPED);
+        aggregated = stat(r, STAT_AGGREGATED);
+    }
+
+    /** perfsink_stats follows kept_in_spool and the two flags. */
+    private static long stat(ByteBuffer r, int index) {
+        return r.getLong(16 + 8 * index);
     }
 
     /** Whether the close itself failed (not merely left points undelivered). */

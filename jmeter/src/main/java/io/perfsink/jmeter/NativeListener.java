@@ -18,7 +18,7 @@ import com.sun.jna.Pointer;
  */
 final class NativeListener {
     static final int ERR_LEN = 1024;
-    /** sizeof(perfsink_close_report) at ABI 1.1: kept_in_spool, two flags, perfsink_stats (23 counters). */
+    /** sizeof(perfsink_close_report) at ABI 1.2: kept_in_spool, two flags, perfsink_stats (23 counters). */
     static final int CLOSE_REPORT_SIZE = 8 + 4 + 4 + 23 * 8;
     private static final int TAG_SIZE = 32; // perfsink_tag: key, key_len, value, value_len
 
@@ -40,7 +40,7 @@ final class NativeListener {
             spans[i++] = text.append(e.getValue());
         }
         // Addresses are taken only now: the arena may have moved while it grew.
-        long base = Pointer.nativeValue(Native.getDirectBufferPointer(text.buffer()));
+        long base = Pointer.nativeValue(text.address());
         ByteBuffer tags = Utf8Arena.allocate(Math.max(1, params.size()) * TAG_SIZE);
         for (int t = 0; t < spans.length; t += 2) {
             int at = t / 2 * TAG_SIZE;

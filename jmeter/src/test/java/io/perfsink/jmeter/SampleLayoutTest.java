@@ -76,6 +76,29 @@ class SampleLayoutTest {
     }
 
     @Test
+    void closeReportMatchesTheHeader() throws Exception {
+        String h = header();
+        String stats = h.substring(h.indexOf("typedef struct perfsink_stats {"), h.indexOf("} perfsink_stats;"))
+                .replaceAll("(?s)/\\*.*?\\*/", "");
+        List<String> counters = new ArrayList<>();
+        Matcher m = Pattern.compile("uint64_t\\s+(\\w+);").matcher(stats);
+        while (m.find()) {
+            counters.add(m.group(1));
+        }
+        assertEquals(8 + 4 + 4 + 8 * counters.size(), NativeListener.CLOSE_REPORT_SIZE, "sizeof(perfsink_close_report)");
+        int checked = 0;
+        for (Field f : CloseReport.class.getDeclaredFields()) {
+            if (f.getName().startsWith("STAT_")) {
+                f.setAccessible(true);
+                String name = f.getName().substring(5).toLowerCase();
+                assertEquals(name, counters.get(f.getInt(null)), "CloseReport." + f.getName());
+                checked++;
+            }
+        }
+        assertEquals(6, checked, "STAT_ constants checked");
+    }
+
+    @Test
     void flagBitsMatchTheHeader() throws IOException {
         String h = header();
         assertTrue(h.contains("#define PERFSINK_JMETER_SUCCESS " + SampleLayout.FLAG_SUCCESS), "SUCCESS bit");
