@@ -117,6 +117,45 @@ class JmeterEndToEndIT {
             assertTrue(log.contains("perfsink: closed:") && log.contains("every point delivered"),
                     "jmeter.log has perfsink's close report");
             assertInfluxMatchesJtl(influx, "jmeter", out);
+            assertDashboardQueriesReturnData(influx, "jmeter");
+        }
+    }
+
+    /** Every query of Grafana dashboard 4026 (reference jmeter.md §6), its variables filled in. */
+    private static void assertDashboardQueriesReturnData(Influx influx, String db) throws IOException {
+        String m = "\"jmeter\"";
+        String t = "time > now() - 1h";
+        String app = "\"application\" =~ /^e2e$/";
+        String tr = "\"transaction\" =~ /^(GET \\/a|GET \\/b|flow)$/";
+        String[] queries = {
+            "SHOW TAG VALUES FROM " + m + " WITH KEY = \"application\"",
+            "SHOW TAG VALUES FROM " + m + " WITH KEY = \"transaction\" WHERE " + app
+                    + " AND \"transaction\" != 'internal' AND \"transaction\" != 'all'",
+            "SELECT \"text\" FROM \"events\" WHERE " + t,
+            "SELECT sum(\"count\") FROM " + m + " WHERE " + app + " AND \"transaction\" = 'all' AND " + t,
+            "SELECT sum(\"countError\") FROM " + m + " WHERE " + app + " AND \"transaction\" = 'all' AND " + t,
+            "SELECT sum(\"countError\") / sum(\"count\") FROM (SELECT \"count\", \"countError\" FROM " + m
+                    + " WHERE " + app + " AND \"transaction\" = 'all' AND " + t + ")",
+            "SELECT mean(\"count\") / 5 FROM " + m + " WHERE " + app + " AND \"transaction\" = 'all' AND " + t
+                    + " GROUP BY time(5s) fill(none)",
+            "SELECT last(\"maxAT\") FROM " + m + " WHERE " + app + " AND \"transaction\" = 'internal' AND " + t
+                    + " GROUP BY time(5s) fill(none)",
+            "SELECT mean(\"pct95.0\") FROM " + m + " WHERE " + app + " AND \"statut\" = 'ok' AND " + t
+                    + " GROUP BY \"transaction\"",
+            "SELECT sum(\"count\") FROM " + m + " WHERE " + app + " AND \"statut\" = 'ko' AND " + t
+                    + " GROUP BY \"transaction\"",
+            "SELECT sum(\"count\") FROM " + m + " WHERE " + app + " AND \"responseCode\" !~ /^$/ AND " + t
+                    + " GROUP BY \"responseCode\", \"responseMessage\"",
+            "SELECT sum(\"count\") FROM " + m + " WHERE " + app + " AND \"statut\" = 'all' AND " + tr + " AND " + t
+                    + " GROUP BY \"transaction\"",
+            "SELECT last(\"count\") / 5 FROM " + m + " WHERE " + app + " AND \"statut\" = 'ok' AND " + tr + " AND "
+                    + t + " GROUP BY time(5s), \"transaction\" fill(none)",
+            "SELECT last(\"avg\"), last(\"pct50.0\"), last(\"pct90.0\"), last(\"pct95.0\"), last(\"pct99.0\"),"
+                    + " last(\"max\") FROM " + m + " WHERE " + app + " AND \"statut\" = 'ok' AND " + tr + " AND " + t
+                    + " GROUP BY \"transaction\"",
+        };
+        for (String q : queries) {
+            assertTrue(!influx.query(db, q).isEmpty(), "dashboard 4026 query returns data: " + q);
         }
     }
 
