@@ -6,7 +6,9 @@
 //! Intervals are aligned to multiples of the interval since the epoch by the sample's own
 //! timestamp (`SampleResult.getTimeStamp()`); they fall due by the stream's time as the
 //! aggregated mode's do (`aggregate::due_horizon`). A sample of an interval already written
-//! is *late*: it counts into the oldest interval still open (counted in `late`).
+//! is *late*: it counts into the oldest interval still open (counted in `late`). The windows
+//! of all open intervals share `PERFSINK_AGGREGATE_MEMORY_MAX_BYTES` as the aggregated mode's
+//! do (`Window::add_within`); counts, sums, min and max stay exact beyond it.
 
 use std::collections::BTreeMap;
 
