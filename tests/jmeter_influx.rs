@@ -537,3 +537,36 @@ fn submit_racing_close_is_written_or_refused() {
     assert!(accepted > 0);
     assert_eq!(super_sum(db) as u64, accepted);
 }
+
+/// Two generators writing one `application` into one database: each line carries the
+/// generator's `instance`, so neither overwrites the other and `sum("count")` adds them up;
+/// `PERFSINK_TAGS` global tags reach every line, a `TAG_instance` names the instance itself.
+#[test]
+fn two_generators_add_up_instead_of_overwriting() {
+    let db = "jm_two";
+    let url = format!("{}/write?db={db}", influx().url());
+    let (_, samples) = generate(300, 9);
+    let a = open(&params(db, &url, &[("PERFSINK_TAGS", "site=eu")]));
+    let b = open(&params(db, &url, &[("TAG_instance", "gen-b")]));
+    submit(&a, &samples);
+    submit(&b, &samples);
+    close(&a);
+    close(&b);
+    let q = "SELECT sum(\"count\") FROM jmeter WHERE \"transaction\" = 'all'";
+    let total = rows(db, q).first().map_or(0.0, |r| num(r, "sum"));
+    assert_eq!(total as usize, 2 * samples.len());
+    let instances = rows(db, "SHOW TAG VALUES FROM jmeter WITH KEY = \"instance\"");
+    let values: Vec<&str> = instances
+        .iter()
+        .filter_map(|r| r["value"].as_str())
+        .collect();
+    assert_eq!(values.len(), 2, "{values:?}");
+    assert!(values.contains(&"gen-b"), "{values:?}");
+    let own = values.iter().find(|v| **v != "gen-b").unwrap();
+    assert!(own.contains(&format!(":{}", std::process::id())), "{own}");
+    let eu = rows(
+        db,
+        "SELECT count(\"text\") FROM events WHERE \"site\" = 'eu'",
+    );
+    assert_eq!(eu.first().map(|r| num(r, "count")), Some(2.0));
+}

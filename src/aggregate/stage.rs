@@ -23,7 +23,7 @@ pub const MEASUREMENT_SUFFIX: &str = "_agg";
 /// The tag naming the generator of an aggregated point.
 pub const INSTANCE_TAG: &str = "instance";
 
-/// Aggregating sinks opened by this process: the second and later get `.N` in `instance`.
+/// Generator identities given in this process: the second and later get `.N`.
 static OPENED: AtomicU64 = AtomicU64::new(0);
 
 /// The aggregated mode of one sink.
@@ -145,17 +145,24 @@ fn run(
     }
 }
 
-/// `instance`: the host and process, `.N` for the N-th aggregating sink of this process; `None`
-/// when the global tags name the instance themselves.
+/// `instance`: the generator's identity, `None` when the global tags name the instance
+/// themselves.
 fn instance(config: &Config) -> Option<String> {
     if config.global_tags.iter().any(|(k, _)| k == INSTANCE_TAG) {
         return None;
     }
+    Some(generator_identity())
+}
+
+/// The identity of this generator for points stamped at aligned times, which two generators
+/// would otherwise overwrite: `<hostname>:<pid>`, `.N` appended for the N-th such writer of
+/// this process (every aggregating sink, every JMeter listener).
+pub fn generator_identity() -> String {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let n = OPENED.fetch_add(1, Relaxed);
     let mut id = format!("{host}:{}", std::process::id());
     if n > 0 {
         id.push_str(&format!(".{}", n + 1));
     }
-    Some(id)
+    id
 }

@@ -84,7 +84,11 @@ impl Jmeter {
     /// Opens the sink, writes the `started` annotation and starts the interval thread.
     pub fn open(resolved: Resolved) -> Result<Jmeter> {
         let description = resolved.describe();
-        let Resolved { config, options } = resolved;
+        let Resolved {
+            config,
+            mut options,
+        } = resolved;
+        with_generator_tags(&mut options, &config.global_tags);
         let grace_ns = i64::try_from(config.aggregate.grace.as_nanos()).unwrap_or(i64::MAX);
         let memory_max = config.aggregate.memory_max_bytes;
         let sink = Sink::open(config)?;
@@ -322,5 +326,24 @@ fn run(sh: &Shared, stop: &(Mutex<bool>, Condvar)) {
         }
         drop(stopped);
         sh.tick();
+    }
+}
+
+/// The tags every line gets besides JMeter's own: `TAG_*`, then the `PERFSINK_TAGS` global
+/// tags (a `TAG_` of the same name wins; JMeter's own keys are not overridden), and
+/// `instance`, the generator's identity, unless one of them names it. Lines are stamped at
+/// interval starts, so without it two generators writing one `application` would overwrite
+/// each other's lines.
+fn with_generator_tags(options: &mut params::JmeterOptions, global_tags: &[(String, String)]) {
+    const OWN: [&str; 3] = ["application", "transaction", "statut"];
+    for (k, v) in global_tags {
+        if !OWN.contains(&k.as_str()) && !options.user_tags.iter().any(|(u, _)| u == k) {
+            options.user_tags.push((k.clone(), v.clone()));
+        }
+    }
+    let instance = crate::aggregate::stage::INSTANCE_TAG;
+    if !options.user_tags.iter().any(|(k, _)| k == instance) {
+        let id = crate::aggregate::stage::generator_identity();
+        options.user_tags.push((instance.to_string(), id));
     }
 }
