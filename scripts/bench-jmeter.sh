@@ -3,6 +3,10 @@
 # goes, with each way of getting its samples into InfluxDB, against no listener, in one go:
 #
 #   none          the plan without its Backend Listener (the baseline)
+#   noop          the plan's Backend Listener with a client whose handleSampleResults does nothing
+#                 (compiled here): what JMeter's own Backend Listener machinery costs (the
+#                 sampler threads put every sample into its ArrayBlockingQueue, a worker thread
+#                 drains it), the floor of any Backend Listener
 #   builtin       JMeter's own InfluxdbBackendListenerClient (HttpMetricsSender)
 #   perfsink      io.perfsink.jmeter.PerfsinkBackendListenerClient (jmeter/, the shaded jar),
 #                 aggregated: the built-in's schema, 5 s intervals
@@ -22,6 +26,8 @@
 #              the steady window of `none` / of the variant; what the ratio would be on a machine
 #              JMeter had to itself (on a shared one, other work takes CPU from a run at random;
 #              `other%` is its share of the busy CPU during the window)
+#   vs noop    samples/s of the variant / samples/s of `noop` in the same round: the listener's
+#              own cost on top of JMeter's Backend Listener machinery
 #   delivered  sum("count") of transaction=all in the variant's database (every sample the
 #              listener saw, transaction-controller samples included, as the JTL lists them) /
 #              JTL rows: "all" when equal. perfsink-raw also: count(elapsed) of jmeter_raw / rows
@@ -43,10 +49,11 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-20}
 THREADS=${THREADS:-8}
 WARMUP_S=${WARMUP_S:-3}
-VARIANTS=${VARIANTS:-none builtin perfsink perfsink-raw}
+VARIANTS=${VARIANTS:-none noop builtin perfsink perfsink-raw}
 TARGET_RATIO=0.99
 BUILTIN=org.apache.jmeter.visualizers.backend.influxdb.InfluxdbBackendListenerClient
 PERFSINK=io.perfsink.jmeter.PerfsinkBackendListenerClient
+NOOP=bench.NoopBackendListenerClient
 
 say() { printf '[bench-jmeter] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -157,6 +164,26 @@ if n != 1:
 open(sys.argv[2], "w").write(t)
 PY
 
+# The noop client, on JMeter's user.classpath beside perfsink's jar.
+mkdir -p "$work/noop/bench"
+cat >"$work/noop/bench/NoopBackendListenerClient.java" <<'JAVA'
+package bench;
+
+import java.util.List;
+import org.apache.jmeter.samplers.SampleResult;
+import org.apache.jmeter.visualizers.backend.AbstractBackendListenerClient;
+import org.apache.jmeter.visualizers.backend.BackendListenerContext;
+
+/** Does nothing with the samples: JMeter's Backend Listener machinery alone. */
+public class NoopBackendListenerClient extends AbstractBackendListenerClient {
+    @Override
+    public void handleSampleResults(List<SampleResult> sampleResults, BackendListenerContext context) {
+    }
+}
+JAVA
+javac -nowarn -d "$work/noop" -cp "$(ls "$JMETER_HOME"/lib/ext/ApacheJMeter_{core,components}-5.6.3.jar \
+  "$JMETER_HOME"/lib/{jorphan-5.6.3,slf4j-api-*}.jar | paste -sd:)" "$work/noop/bench/NoopBackendListenerClient.java"
+
 # jtl_stats <jtl> <cpu samples> -> "rows rate jmeter_us influxd_us target_us other_pct": JTL rows,
 # samples/s in the steady window (from WARMUP_S after the first sample to the last one's end), CPU
 # microseconds per sample of JMeter, influxd and the target in that window, and the share of the
@@ -205,9 +232,10 @@ print(v[0], v[1], v[1] + v[2] + v[3] + v[4])
 run_variant() { # variant round
   local v=$1 r=$2 db="bench_${1//-/_}_$2" base="$work/$1.$2" plan=examples/jmeter/bench.jmx
   local -a props=(-Jport="$target_port" -Jthreads="$THREADS" -Jduration="$DURATION"
-    -JinfluxdbUrl="$INFLUX/write?db=$db" -Juser.classpath="$JAR")
+    -JinfluxdbUrl="$INFLUX/write?db=$db" -Juser.classpath="$JAR:$work/noop")
   case $v in
     none) plan=$work/none.jmx ;;
+    noop) props+=(-Jlistener="$NOOP") ;;
     builtin) props+=(-Jlistener="$BUILTIN") ;;
     perfsink) props+=(-Jlistener="$PERFSINK" -JrawSamples=false) ;;
     perfsink-raw) props+=(-Jlistener="$PERFSINK" -JrawSamples=true) ;;
@@ -228,7 +256,7 @@ run_variant() { # variant round
   local stats counts
   stats=$(jtl_stats "$base.jtl" "$base.cpu")
   counts="- - -"
-  [ "$v" = none ] || counts=$(counted "$db")
+  case $v in none | noop) ;; *) counts=$(counted "$db") ;; esac
   influx_q "" "DROP DATABASE \"$db\"" >/dev/null
   echo "$v $r $stats $counts" >>"$work/results"
   say "round $r $(tail -n 1 "$work/results" | awk '{ printf "%-12s %8s samples/s  rows %s  all.count %s  raw %s  points %s  CPU us/sample: jmeter %s influxd %s target %s  other work %s %%", $1, $4, $3, $9, $10, $11, $5, $6, $7, $8 }')"
@@ -258,16 +286,18 @@ for r in rows:
     by[r[0]].append(r)
 def cost(r): return float(r[4]) + float(r[5]) + float(r[6])  # JMeter + influxd + target, us/sample
 base = {r[1]: r for r in rows if r[0] == "none"}
+noop = {r[1]: r for r in rows if r[0] == "noop"}
 def med(xs): return st.median(xs) if xs else float("nan")
 print()
-print(f"{'variant':<13}{'samples/s':>10}{'ratio':>7}{'cpu-ratio':>10}  {'us/sample: jmeter':>17}{'influxd':>8}{'target':>7}"
+print(f"{'variant':<13}{'samples/s':>10}{'ratio':>7}{'cpu-ratio':>10}{'vs noop':>8}  {'us/sample: jmeter':>17}{'influxd':>8}{'target':>7}"
       f"{'other%':>7}{'points':>8}  delivered (all.count / JTL rows)")
 ratios, cratios = {}, {}
 for v, rs in by.items():
     rat = [float(r[3]) / float(base[r[1]][3]) for r in rs if r[1] in base]
     crat = [cost(base[r[1]]) / cost(r) for r in rs if r[1] in base]
     ratios[v], cratios[v] = med(rat), med(crat)
-    if v == "none":
+    vs_noop = med([float(r[3]) / float(noop[r[1]][3]) for r in rs if r[1] in noop])
+    if v in ("none", "noop"):
         deliv, points = "-", "-"
     else:
         ok = all(r[8] == r[2] for r in rs)
@@ -275,7 +305,7 @@ for v, rs in by.items():
         if v == "perfsink-raw":
             deliv += "; raw points " + ("all" if all(r[9] == r[2] for r in rs) else "MISSING")
         points = str(int(med([int(r[10]) for r in rs])))
-    print(f"{v:<13}{med([float(r[3]) for r in rs]):>10.0f}{ratios[v]:>7.3f}{cratios[v]:>10.3f}  "
+    print(f"{v:<13}{med([float(r[3]) for r in rs]):>10.0f}{ratios[v]:>7.3f}{cratios[v]:>10.3f}{vs_noop:>8.3f}  "
           f"{med([float(r[4]) for r in rs]):>17.1f}{med([float(r[5]) for r in rs]):>8.1f}{med([float(r[6]) for r in rs]):>7.1f}"
           f"{med([float(r[7]) for r in rs]):>7.1f}{points:>8}  {deliv}")
 print("per round (ratio / cpu-ratio): " + "; ".join(
