@@ -15,7 +15,7 @@ build: setup
 
 # The JMeter Backend Listener jar for lib/ext (bundles target/release/libperfsink.so).
 jar: build
-	mvn -B -q -f jmeter/pom.xml -DskipTests package
+	mvn -B -q -f jmeter/pom.xml -DskipTests -Dperfsink.native.dir="$${CARGO_TARGET_DIR:-$(CURDIR)/target}/release" package
 	@ls jmeter/target/perfsink-jmeter-*.jar | grep -v original
 
 # Regenerates include/perfsink.h from src/ffi (commit the result; `make test` fails on drift).

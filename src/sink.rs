@@ -444,10 +444,11 @@ impl Sink {
 
     /// A source that folds samples into statistics of its own schema (`sources::jmeter`)
     /// counts them as the aggregated mode counts its samples: `folded` in `aggregated`, of
-    /// which `late` in `aggregated_late`.
-    pub(crate) fn count_aggregated(&self, folded: u64, late: u64) {
+    /// which `late` in `aggregated_late` and `unranked` in `aggregated_no_percentiles`.
+    pub(crate) fn count_aggregated(&self, folded: u64, late: u64, unranked: u64) {
         Counters::add(&self.counters.aggregated, folded);
         Counters::add(&self.counters.aggregated_late, late);
+        Counters::add(&self.counters.aggregated_no_percentiles, unranked);
     }
 
     /// The convenience path: one point with any number of typed fields, by names.

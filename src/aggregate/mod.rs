@@ -37,7 +37,7 @@ use crate::config::AggregateConfig;
 use crate::model::{now_ns, MetricKind, Precision, SeriesId};
 use crate::series::SeriesView;
 use crate::stats::Counters;
-use window::{Need, Window};
+use window::Window;
 
 pub use stage::Stage;
 
@@ -181,29 +181,11 @@ impl Aggregator {
             let slot = &mut st.slots[s.series as usize];
             let trend = slot.kind == MetricKind::Trend;
             let window = &mut slot.open[at];
-            let (before, was_unranked) = (window.memory(), window.is_unranked());
-            let mut need = window.add(s.value, s.timestamp_ns, is_late, trend);
+            let max = self.config.memory_max_bytes;
+            unranked +=
+                window.add_within(s.value, s.timestamp_ns, is_late, trend, &mut st.memory, max);
             folded += 1;
             late += u64::from(is_late);
-            if need == Need::Histogram {
-                let h = Window::new_histogram();
-                let room = st.memory - before + window.memory() + Window::histogram_bytes(&h);
-                if room <= self.config.memory_max_bytes {
-                    window.promote(h);
-                    need = Need::Nothing;
-                }
-            }
-            if need == Need::Histogram
-                || (window.memory() > before
-                    && st.memory - before + window.memory() > self.config.memory_max_bytes)
-            {
-                // No room for what its percentiles need: this interval has none.
-                window.unrank();
-            }
-            st.memory = st.memory - before + window.memory();
-            if trend && window.is_unranked() {
-                unranked += if was_unranked { 1 } else { window.count() };
-            }
         }
         Counters::add(&self.counters.aggregated, folded);
         Counters::add(&self.counters.aggregated_late, late);

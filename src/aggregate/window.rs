@@ -161,6 +161,45 @@ impl Window {
         Need::Nothing
     }
 
+    /// [`add`](Self::add) within a memory budget shared by many windows: `used` holds the
+    /// bytes of all of them (this one's included) and is kept up to date, `max` caps it. When
+    /// its percentiles would need more (a histogram, more exact values), the window gives them
+    /// up for the interval ([`unrank`](Self::unrank)). Returns how many samples that leaves
+    /// without percentiles: all of the window's when it gives them up now, 1 once it has.
+    #[inline]
+    pub fn add_within(
+        &mut self,
+        value: f64,
+        ts: i64,
+        late: bool,
+        trend: bool,
+        used: &mut usize,
+        max: usize,
+    ) -> u64 {
+        let (before, was_unranked) = (self.memory(), self.unranked);
+        let mut need = self.add(value, ts, late, trend);
+        if need == Need::Histogram {
+            let h = Window::new_histogram();
+            let room = *used - before + self.memory() + Window::histogram_bytes(&h);
+            if room <= max {
+                self.promote(h);
+                need = Need::Nothing;
+            }
+        }
+        if need == Need::Histogram
+            || (self.memory() > before && *used - before + self.memory() > max)
+        {
+            // No room for what its percentiles need: this interval has none.
+            self.unrank();
+        }
+        *used = *used - before + self.memory();
+        match (trend && self.unranked, was_unranked) {
+            (false, _) => 0,
+            (true, true) => 1,
+            (true, false) => self.count,
+        }
+    }
+
     /// The smallest value, `None` when empty.
     pub fn min(&self) -> Option<f64> {
         (self.count > 0).then_some(self.min)

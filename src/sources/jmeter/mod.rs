@@ -86,13 +86,14 @@ impl Jmeter {
         let description = resolved.describe();
         let Resolved { config, options } = resolved;
         let grace_ns = i64::try_from(config.aggregate.grace.as_nanos()).unwrap_or(i64::MAX);
+        let memory_max = config.aggregate.memory_max_bytes;
         let sink = Sink::open(config)?;
         let interval_ms = options.interval.as_millis() as i64;
         let now = now_ns();
         let shared = Arc::new(Shared {
             sink,
             state: Mutex::new(State {
-                intervals: Intervals::new(interval_ms, now / 1_000_000),
+                intervals: Intervals::new(interval_ms, now / 1_000_000, memory_max),
                 last_arrival: now,
                 seen_max: now,
                 finished: false,
@@ -149,13 +150,13 @@ impl Jmeter {
         }
         let sh = &*self.shared;
         let mut early: Vec<Interval> = Vec::new();
-        let (folded, late) = {
+        let (folded, late, unranked) = {
             let mut st = sh.state.lock();
             if st.finished {
                 return Err(Error::Closed);
             }
             st.last_arrival = now_ns();
-            let late_before = st.intervals.late;
+            let (late_before, unranked_before) = (st.intervals.late, st.intervals.unranked());
             let mut folded = 0;
             for s in samples.iter().filter(|s| !s.sub_result) {
                 let ts = s.timestamp_ms.saturating_mul(1_000_000);
@@ -163,9 +164,13 @@ impl Jmeter {
                 early.extend(st.intervals.add(s, sh.options.per_label(s.label)));
                 folded += 1;
             }
-            (folded, st.intervals.late - late_before)
+            (
+                folded,
+                st.intervals.late - late_before,
+                st.intervals.unranked() - unranked_before,
+            )
         };
-        sh.sink.count_aggregated(folded, late);
+        sh.sink.count_aggregated(folded, late, unranked);
         sh.write(&early);
         let mut done = Folded {
             folded: folded as usize,

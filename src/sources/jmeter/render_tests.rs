@@ -17,7 +17,7 @@ fn lines(o: &Output) -> Vec<String> {
 }
 
 fn render(o: &JmeterOptions, samples: &[Sample<'_>], until: i64) -> Vec<String> {
-    let mut iv = Intervals::new(5000, BASE);
+    let mut iv = Intervals::new(5000, BASE, usize::MAX);
     for s in samples {
         iv.add(s, o.per_label(s.label));
     }
@@ -205,7 +205,7 @@ fn unwritable_label_is_refused_and_counted() {
         dialect: Dialect::Go,
         precision: Precision::Ns,
     };
-    let mut iv = Intervals::new(5000, BASE);
+    let mut iv = Intervals::new(5000, BASE, usize::MAX);
     iv.add(
         &Sample {
             timestamp_ms: BASE,

@@ -6,11 +6,13 @@
 //! Intervals are aligned to multiples of the interval since the epoch by the sample's own
 //! timestamp (`SampleResult.getTimeStamp()`); they fall due by the stream's time as the
 //! aggregated mode's do (`aggregate::due_horizon`). A sample of an interval already written
-//! is *late*: it counts into the oldest interval still open (counted in `late`).
+//! is *late*: it counts into the oldest interval still open (counted in `late`). The windows
+//! of all open intervals share `PERFSINK_AGGREGATE_MEMORY_MAX_BYTES` as the aggregated mode's
+//! do (`Window::add_within`); counts, sums, min and max stay exact beyond it.
 
 use std::collections::BTreeMap;
 
-use crate::aggregate::window::{Need, Window};
+use crate::aggregate::window::Window;
 use crate::aggregate::MAX_OPEN;
 
 /// `TransactionController.NUMBER_OF_SAMPLES_IN_TRANSACTION_PREFIX`: JMeter's own test of a
@@ -89,13 +91,17 @@ impl LabelStats {
 
     /// `SamplerMetric.add(result, cumulated)`. `getSampleCount()` is 1 (the ABI carries no
     /// other), so `getErrorCount()` is 1 for a failed sample, 0 otherwise.
-    fn add(&mut self, s: &Sample<'_>, cumulated: bool) {
+    fn add(&mut self, s: &Sample<'_>, cumulated: bool, budget: &mut Budget) {
         let t = s.elapsed_ms as f64;
-        fold(&mut self.all, t);
+        // Each sample is in one summary `all` window: counted there, once.
+        let counted = budget.fold(&mut self.all, t);
+        if cumulated {
+            budget.unranked += counted;
+        }
         if s.success {
-            fold(&mut self.ok, t);
+            budget.fold(&mut self.ok, t);
         } else {
-            fold(&mut self.ko, t);
+            budget.fold(&mut self.ko, t);
             let (code, message) = error_of(s);
             match self.errors.iter_mut().find(|e| {
                 same_ignoring_case(&e.code, code) && same_ignoring_case(&e.message, message)
@@ -124,6 +130,28 @@ impl LabelStats {
     pub fn count(&self) -> u64 {
         self.all.count()
     }
+
+    fn memory(&self) -> usize {
+        self.ok.memory() + self.ko.memory() + self.all.memory()
+    }
+}
+
+/// The histogram memory of all open intervals (`PERFSINK_AGGREGATE_MEMORY_MAX_BYTES`, as in
+/// the aggregated mode): a window that would exceed it has no percentiles.
+#[derive(Debug)]
+struct Budget {
+    used: usize,
+    max: usize,
+    /// Samples whose summary (`transaction=all`) line has no percentiles; the lines of their
+    /// labels can lack them too under the same cap.
+    unranked: u64,
+}
+
+impl Budget {
+    /// Adds `v` to `w`; returns the samples this leaves without percentiles.
+    fn fold(&mut self, w: &mut Window, v: f64) -> u64 {
+        w.add_within(v, 0, false, true, &mut self.used, self.max)
+    }
 }
 
 /// `ErrorMetric`: an assertion failure message makes the code `Assertion failed` and the
@@ -150,12 +178,6 @@ fn same_ignoring_case(a: &str, b: &str) -> bool {
         a.eq_ignore_ascii_case(b)
     } else {
         a.to_lowercase() == b.to_lowercase()
-    }
-}
-
-fn fold(w: &mut Window, v: f64) {
-    if w.add(v, 0, false, true) == Need::Histogram {
-        w.promote(Window::new_histogram());
     }
 }
 
@@ -225,19 +247,26 @@ pub struct Intervals {
     /// Intervals starting before this were written (their `internal` line too).
     written_until: i64,
     last_threads: Threads,
+    budget: Budget,
     /// Samples folded, and how many of them late, since the start.
     pub folded: u64,
     pub late: u64,
 }
 
 impl Intervals {
-    /// Intervals of `interval_ms`, the first written being the one holding `now_ms`.
-    pub fn new(interval_ms: i64, now_ms: i64) -> Self {
+    /// Intervals of `interval_ms`, the first written being the one holding `now_ms`; the
+    /// windows of all open intervals hold at most `memory_max` bytes.
+    pub fn new(interval_ms: i64, now_ms: i64, memory_max: usize) -> Self {
         Intervals {
             interval_ms,
             open: BTreeMap::new(),
             written_until: now_ms - now_ms.rem_euclid(interval_ms),
             last_threads: Threads::default(),
+            budget: Budget {
+                used: 0,
+                max: memory_max,
+                unranked: 0,
+            },
             folded: 0,
             late: 0,
         }
@@ -263,13 +292,14 @@ impl Intervals {
             .entry(start)
             .or_insert_with(|| Interval::new(start));
         iv.late += u64::from(late);
-        iv.total.add(s, true);
+        let budget = &mut self.budget;
+        iv.total.add(s, true, budget);
         if per_label {
             match iv.labels.get_mut(s.label) {
-                Some(l) => l.add(s, false),
+                Some(l) => l.add(s, false, budget),
                 None => {
                     let mut l = LabelStats::new(start);
-                    l.add(s, false);
+                    l.add(s, false, budget);
                     iv.labels.insert(s.label.to_string(), l);
                 }
             }
@@ -298,6 +328,9 @@ impl Intervals {
                 .open
                 .remove(&start)
                 .unwrap_or_else(|| Interval::new(start));
+            let held =
+                iv.total.memory() + iv.labels.values().map(LabelStats::memory).sum::<usize>();
+            self.budget.used = self.budget.used.saturating_sub(held);
             if iv.threads.n == 0 {
                 iv.threads = self.last_threads;
             } else {
@@ -307,6 +340,11 @@ impl Intervals {
             self.written_until += self.interval_ms;
         }
         out
+    }
+
+    /// Samples whose summary line has no percentiles (the memory cap).
+    pub fn unranked(&self) -> u64 {
+        self.budget.unranked
     }
 
     /// Every open interval, and the empty ones up to the one holding `now_ms` (closing).

@@ -15,7 +15,7 @@ fn s<'a>(ts: i64, label: &'a str, elapsed: i64, success: bool) -> Sample<'a> {
 }
 
 fn one_interval(samples: &[Sample<'_>]) -> Interval {
-    let mut iv = Intervals::new(I, BASE);
+    let mut iv = Intervals::new(I, BASE, usize::MAX);
     for x in samples {
         assert!(iv.add(x, true).is_empty());
     }
@@ -98,7 +98,7 @@ fn error_codes_and_messages_follow_error_metric() {
 /// samples still come out (their `internal` line), with the last thread counts.
 #[test]
 fn intervals_by_sample_time_late_and_empty() {
-    let mut iv = Intervals::new(I, BASE);
+    let mut iv = Intervals::new(I, BASE, usize::MAX);
     let mut t = s(I + 1, "b", 1, true);
     t.all_threads = 7;
     iv.add(&t, true);
@@ -135,7 +135,7 @@ fn intervals_by_sample_time_late_and_empty() {
 /// More than `MAX_OPEN` open intervals (a clock far ahead) write the oldest early.
 #[test]
 fn too_many_open_intervals_write_the_oldest() {
-    let mut iv = Intervals::new(I, BASE);
+    let mut iv = Intervals::new(I, BASE, usize::MAX);
     for k in 0..MAX_OPEN as i64 {
         assert!(iv.add(&s(k * I, "a", 1, true), true).is_empty());
     }
@@ -182,4 +182,29 @@ fn fold_cost() {
         "fold_cost: {ns:.1} ns/sample over {} samples",
         rounds * batch.len()
     );
+}
+
+/// `PERFSINK_AGGREGATE_MEMORY_MAX_BYTES` bounds the windows of all open intervals: past it
+/// a window gives up its percentiles (counted once per sample, by the summary), and what
+/// written intervals held is freed.
+#[test]
+fn memory_cap_gives_up_percentiles_and_is_freed() {
+    // Room for a few hundred exact values, not for 2000.
+    let mut iv = Intervals::new(I, BASE, 20_000);
+    for k in 0..2000 {
+        iv.add(&s(1, "a", k, true), true);
+    }
+    assert!(
+        iv.unranked() > 0 && iv.unranked() <= 2000,
+        "{}",
+        iv.unranked()
+    );
+    let out = iv.take_until(BASE + I);
+    assert!(out[0].total.all.is_unranked());
+    assert_eq!(out[0].total.count(), 2000, "counts stay exact");
+    assert_eq!(iv.budget.used, 0);
+    // The next interval has room again.
+    iv.add(&s(I + 1, "a", 5, true), true);
+    let out = iv.take_until(BASE + 2 * I);
+    assert!(!out[0].total.all.is_unranked());
 }

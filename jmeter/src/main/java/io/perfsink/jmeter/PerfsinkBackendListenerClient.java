@@ -31,8 +31,9 @@ public class PerfsinkBackendListenerClient implements BackendListenerClient {
     /** At most one warning about failed submits per this many ms (the engine counts each one). */
     private static final long WARN_EVERY_MS = 10_000;
 
-    private NativeListener engine;
-    private SamplePacker packer;
+    // Set on the test thread (setupTest/teardownTest), read on JMeter's listener worker thread.
+    private volatile NativeListener engine;
+    private volatile SamplePacker packer;
     private long lastWarnMs;
     private long submitFailures;
     /** The engine's report of the last teardownTest (for tests). */
@@ -48,8 +49,8 @@ public class PerfsinkBackendListenerClient implements BackendListenerClient {
         String library = PerfsinkNative.bind();
         LogBridge.install();
         Map<String, String> params = parameters(context, sendIntervalProperty());
-        engine = NativeListener.open(params);
         packer = new SamplePacker(1024, 64 * 1024);
+        engine = NativeListener.open(params);
         submitFailures = 0;
         LOG.info("perfsink: library {} ({}); {}", library,
                 PerfsinkNative.perfsink_version().getString(0, "UTF-8"), engine.describe());
