@@ -42,6 +42,7 @@ bench: setup
 	$(CARGO) bench --locked --bench engine
 	bash scripts/bench-k6.sh
 	bash go-shim/bench.sh
+	bash scripts/bench-jmeter.sh
 
 demo: examples
 	bash scripts/demo.sh

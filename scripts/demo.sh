@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: streams a few thousand points through perfsink — from the C example and from the
 # Rust example, and from k6 (raw through `perfsink k6` and the relay, and aggregated through
-# `perfsink k6` with PERFSINK_MODE=aggregate) — into InfluxDB, then prints what landed by
-# querying it back, the aggregated points beside the raw ones. Uses INFLUXDB_URL
+# `perfsink k6` with PERFSINK_MODE=aggregate), and from JMeter 5.6.3 with perfsink's Backend
+# Listener — into InfluxDB, then prints what landed by querying it back, the aggregated points
+# beside the raw ones, JMeter's `jmeter` lines beside its JTL's counts. Uses INFLUXDB_URL
 # when set (e.g. the docker-compose stack), else a private influxd on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -144,3 +145,42 @@ import json, sys
 raw, agg = (r.get("series", [{"values": [[0, 0, 0]]}])[0]["values"][0] for r in json.load(sys.stdin)["results"])
 print("  %-18s raw %7d points   aggregated %4d points for %7d samples" % (sys.argv[1], raw[1], agg[1], agg[2]))' "$m"
 done
+
+echo
+echo "== JMeter 5.6.3 with perfsink's Backend Listener (jmeter/'s jar): examples/jmeter/smoke.jmx, 3 threads for 6 s"
+# The listener jar bundles target/release/libperfsink.so (built by `make build`); its influxdbUrl
+# names the database, so the demo's PERFSINK_* settings above do not apply to it.
+mvn -B -q -f jmeter/pom.xml -DskipTests package
+jar=$(ls "$PWD"/jmeter/target/perfsink-jmeter-*.jar | grep -v original | head -n 1)
+JMDB="${DB}_jmeter"
+curl -sf -XPOST "$base/query" --data-urlencode "q=CREATE DATABASE \"$JMDB\"" >/dev/null
+jmout=$(mktemp -d)
+env -u PERFSINK_FLUSH_INTERVAL_MS -u PERFSINK_SELF_METRICS_INTERVAL_MS -u PERFSINK_SOURCE \
+  bash examples/jmeter/run-smoke.sh "$jmout" -Juser.classpath="$jar" -JinfluxdbUrl="$base/write?db=$JMDB" \
+  -Japplication=demo -Jthreads=3 -Jduration=6 | sed 's/^/  /'
+grep -h 'perfsink: closed' "$jmout/jmeter.log" | sed 's/.*perfsink: /  jmeter.log: perfsink: /'
+echo "per transaction: JMeter's JTL beside InfluxDB's jmeter lines (sum of count over the 5 s intervals)"
+curl -sfG "$base/query" --data-urlencode "db=$JMDB" --data-urlencode \
+  "q=SELECT sum(\"count\") FROM \"jmeter\" WHERE \"statut\" = 'all' GROUP BY \"transaction\"; SELECT sum(\"count\") FROM \"jmeter\" WHERE \"statut\" = 'ko' GROUP BY \"transaction\"" |
+  python3 -c '
+import csv, json, sys, collections
+jtl = collections.defaultdict(lambda: [0, 0])
+for r in csv.DictReader(open(sys.argv[1], newline="")):
+    jtl[r["label"]][0] += 1
+    jtl[r["label"]][1] += r["success"] != "true"
+got = [{s["tags"]["transaction"]: int(s["values"][0][1]) for s in r.get("series", [])}
+       for r in json.load(sys.stdin)["results"]]
+print("  %-14s %12s %12s %14s %14s" % ("transaction", "JTL samples", "JTL errors", "influx count", "influx ko"))
+for label in sorted(set(jtl) | set(got[0])):
+    n, e = jtl.get(label, (0, 0)) if label != "all" else (sum(v[0] for v in jtl.values()), sum(v[1] for v in jtl.values()))
+    print("  %-14s %12d %12d %14d %14s" % (label, n, e, got[0].get(label, 0), got[1].get(label, "-" if label == "all" else 0)))
+' "$jmout/smoke.jtl"
+echo "a few of the lines (the built-in listener's schema: dashboards 4026/5496 read them as they are)"
+table "$JMDB" "SELECT * FROM \"jmeter\" WHERE \"transaction\" = 'GET /b' AND \"statut\" =~ /./ LIMIT 3" \
+  time transaction statut count avg min max pct90.0 pct95.0 pct99.0 hit
+table "$JMDB" "SELECT * FROM \"jmeter\" WHERE \"transaction\" = 'all' LIMIT 2" \
+  time transaction count countError avg pct95.0 hit sb rb
+table "$JMDB" "SELECT * FROM \"jmeter\" WHERE \"responseCode\" != '' LIMIT 2" \
+  time transaction responseCode responseMessage count
+table "$JMDB" 'SELECT * FROM "events"' time application text
+rm -rf "$jmout"

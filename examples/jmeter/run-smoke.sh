@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs examples/jmeter/smoke.jmx non-GUI on the JMeter 5.6.3 home of scripts/jmeter-home.sh against
 # a local target and checks the CSV JTL. Usage: examples/jmeter/run-smoke.sh [OUT_DIR] [-Jname=value ...]
+# SMOKE_PLAN=<file.jmx> runs a variant of the plan instead (a test's; the JTL is still smoke.jtl).
 # The target (python3, background, killed on exit) answers "/b" with "nope" ~20 % of the time, so the
 # plan's Response Assertion fails sometimes. It answers in ONE write on a TCP_NODELAY socket: with
 # http.server's usual separate header and body writes JMeter's keep-alive requests stall by ~40 ms
@@ -31,7 +32,7 @@ for _ in $(seq 50); do [ -s "$out/target.port" ] && break; sleep 0.1; done
 port=$(cat "$out/target.port")
 
 rm -f "$out/smoke.jtl" "$out/jmeter.log"  # JMeter appends to an existing JTL
-timeout 120 java -Xmx256m -jar "$home/bin/ApacheJMeter-5.6.3.jar" -n -t "$repo/examples/jmeter/smoke.jmx" \
+timeout 120 java -Xmx256m -jar "$home/bin/ApacheJMeter-5.6.3.jar" -n -t "${SMOKE_PLAN:-$repo/examples/jmeter/smoke.jmx}" \
   -l "$out/smoke.jtl" -j "$out/jmeter.log" -Jport="$port" "$@"
 
 rows=$(($(wc -l <"$out/smoke.jtl") - 1))

@@ -34,7 +34,7 @@ pub struct JmeterOptions {
     pub summary_only: bool,
     /// `samplersRegex`; `None` matches every label (an empty regex).
     pub samplers: Option<Regex>,
-    /// `percentiles`, in the order given, and their fields (`pct90.0`), index by index.
+    /// `percentiles`, ascending, and their fields (`pct90.0`), index by index.
     pub percentiles: Vec<Percentile>,
     pub pct_fields: Vec<String>,
     pub test_title: String,
@@ -290,7 +290,7 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// `99;95;90`: JMeter's `;`-separated floats, each in (0, 100] with at most three decimals
+/// `99;95;90`: JMeter's `;`-separated floats (returned in ascending order), each in (0, 100] with at most three decimals
 /// (the engine's exact nearest rank); the same value twice is one, as in JMeter's map.
 fn parse_pcts(s: &str) -> Result<(Vec<Percentile>, Vec<String>)> {
     let (mut out, mut fields): (Vec<Percentile>, Vec<String>) = (Vec::new(), Vec::new());
@@ -317,7 +317,13 @@ fn parse_pcts(s: &str) -> Result<(Vec<Percentile>, Vec<String>)> {
         ));
         out.push(parsed);
     }
-    Ok((out, fields))
+    // Ascending, as the engine's own lists (parse_percentiles): past the exact window the
+    // histogram answers every quantile in one ascending pass and stops at the first smaller one,
+    // so JMeter's default `99;95;90` would lose pct95.0 and pct90.0 on busy intervals. A line's
+    // field order carries no meaning (the built-in's follows a HashMap).
+    let mut pairs: Vec<_> = out.into_iter().zip(fields).collect();
+    pairs.sort_by(|(a, _), (b, _)| a.value().total_cmp(&b.value()));
+    Ok(pairs.into_iter().unzip())
 }
 
 /// Java's `Float.toString` for the values percentiles take (0.001 to 100): the shortest

@@ -43,7 +43,7 @@ fn defaults_as_the_gui_fills_them_and_without_parameters() {
     assert!(!o.summary_only && !o.raw_samples);
     assert!(o.per_label("any label"));
     let fields: Vec<&str> = o.pct_fields.iter().map(String::as_str).collect();
-    assert_eq!(fields, ["pct99.0", "pct95.0", "pct90.0"]);
+    assert_eq!(fields, ["pct90.0", "pct95.0", "pct99.0"]);
     assert_eq!(o.interval, Duration::from_secs(5));
     assert_eq!(o.test_title, "Test name");
     // Absent parameters: the code's defaults, not the GUI's.
@@ -179,7 +179,7 @@ fn tags_percentiles_interval_and_engine_keys() {
         ]
     );
     let fields: Vec<&str> = o.pct_fields.iter().map(String::as_str).collect();
-    assert_eq!(fields, ["pct99.9", "pct50.0", "pct90.0", "pct75.5"]);
+    assert_eq!(fields, ["pct50.0", "pct75.5", "pct90.0", "pct99.9"]);
     assert!(o.per_label("login page") && o.per_label("search") && !o.per_label("a login"));
     assert_eq!(o.interval, Duration::from_secs(2));
     assert!(o.raw_samples);

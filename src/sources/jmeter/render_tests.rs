@@ -246,3 +246,46 @@ fn unwritable_label_is_refused_and_counted() {
         .iter()
         .any(|l| l.contains("transaction=two\\nlines,statut=ok")));
 }
+
+/// Past the exact window (512 samples) the histogram answers the percentiles: JMeter's order
+/// `99;95;90;50` (descending) must still give every field, each its own nearest rank.
+#[test]
+fn every_percentile_of_a_busy_interval_in_jmeter_order() {
+    let o = options(&[("percentiles", "99;95;90;50")]);
+    let samples: Vec<Sample<'_>> = (1..=1000)
+        .map(|i| Sample {
+            timestamp_ms: BASE + i,
+            label: "busy",
+            elapsed_ms: i,
+            code: "200",
+            success: true,
+            all_threads: 1,
+            ..Sample::default()
+        })
+        .collect();
+    let out = render(&o, &samples, BASE + 5000);
+    let all = out
+        .iter()
+        .find(|l| l.contains("transaction=busy,statut=all"))
+        .unwrap();
+    for (field, want) in [
+        ("pct99.0", 990.0),
+        ("pct95.0", 950.0),
+        ("pct90.0", 900.0),
+        ("pct50.0", 500.0),
+    ] {
+        let at = all
+            .find(&format!("{field}="))
+            .unwrap_or_else(|| panic!("{field} missing: {all}"));
+        let got: f64 = all[at + field.len() + 1..]
+            .split([',', ' '])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (got - want).abs() <= want * 0.001,
+            "{field}={got}, want {want}: {all}"
+        );
+    }
+}
