@@ -57,6 +57,10 @@ NOOP=bench.NoopBackendListenerClient
 
 say() { printf '[bench-jmeter] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+# shellcheck source=scripts/lib/influxd.sh
+source scripts/lib/influxd.sh
+# shellcheck source=scripts/lib/proc-cpu.sh
+source scripts/lib/proc-cpu.sh
 
 # Only this run's private influxd is written to (perfsink reads INFLUXDB_* when the URL is the
 # placeholder; the plan always gives the URL, but influxd itself reads INFLUXDB_* too).
@@ -88,62 +92,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-cpu_of() { # pid -> CPU seconds (user + system) so far
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"
-}
-busy_cpu() { # CPU seconds the whole machine has been busy so far (all cores)
-  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat
-}
 
-# --- influxd (as scripts/bench-k6.sh starts it) ---------------------------------------------
-mkdir -p "$work/influx"
-cat >"$work/influx/influxdb.conf" <<EOF
-reporting-enabled = false
-bind-address = "127.0.0.1:0"
-[meta]
-  dir = "$work/influx/meta"
-  logging-enabled = false
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  index-version = "inmem"
-  query-log-enabled = false
-  trace-logging-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:0"
-  log-enabled = false
-  suppress-write-log = true
-  pprof-enabled = false
-[logging]
-  format = "logfmt"
-  level = "info"
-  suppress-logo = true
-[subscriber]
-  enabled = false
-[continuous_queries]
-  enabled = false
-EOF
-influxd run -config "$work/influx/influxdb.conf" >"$work/influx/influxd.log" 2>&1 &
-influx_pid=$!
+# --- influxd ------------------------------------------------------------------------------
+influxd_start "$work/influx"
 pids+=("$influx_pid")
-influx_port=""
-for _ in $(seq 600); do
-  kill -0 "$influx_pid" 2>/dev/null || die "influxd exited: $(tail -n 5 "$work/influx/influxd.log")"
-  port=$(sed -n '/Listening on HTTP/s/.*addr=[^ ]*:\([0-9]*\).*/\1/p' "$work/influx/influxd.log" | head -n 1)
-  if [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping")" = 204 ]; then
-    influx_port=$port
-    break
-  fi
-  sleep 0.05
-done
-[ -n "$influx_port" ] || die "influxd did not answer /ping in 30 s"
-INFLUX=http://127.0.0.1:$influx_port
-influx_q() { # db statement -> JSON
-  curl -sS -XPOST "$INFLUX/query" --data-urlencode "db=$1" --data-urlencode "q=$2"
-}
 say "influxd $(influxd version 2>/dev/null | awk '{print $2}') on $INFLUX"
 
 # --- the target and the plans ---------------------------------------------------------------

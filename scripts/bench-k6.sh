@@ -75,6 +75,10 @@ TARGET_AGG_POINTS_DIVISOR=50
 
 say() { printf '[bench-k6] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
+# shellcheck source=scripts/lib/influxd.sh
+source scripts/lib/influxd.sh
+# shellcheck source=scripts/lib/proc-cpu.sh
+source scripts/lib/proc-cpu.sh
 
 # Only this run's private influxd is written to; influxd itself also reads INFLUXDB_* variables.
 for v in "${!INFLUXDB_@}" "${!K6_INFLUXDB_@}"; do unset "$v"; done
@@ -114,14 +118,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# CPU seconds (user + system) a live process has used so far.
-cpu_of() {
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"
-}
-# CPU seconds the whole machine has been busy so far (all cores).
-busy_cpu() {
-  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat
-}
 # A line of text appearing in a file, within $3 seconds.
 wait_for_line() { # file regex seconds
   for _ in $(seq $(($3 * 20))); do
@@ -132,59 +128,12 @@ wait_for_line() { # file regex seconds
 }
 
 # --- influxd ------------------------------------------------------------------------------
-mkdir -p "$work/influx"
-cat >"$work/influx/influxdb.conf" <<EOF
-reporting-enabled = false
-bind-address = "127.0.0.1:0"
-[meta]
-  dir = "$work/influx/meta"
-  logging-enabled = false
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  index-version = "inmem"
-  query-log-enabled = false
-  trace-logging-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:0"
-  log-enabled = false
-  suppress-write-log = true
-  pprof-enabled = false
-[logging]
-  format = "logfmt"
-  level = "info"
-  suppress-logo = true
-[subscriber]
-  enabled = false
-[continuous_queries]
-  enabled = false
-EOF
-influxd run -config "$work/influx/influxdb.conf" >"$work/influx/influxd.log" 2>&1 &
-influx_pid=$!
+influxd_start "$work/influx"
 pids+=("$influx_pid")
-# The HTTP port the kernel picked, from influxd's log line `msg="Listening on HTTP" ... addr=`.
-influx_port=""
-for _ in $(seq 600); do
-  kill -0 "$influx_pid" 2>/dev/null || die "influxd exited: $(tail -n 5 "$work/influx/influxd.log")"
-  port=$(sed -n '/Listening on HTTP/s/.*addr=[^ ]*:\([0-9]*\).*/\1/p' "$work/influx/influxd.log" | head -n 1)
-  if [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ping")" = 204 ]; then
-    influx_port=$port
-    break
-  fi
-  sleep 0.05
-done
-[ -n "$influx_port" ] || die "influxd did not answer /ping in 30 s"
-INFLUX=http://127.0.0.1:$influx_port
 INFLUXD_VERSION=$(influxd version 2>/dev/null | awk '{print $2}')
 K6_VERSION=$("$K6" version | awk '{print $2}')
 say "influxd $INFLUXD_VERSION on $INFLUX (data in $work/influx)"
 
-influx_q() { # db statement -> JSON
-  curl -sS -XPOST "$INFLUX/query" --data-urlencode "db=$1" --data-urlencode "q=$2"
-}
 
 # --- the target and the k6 script ---------------------------------------------------------
 "$TARGET" >"$work/target.out" &

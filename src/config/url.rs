@@ -31,49 +31,8 @@ pub struct InfluxUrl {
 impl InfluxUrl {
     /// Parses `url`. The error says why, never quoting the URL.
     pub fn parse(url: &str) -> Result<InfluxUrl, &'static str> {
-        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("must not contain whitespace");
-        }
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or("expected http://host[:port][/db] or https://...")?;
-        let scheme = if scheme.eq_ignore_ascii_case("http") {
-            "http"
-        } else if scheme.eq_ignore_ascii_case("https") {
-            "https"
-        } else {
-            return Err("the scheme must be http or https");
-        };
-        if rest.contains('#') {
-            return Err("must not contain a fragment (#...)");
-        }
-        let (rest, query) = match rest.split_once('?') {
-            Some((rest, query)) => (rest, Some(query)),
-            None => (rest, None),
-        };
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        // Go's url.Parse splits at the last '@' too.
-        let (userinfo, host_port) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        let (username, password) = match userinfo {
-            None => (None, None),
-            Some(u) => {
-                let (user, pass) = match u.split_once(':') {
-                    Some((user, pass)) => (user, Some(pass)),
-                    None => (u, None),
-                };
-                let bad = "invalid percent-encoding in the user or password";
-                let user = percent_decode(user, false).ok_or(bad)?;
-                let pass = pass
-                    .map(|p| percent_decode(p, false).ok_or(bad))
-                    .transpose()?;
-                (Some(user), pass.map(Secret::new))
-            }
-        };
-        let (host, port) = host_and_port(host_port)?;
-        let (db, path_encoded) = match path {
+        let (mut parsed, path) = split(url)?;
+        (parsed.db, parsed.path_encoded) = match path {
             "" | "/" => (None, false),
             _ => {
                 let segment = path[1..].strip_suffix('/').unwrap_or(&path[1..]);
@@ -85,25 +44,7 @@ impl InfluxUrl {
                 (Some(db), segment.contains('%'))
             }
         };
-        let mut pairs = Vec::new();
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let bad = "invalid percent-encoding in the query";
-            pairs.push((
-                percent_decode(k, true).ok_or(bad)?,
-                percent_decode(v, true).ok_or(bad)?,
-            ));
-        }
-        Ok(InfluxUrl {
-            scheme,
-            host: host.to_string(),
-            port,
-            db,
-            path_encoded,
-            username,
-            password,
-            query: pairs,
-        })
+        Ok(parsed)
     }
 
     /// `scheme://host[:port]`: where requests go, without credentials, path or query.
@@ -131,6 +72,128 @@ pub fn loopback_fallbacks(url: Option<&str>) -> Vec<(&'static str, String)> {
         Some(Ok(url)) if url.is_loopback() => vec![("PERFSINK_GZIP_LEVEL", "0".to_string())],
         _ => Vec::new(),
     }
+}
+
+/// Everything of `url` but its path, which is returned raw: the k6 form reads it as the
+/// database, the write-endpoint form as `/write` or `/api/v2/write`.
+fn split(url: &str) -> Result<(InfluxUrl, &str), &'static str> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain whitespace");
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("expected http://host[:port][/db] or https://...")?;
+    let scheme = if scheme.eq_ignore_ascii_case("http") {
+        "http"
+    } else if scheme.eq_ignore_ascii_case("https") {
+        "https"
+    } else {
+        return Err("the scheme must be http or https");
+    };
+    if rest.contains('#') {
+        return Err("must not contain a fragment (#...)");
+    }
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    // Go's url.Parse splits at the last '@' too.
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(u) => {
+            let (user, pass) = match u.split_once(':') {
+                Some((user, pass)) => (user, Some(pass)),
+                None => (u, None),
+            };
+            let bad = "invalid percent-encoding in the user or password";
+            let user = percent_decode(user, false).ok_or(bad)?;
+            let pass = pass
+                .map(|p| percent_decode(p, false).ok_or(bad))
+                .transpose()?;
+            (Some(user), pass.map(Secret::new))
+        }
+    };
+    let (host, port) = host_and_port(host_port)?;
+    let mut pairs = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let bad = "invalid percent-encoding in the query";
+        pairs.push((
+            percent_decode(k, true).ok_or(bad)?,
+            percent_decode(v, true).ok_or(bad)?,
+        ));
+    }
+    let parsed = InfluxUrl {
+        scheme,
+        host: host.to_string(),
+        port,
+        db: None,
+        path_encoded: false,
+        username,
+        password,
+        query: pairs,
+    };
+    Ok((parsed, path))
+}
+
+/// The URL of InfluxDB's write endpoint, as JMeter's `HttpMetricsSender` takes it —
+/// `http(s)://host:port/write?db=D[&rp=R][&u=U&p=P]` (v1) or
+/// `http(s)://host:port/api/v2/write?org=O&bucket=B` (v2) — as engine configuration keys
+/// (`INFLUXDB_URL`, `INFLUXDB_DB`, …). A `precision` parameter is ignored: the engine's
+/// timestamps follow `INFLUXDB_PRECISION`. The error says why, never quoting the URL.
+pub fn write_endpoint_keys(url: &str) -> Result<Vec<(&'static str, String)>, String> {
+    let (parsed, path) = split(url).map_err(str::to_string)?;
+    let path = path.trim_end_matches('/');
+    let v2 = match path {
+        "/api/v2/write" => true,
+        "/write" => false,
+        _ if path.ends_with("/write") => {
+            // A prefix (a proxy) would read as a k6-style database name.
+            return Err("a path before /write or /api/v2/write is not supported".into());
+        }
+        _ => return Err("the path must be /write (v1) or /api/v2/write (v2)".into()),
+    };
+    let mut keys = vec![("INFLUXDB_URL", parsed.base_url())];
+    if let Some(user) = parsed.username {
+        keys.push(("INFLUXDB_USERNAME", user));
+    }
+    if let Some(password) = parsed.password {
+        keys.push(("INFLUXDB_PASSWORD", password.expose().to_string()));
+    }
+    let mut named_db = false;
+    for (k, v) in parsed.query {
+        let key = match (k.as_str(), v2) {
+            ("db", false) | ("bucket", true) => {
+                named_db = true;
+                if v2 {
+                    "INFLUXDB_BUCKET"
+                } else {
+                    "INFLUXDB_DB"
+                }
+            }
+            ("rp", false) => "INFLUXDB_RP",
+            ("u", false) => "INFLUXDB_USERNAME",
+            ("p", false) => "INFLUXDB_PASSWORD",
+            ("org", true) => "INFLUXDB_ORG",
+            ("precision", _) => continue,
+            _ => {
+                let k: String = k.chars().take(20).collect();
+                return Err(format!(
+                    "query parameter {k:?} is not supported (v1: db, rp, u, p; v2: org, bucket)"
+                ));
+            }
+        };
+        keys.push((key, v));
+    }
+    if !named_db {
+        return Err(if v2 { "needs bucket=" } else { "needs db=" }.into());
+    }
+    Ok(keys)
 }
 
 fn host_and_port(authority: &str) -> Result<(&str, Option<u16>), &'static str> {
@@ -269,5 +332,53 @@ mod tests {
             assert_eq!(loopback_fallbacks(Some(url)).is_empty(), !loopback, "{url}");
         }
         assert!(loopback_fallbacks(None).is_empty());
+    }
+
+    #[test]
+    fn write_endpoint_forms() {
+        let keys = write_endpoint_keys("https://h:8086/write?db=my%20db&rp=week&u=bob&p=s3%2Bcret")
+            .unwrap();
+        assert_eq!(
+            keys,
+            vec![
+                ("INFLUXDB_URL", "https://h:8086".to_string()),
+                ("INFLUXDB_DB", "my db".to_string()),
+                ("INFLUXDB_RP", "week".to_string()),
+                ("INFLUXDB_USERNAME", "bob".to_string()),
+                ("INFLUXDB_PASSWORD", "s3+cret".to_string()),
+            ]
+        );
+        let keys =
+            write_endpoint_keys("http://[::1]:8086/api/v2/write/?org=o&bucket=b&precision=ms")
+                .unwrap();
+        assert_eq!(
+            keys,
+            vec![
+                ("INFLUXDB_URL", "http://[::1]:8086".to_string()),
+                ("INFLUXDB_ORG", "o".to_string()),
+                ("INFLUXDB_BUCKET", "b".to_string()),
+            ]
+        );
+        let keys = write_endpoint_keys("http://al:pw@h/write?db=x").unwrap();
+        assert!(
+            keys.contains(&("INFLUXDB_PASSWORD", "pw".to_string())),
+            "{keys:?}"
+        );
+        for (url, why) in [
+            ("http://h:8086/write", "needs db="),
+            ("http://h:8086/api/v2/write?org=o", "needs bucket="),
+            ("http://h:8086/query?db=x", "must be /write"),
+            ("http://h:8086/proxy/write?db=x", "a path before"),
+            (
+                "http://h:8086/write?db=x&bucket=y",
+                "\"bucket\" is not supported",
+            ),
+            ("h:8086/write?db=x", "expected http"),
+        ] {
+            let e = write_endpoint_keys(url).unwrap_err();
+            assert!(e.contains(why), "{url}: {e}");
+        }
+        let e = write_endpoint_keys("http://h:8086/writ?db=x&u=a&p=s3cret").unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }

@@ -10,10 +10,10 @@
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::boundary::{guard, infallible, out_arg, ref_arg, slice_arg, str_arg, write_sized};
+use super::boundary::{guard, infallible, out_arg, ref_arg, slice_arg, str_arg};
 use super::error::{copy_str, fail, fail_with, FfiResult};
 use super::result::perfsink_result::{self, *};
-use super::types::{perfsink_close_report, perfsink_tag, CLOSE_REPORT_SIZE_1_0};
+use super::types::{close_outcome, perfsink_close_report, perfsink_tag};
 use crate::error::Error;
 use crate::sources::jmeter::stats::Sample;
 use crate::sources::jmeter::Jmeter;
@@ -212,18 +212,7 @@ pub unsafe extern "C" fn perfsink_jmeter_close(
             return Ok(());
         };
         handle.closed.store(true, Ordering::Release);
-        let report = handle.jmeter.close();
-        if !out.is_null() {
-            let c: perfsink_close_report = (&report).into();
-            write_sized(&c, out, out_size, CLOSE_REPORT_SIZE_1_0, "out")?;
-        }
-        match report.undelivered() {
-            0 => Ok(()),
-            n => Err(fail(
-                PERFSINK_UNDELIVERED,
-                format!("{n} accepted points were not delivered; {report}"),
-            )),
-        }
+        close_outcome(&handle.jmeter.close(), out, out_size)
     })
 }
 

@@ -12,10 +12,10 @@ use std::time::Duration;
 use super::boundary::{guard, infallible, out_arg, ref_arg, slice_arg, str_arg, write_sized};
 use super::error::{copy_str, fail, fail_with, FfiResult};
 use super::points::CPoints;
-use super::result::perfsink_result::{self, *};
+use super::result::perfsink_result;
 use super::types::{
-    self, perfsink_close_report, perfsink_field, perfsink_metric_kind, perfsink_point,
-    perfsink_stats, perfsink_tag, CLOSE_REPORT_SIZE_1_0, PERFSINK_TIMESTAMP_NOW, STATS_SIZE_1_0,
+    self, close_outcome, perfsink_close_report, perfsink_field, perfsink_metric_kind,
+    perfsink_point, perfsink_stats, perfsink_tag, PERFSINK_TIMESTAMP_NOW, STATS_SIZE_1_0,
 };
 use crate::error::Error;
 use crate::model::now_ns;
@@ -338,26 +338,7 @@ pub unsafe extern "C" fn perfsink_sink_close(
             return Ok(());
         };
         handle.closed.store(true, Ordering::Release);
-        let report = handle.sink.close();
-        if !out.is_null() {
-            let c: perfsink_close_report = (&report).into();
-            write_sized(&c, out, out_size, CLOSE_REPORT_SIZE_1_0, "out")?;
-        }
-        match report.undelivered() {
-            0 => Ok(()),
-            n => Err(fail(
-                PERFSINK_UNDELIVERED,
-                format!(
-                    "{n} accepted points were not delivered ({} dropped, {} kept in the spool){}",
-                    report.stats.dropped_undelivered,
-                    report.kept_in_spool,
-                    match &report.last_error {
-                        Some(e) => format!("; last write error: {e}"),
-                        None => String::new(),
-                    }
-                ),
-            )),
-        }
+        close_outcome(&handle.sink.close(), out, out_size)
     })
 }
 
@@ -384,6 +365,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::ffi::result::perfsink_result::*;
     use crate::ffi::types::perfsink_field_type::*;
     use crate::model::{Field, FieldValue, Point, Tag};
 
@@ -748,6 +730,7 @@ mod log_tests {
 
     use super::*;
     use crate::ffi::log::{perfsink_log_set, PERFSINK_LOG_INFO, PERFSINK_LOG_WARN};
+    use crate::ffi::result::perfsink_result::*;
 
     unsafe extern "C" fn keep(userdata: *mut c_void, level: u32, msg: *const c_char, len: usize) {
         let got = &*(userdata as *const Mutex<Vec<(u32, String)>>);

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{slice_arg, str_arg};
+use super::boundary::{slice_arg, str_arg, write_sized};
 use super::c_enum::c_enum_table;
 use super::error::{fail, FfiResult};
 use super::result::perfsink_result;
@@ -183,6 +183,37 @@ impl From<&Report> for perfsink_close_report {
             delivered: (r.undelivered() == 0).into(),
             stats: r.stats.into(),
         }
+    }
+}
+
+/// A close's outcome for every handle type: the report written to `out` (NULL: not wanted),
+/// `PERFSINK_UNDELIVERED` with the counts when some accepted points did not reach InfluxDB.
+///
+/// # Safety
+/// `out` must hold `out_size` writable bytes, or be NULL.
+pub(crate) unsafe fn close_outcome(
+    report: &Report,
+    out: *mut perfsink_close_report,
+    out_size: usize,
+) -> FfiResult {
+    if !out.is_null() {
+        let c: perfsink_close_report = report.into();
+        write_sized(&c, out, out_size, CLOSE_REPORT_SIZE_1_0, "out")?;
+    }
+    match report.undelivered() {
+        0 => Ok(()),
+        n => Err(fail(
+            perfsink_result::PERFSINK_UNDELIVERED,
+            format!(
+                "{n} accepted points were not delivered ({} dropped, {} kept in the spool){}",
+                report.stats.dropped_undelivered,
+                report.kept_in_spool,
+                match &report.last_error {
+                    Some(e) => format!("; last write error: {e}"),
+                    None => String::new(),
+                }
+            ),
+        )),
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::aggregate::percentile::{parse_percentiles, Percentile};
+use crate::config::url::{write_endpoint_keys, InfluxUrl};
 use crate::config::{is_env_key, Api};
 use crate::error::{Error, Result};
 use crate::Config;
@@ -176,9 +177,9 @@ where
         None => {
             // The environment decides; the placeholder's database unless it names one.
             let set = |key: &str| env.iter().any(|(k, v)| k == key && !v.is_empty());
-            let env_url_has_db = env
-                .iter()
-                .any(|(k, v)| k == "INFLUXDB_URL" && url_path(v).is_some_and(|p| !p.is_empty()));
+            let env_url_has_db = env.iter().any(|(k, v)| {
+                k == "INFLUXDB_URL" && InfluxUrl::parse(v).is_ok_and(|u| u.db.is_some())
+            });
             if !set("INFLUXDB_DB") && !env_url_has_db {
                 pairs.push(("INFLUXDB_DB".into(), DEFAULT_DB.into()));
             }
@@ -186,7 +187,10 @@ where
         }
         Some(u) => {
             pairs.extend(env);
-            pairs.extend(url_pairs(u)?);
+            // The error never quotes the URL: its query may hold a password (`p=`).
+            let keys = write_endpoint_keys(u)
+                .map_err(|why| Error::Config(format!("JMeter parameter influxdbUrl: {why}")))?;
+            pairs.extend(keys.into_iter().map(|(k, v)| (k.to_string(), v)));
         }
     }
     if let Some(t) = token.filter(|t| !t.is_empty()) {
@@ -195,99 +199,6 @@ where
     pairs.extend(engine);
     let config = Config::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     Ok(Resolved { config, options: o })
-}
-
-/// `influxdbUrl` as engine keys: `http://h:8086/write?db=D[&rp=R][&u=U&p=P]` (v1) or
-/// `http://h:8086/api/v2/write?org=O&bucket=B` (v2, with `influxdbToken`).
-fn url_pairs(url: &str) -> Result<Vec<(String, String)>> {
-    let (base_and_path, query) = url.split_once('?').unwrap_or((url, ""));
-    // Without the query: it may hold a password (`p=`).
-    let err = |why: &str| bad("influxdbUrl", base_and_path, why);
-    let path =
-        url_path(base_and_path).ok_or_else(|| err("expected http(s)://host:port/write?db=..."))?;
-    let base = &base_and_path[..base_and_path.len() - path.len()];
-    let base = base.trim_end_matches('/');
-    let (prefix, v2) = if let Some(p) = path.strip_suffix("/api/v2/write") {
-        (p, true)
-    } else if let Some(p) = path.strip_suffix("/write") {
-        (p, false)
-    } else {
-        return Err(err(
-            "the path must end in /write (v1) or /api/v2/write (v2)",
-        ));
-    };
-    let mut pairs = vec![("INFLUXDB_URL".to_string(), format!("{base}{prefix}"))];
-    // A path prefix (a proxy) would read as a k6-style database name: not supported.
-    if !prefix.is_empty() {
-        return Err(err("a path before /write is not supported"));
-    }
-    let mut named_db = false;
-    for kv in query.split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        let v = percent_decode(v).ok_or_else(|| err("malformed %-escape in the query"))?;
-        let key = match (k, v2) {
-            ("db", false) => {
-                named_db = true;
-                "INFLUXDB_DB"
-            }
-            ("rp", false) => "INFLUXDB_RP",
-            ("u", false) => "INFLUXDB_USERNAME",
-            ("p", false) => "INFLUXDB_PASSWORD",
-            ("org", true) => "INFLUXDB_ORG",
-            ("bucket", true) => {
-                named_db = true;
-                "INFLUXDB_BUCKET"
-            }
-            // HttpMetricsSender sends no precision: its timestamps are ns; ours follow
-            // INFLUXDB_PRECISION.
-            ("precision", _) => continue,
-            _ => {
-                let k: String = k.chars().take(20).collect();
-                return Err(Error::Config(format!(
-                    "influxdbUrl: query parameter {k:?} is not supported (v1: db, rp, u, p; v2: org, bucket)"
-                )));
-            }
-        };
-        pairs.push((key.to_string(), v));
-    }
-    if !named_db {
-        return Err(err(if v2 { "needs bucket=" } else { "needs db=" }));
-    }
-    Ok(pairs)
-}
-
-/// The path of `scheme://authority/path` (`""` when none), `None` without a scheme.
-fn url_path(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    Some(
-        rest.find('/')
-            .map_or("", |i| &rest[i..])
-            .trim_end_matches('/'),
-    )
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// `99;95;90`: JMeter's `;`-separated floats (returned in ascending order), each in (0, 100] with at most three decimals
