@@ -121,7 +121,10 @@ class JmeterEndToEndIT {
         }
     }
 
-    /** Every query of Grafana dashboard 4026 (reference jmeter.md §6), its variables filled in. */
+    /**
+     * Every query of Grafana dashboard 4026 and those known of 5496 (reference jmeter.md §6: its two
+     * quoted queries, which 4026 shares, and its network-traffic fields sb/rb), variables filled in.
+     */
     private static void assertDashboardQueriesReturnData(Influx influx, String db) throws IOException {
         String m = "\"jmeter\"";
         String t = "time > now() - 1h";
@@ -153,9 +156,14 @@ class JmeterEndToEndIT {
             "SELECT last(\"avg\"), last(\"pct50.0\"), last(\"pct90.0\"), last(\"pct95.0\"), last(\"pct99.0\"),"
                     + " last(\"max\") FROM " + m + " WHERE " + app + " AND \"statut\" = 'ok' AND " + tr + " AND " + t
                     + " GROUP BY \"transaction\"",
+            // 5496: throughput and pct95 per transaction as above; network traffic per interval.
+            "SELECT sum(\"sb\") / 5, sum(\"rb\") / 5 FROM " + m + " WHERE " + app + " AND \"transaction\" = 'all' AND "
+                    + t + " GROUP BY time(5s) fill(none)",
+            "SELECT last(\"sb\"), last(\"rb\") FROM " + m + " WHERE " + app + " AND \"statut\" = 'all' AND " + tr
+                    + " AND " + t + " GROUP BY \"transaction\"",
         };
         for (String q : queries) {
-            assertTrue(!influx.query(db, q).isEmpty(), "dashboard 4026 query returns data: " + q);
+            assertTrue(!influx.query(db, q).isEmpty(), "dashboard 4026/5496 query returns data: " + q);
         }
     }
 
