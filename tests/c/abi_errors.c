@@ -144,7 +144,7 @@ static void names_and_version(void)
     CHECK(PERFSINK_UNDELIVERED == 303);
     CHECK(perfsink_abi_version() >> 16 == PERFSINK_ABI_VERSION_MAJOR);
     CHECK((perfsink_abi_version() & 0xFFFF) == PERFSINK_ABI_VERSION_MINOR);
-    CHECK(perfsink_abi_version() == 0x10002); /* 1.2 */
+    CHECK(perfsink_abi_version() == 0x10003); /* 1.3 */
 }
 
 static void open_misuse(void)
