@@ -74,8 +74,11 @@ def build_native(dest: Path) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True)
     release = target_dir(cargo) / "release"
     dest.mkdir(parents=True, exist_ok=True)
+    strip = shutil.which("strip")
     for name in (LIB, "perfsink"):
         shutil.copy2(release / name, dest / name)
+        if strip:  # the release profile keeps debug info (benches, profiles); users need none
+            subprocess.run([strip, "--strip-debug", str(dest / name)], check=True)
     jar = listener_jar(release)
     if jar is not None:
         shutil.copy2(jar, dest / jar.name)

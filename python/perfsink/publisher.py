@@ -54,15 +54,15 @@ HANDOFF_INTERVAL_S = 0.05
 
 _STEP = struct.Struct(_native.STEP_FORMAT)
 _TAG = struct.Struct(_native.TAG_FORMAT)
-assert _STEP.size == 64 and _TAG.size == 16
+assert _STEP.size == 64 and _TAG.size == 16  # perfsink_workflow_step, perfsink_workflow_tag
 
 _OPEN, _CLOSED, _FORKED = "open", "closed", "forked"
 
 TagValues = Mapping[str, Any]
 FieldValue = Union[bool, int, float, str]
-# One buffered step: workflow, step, action (bytes; b"" = api_call), duration, flags,
-# iteration, extra tags, end (ns).
-_Buffered = Tuple[bytes, bytes, bytes, float, int, int, Tuple[Tuple[bytes, bytes], ...], int]
+# One buffered step: (workflow, step, action) as UTF-8 (action b"": api_call), duration,
+# flags, iteration, extra tags, end (ns).
+_Buffered = Tuple[Tuple[bytes, bytes, bytes], float, int, int, Tuple[Tuple[bytes, bytes], ...], int]
 
 
 @dataclass(frozen=True)
@@ -245,16 +245,16 @@ class InfluxDBPublisher:
         if not self._enabled:
             return
         try:
-            w, s = workflow.encode(), step.encode()
-            a = b"" if action is None else action.encode()
+            key = (workflow.encode(), step.encode(), b"" if action is None else action.encode())
         except AttributeError:
             raise TypeError("workflow, step and action must be str") from None
         flags = _native.WORKFLOW_SUCCESS if success else 0
         if iteration is not None:
             flags |= _native.WORKFLOW_ITERATION
             iteration = operator.index(iteration)
-        extra: Tuple[Tuple[bytes, bytes], ...] = () if not tags else _tag_pairs(tags)
-        self._pending.append((w, s, a, float(duration), flags, iteration or 0, extra, end))
+        else:
+            iteration = 0
+        self._pending.append((key, float(duration), flags, iteration, _tag_pairs(tags) if tags else (), end))
         if len(self._pending) >= BATCH_STEPS:
             self._handoff(wait=False)
 
@@ -420,6 +420,8 @@ class InfluxDBPublisher:
         tag_records = bytearray()
         arena = bytearray()
         offsets: Dict[bytes, int] = {}
+        # (workflow, step, action) -> their ranges: a batch repeats few names.
+        names: Dict[Tuple[bytes, bytes, bytes], Tuple[int, int, int, int, int, int]] = {}
         pack, pack_tag, popleft = _STEP.pack_into, _TAG.pack, pending.popleft
         n_tags = 0
 
@@ -431,28 +433,19 @@ class InfluxDBPublisher:
             return off
 
         for i in range(n):
-            w, s, a, duration, flags, iteration, extra, end = popleft()
-            first = n_tags
-            for k, v in extra:
-                tag_records += pack_tag(place(k), len(k), place(v), len(v))
-                n_tags += 1
-            pack(
-                steps,
-                i * _STEP.size,
-                end,
-                duration,
-                iteration,
-                place(w),
-                len(w),
-                place(s),
-                len(s),
-                place(a),
-                len(a),
-                first,
-                n_tags - first,
-                flags,
-                0,
-            )
+            key, duration, flags, iteration, extra, end = popleft()
+            r = names.get(key)
+            if r is None:
+                w, s, a = key
+                r = names[key] = (place(w), len(w), place(s), len(s), place(a), len(a))
+            if extra:
+                first = n_tags
+                for k, v in extra:
+                    tag_records += pack_tag(place(k), len(k), place(v), len(v))
+                n_tags += len(extra)
+                pack(steps, i * 64, end, duration, iteration, *r, first, len(extra), flags, 0)
+            else:
+                pack(steps, i * 64, end, duration, iteration, *r, 0, 0, flags, 0)
         step_buf = (ctypes.c_char * len(steps)).from_buffer(steps)
         tag_buf = (ctypes.c_char * max(len(tag_records), 1)).from_buffer(tag_records or bytearray(1))
         accepted = ctypes.c_size_t()
