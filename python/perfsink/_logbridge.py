@@ -52,6 +52,15 @@ _lock = threading.Lock()
 _installed: Optional[tuple[int, int]] = None  # (pid, engine level)
 
 
+def _reset_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_in_child)
+
+
 def install() -> None:
     """Routes the engine's log to the ``perfsink`` logger at its current effective level.
 
@@ -74,5 +83,5 @@ def uninstall() -> None:
     with _lock:
         if _installed is None or _installed[0] != os.getpid():
             return
-        _native.lib().perfsink_log_set(ctypes.cast(None, _native.LOG_FN), None, _native.LOG_WARN)
+        _native.lib().perfsink_log_set(_native.LOG_FN(), None, _native.LOG_WARN)  # NULL: stderr
         _installed = None

@@ -292,7 +292,7 @@ def abi_version() -> tuple[int, int]:
     return v >> 16, v & 0xFFFF
 
 
-def last_write_error(handle: int) -> Optional[str]:
+def last_write_error(handle: Optional[int]) -> Optional[str]:
     """The latest write failure of the sink, if any."""
     buf = ctypes.create_string_buffer(_ERR_LEN)
     n = lib().perfsink_sink_last_write_error(handle, buf, _ERR_LEN)

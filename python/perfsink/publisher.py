@@ -149,7 +149,7 @@ class Step:
         exc_type: Optional[Type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
-    ) -> bool:
+    ) -> None:
         duration = (time.perf_counter_ns() - self._t0) / 1e9
         self._publisher.publish_step(
             self.workflow,
@@ -160,7 +160,7 @@ class Step:
             iteration=self.iteration,
             tags=self.tags,
         )
-        return False  # an exception propagates
+        # None: an exception propagates.
 
 
 class InfluxDBPublisher:
@@ -239,10 +239,7 @@ class InfluxDBPublisher:
         ``stats().rejected_invalid``, logged, and raised by the next ``flush()``.
         """
         end = time.time_ns() if end_ns is None else int(end_ns)
-        if self._state is not _OPEN:
-            if self._inactive():
-                return
-        if not self._enabled:
+        if self._state is not _OPEN and self._inactive():
             return
         try:
             key = (workflow.encode(), step.encode(), b"" if action is None else action.encode())
@@ -254,7 +251,10 @@ class InfluxDBPublisher:
             iteration = operator.index(iteration)
         else:
             iteration = 0
-        self._pending.append((key, float(duration), flags, iteration, _tag_pairs(tags) if tags else (), end))
+        item = (key, float(duration), flags, iteration, _tag_pairs(tags) if tags else (), end)
+        if not self._enabled:
+            return  # checked like any step, then dropped: nothing is sent without a URL
+        self._pending.append(item)
         if len(self._pending) >= BATCH_STEPS:
             self._handoff(wait=False)
 
@@ -464,9 +464,10 @@ class InfluxDBPublisher:
         )
         if rc != _native.OK:
             e = PerfsinkError(rc, _native.result_name(rc), err.value.decode("utf-8", "replace"))
+            # Once until the next flush() raises it: a loop of bad steps must not flood the log.
             if self._refusal is None:
                 self._refusal = e
-            logger.warning("workflow steps not taken: %s", e)
+                logger.warning("workflow steps not taken (counted in stats().rejected_invalid): %s", e)
 
     def _inactive(self) -> bool:
         """For a publisher that is not open: True (the call is a no-op) in a forked child,
