@@ -36,11 +36,10 @@ import struct
 import threading
 import time
 import weakref
-from collections import deque
 from dataclasses import dataclass, fields
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple, Type, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 from . import _logbridge, _native
 from ._native import PerfsinkError
@@ -57,12 +56,52 @@ _TAG = struct.Struct(_native.TAG_FORMAT)
 assert _STEP.size == 64 and _TAG.size == 16  # perfsink_workflow_step, perfsink_workflow_tag
 
 _OPEN, _CLOSED, _FORKED = "open", "closed", "forked"
+_SUCCESS, _ITERATION = _native.WORKFLOW_SUCCESS, _native.WORKFLOW_ITERATION
+_pack = _STEP.pack_into
+_time_ns = time.time_ns
 
 TagValues = Mapping[str, Any]
 FieldValue = Union[bool, int, float, str]
-# One buffered step: (workflow, step, action) as UTF-8 (action b"": api_call), duration,
-# flags, iteration, extra tags, end (ns).
-_Buffered = Tuple[Tuple[bytes, bytes, bytes], float, int, int, Tuple[Tuple[bytes, bytes], ...], int]
+
+class _Batch:
+    """Steps packed as the engine reads them: ``perfsink_workflow_step`` records, tag records
+    and one UTF-8 arena in which each distinct name is stored once."""
+
+    __slots__ = ("steps", "n", "tags", "n_tags", "arena", "offsets", "names")
+
+    def __init__(self) -> None:
+        self.steps = bytearray(BATCH_STEPS * _STEP.size)
+        self.n = 0
+        self.tags = bytearray()
+        self.n_tags = 0
+        self.arena = bytearray()
+        self.offsets: Dict[str, Tuple[int, int]] = {}
+        # (workflow, step, action) -> their six range numbers.
+        self.names: Dict[Tuple[str, str, Optional[str]], Tuple[int, int, int, int, int, int]] = {}
+
+    def place(self, text: str) -> Tuple[int, int]:
+        """The range of ``text`` in the arena (added once per batch)."""
+        r = self.offsets.get(text)
+        if r is None:
+            b = text.encode()
+            r = self.offsets[text] = (len(self.arena), len(b))
+            self.arena += b
+        return r
+
+    def add_names(self, key: Tuple[str, str, Optional[str]]) -> Tuple[int, int, int, int, int, int]:
+        _check_names(key)
+        workflow, step, action = key
+        r = self.names[key] = (*self.place(workflow), *self.place(step), *self.place(action or ""))
+        return r
+
+    def add_tags(self, tags: TagValues) -> Tuple[int, int]:
+        """Appends the tag records of one step: (first, count)."""
+        pairs = _tag_pairs(tags)
+        records = b"".join(_TAG.pack(*self.place(k), *self.place(v)) for k, v in pairs)
+        first = self.n_tags
+        self.tags += records
+        self.n_tags += len(pairs)
+        return first, len(pairs)
 
 
 @dataclass(frozen=True)
@@ -199,8 +238,10 @@ class InfluxDBPublisher:
         self._enabled = bool(enabled.value)
         self._pid = os.getpid()
         self._state = _OPEN
-        self._pending: Deque[_Buffered] = deque()
-        self._handoff_lock = threading.Lock()
+        self._lock = threading.Lock()  # the batch, the state's change to closed
+        self._batch = _Batch()
+        self._in_flight = 0  # batches taken from the buffer, not yet through the engine
+        self._sent = threading.Condition(self._lock)
         self._refusal: Optional[PerfsinkError] = None
         self._report: Optional[CloseReport] = None
         self._close_lock = threading.Lock()
@@ -238,25 +279,37 @@ class InfluxDBPublisher:
         applied when the buffer is handed over: a refused step is counted in
         ``stats().rejected_invalid``, logged, and raised by the next ``flush()``.
         """
-        end = time.time_ns() if end_ns is None else int(end_ns)
+        end = _time_ns() if end_ns is None else int(end_ns)
         if self._state is not _OPEN and self._inactive():
             return
-        try:
-            key = (workflow.encode(), step.encode(), b"" if action is None else action.encode())
-        except AttributeError:
-            raise TypeError("workflow, step and action must be str") from None
-        flags = _native.WORKFLOW_SUCCESS if success else 0
-        if iteration is not None:
-            flags |= _native.WORKFLOW_ITERATION
-            iteration = operator.index(iteration)
-        else:
+        flags = _SUCCESS if success else 0
+        if iteration is None:
             iteration = 0
-        item = (key, float(duration), flags, iteration, _tag_pairs(tags) if tags else (), end)
+        else:
+            flags |= _ITERATION
+            iteration = operator.index(iteration)
+        duration = float(duration)
+        key = (workflow, step, action)
         if not self._enabled:
-            return  # checked like any step, then dropped: nothing is sent without a URL
-        self._pending.append(item)
-        if len(self._pending) >= BATCH_STEPS:
-            self._handoff(wait=False)
+            _check_names(key)  # checked like any step, then dropped: no URL, nothing sent
+            if tags:
+                _tag_pairs(tags)
+            return
+        with self._lock:
+            if self._state is not _OPEN:
+                self._raise_closed()
+            b = self._batch
+            r = b.names.get(key)
+            if r is None:
+                r = b.add_names(key)
+            first, count = b.add_tags(tags) if tags else (0, 0)
+            _pack(b.steps, b.n * 64, end, duration, iteration, *r, first, count, flags, 0)
+            b.n += 1
+            if b.n < BATCH_STEPS:
+                return
+            self._batch = _Batch()
+            self._in_flight += 1
+        self._send(b)
 
     def step(
         self,
@@ -295,7 +348,7 @@ class InfluxDBPublisher:
             return
         ts = _timestamp(time)
         m = measurement.encode()
-        tag_pairs = _tag_pairs(tags) if tags else ()
+        tag_pairs = [(k.encode(), v.encode()) for k, v in _tag_pairs(tags)] if tags else []
         c_tags = (_native.Tag * max(len(tag_pairs), 1))()
         for i, (k, v) in enumerate(tag_pairs):
             c_tags[i] = _native.Tag(k, len(k), v, len(v))
@@ -318,7 +371,7 @@ class InfluxDBPublisher:
         last ``flush``."""
         if self._state is not _OPEN and self._inactive():
             return
-        self._handoff(wait=True)
+        self._handoff()
         ms = 30_000 if timeout is None else max(0, min(int(timeout * 1000), 2**32 - 1))
         err = _native.err_buf()
         _native.check(self._lib.perfsink_sink_flush(self._handle, ms, err, len(err)), err)
@@ -335,14 +388,14 @@ class InfluxDBPublisher:
         if self._state is _FORKED:
             self._inactive()
             return Stats()
-        self._handoff(wait=True)
+        self._handoff()
         c = _native.Stats()
         err = _native.err_buf()
         rc = self._lib.perfsink_sink_stats(self._handle, ctypes.byref(c), ctypes.sizeof(c), err, len(err))
         if rc == _native.CLOSED and self._report is not None:
             return self._report.stats
         _native.check(rc, err)
-        return Stats._of(c, len(self._pending))
+        return Stats._of(c, self._batch.n)
 
     def close(self) -> Optional[CloseReport]:
         """Delivers what is left (within ``PERFSINK_CLOSE_TIMEOUT_MS``), stops the engine's
@@ -354,9 +407,9 @@ class InfluxDBPublisher:
                 return self._report
             if self._state is _FORKED:
                 return None
-            self._handoff(wait=True)
-            self._state = _CLOSED
-            self._handoff(wait=True)  # what a racing publish_step appended
+            with self._lock:
+                self._state = _CLOSED  # from here publish_step refuses, under the same lock
+            self._handoff()
             c = _native.CloseReport()
             err = _native.err_buf()
             rc = self._lib.perfsink_sink_close(self._handle, ctypes.byref(c), ctypes.sizeof(c), err, len(err))
@@ -403,65 +456,37 @@ class InfluxDBPublisher:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _handoff(self, wait: bool) -> None:
-        """Hands buffered steps to the engine, one batch per call. Only one thread does it at
-        a time; a publisher that finds it busy (``wait=False``) goes on."""
-        if not self._handoff_lock.acquire(blocking=wait):
-            return
+    def _handoff(self) -> None:
+        """Hands the buffered steps to the engine and waits until every batch taken from the
+        buffer before (by other threads too) went through it."""
+        with self._lock:
+            b = self._batch
+            if b.n:
+                self._batch = _Batch()
+                self._in_flight += 1
+        if b.n:
+            self._send(b)
+        with self._lock:
+            while self._in_flight:
+                self._sent.wait()
+
+    def _send(self, b: _Batch) -> None:
+        """One ``perfsink_workflow_steps`` call for batch ``b`` (taken from the buffer)."""
         try:
-            pending = self._pending
-            while pending and self._state is not _FORKED:
-                self._send(pending, min(len(pending), BATCH_STEPS))
+            if self._state is _FORKED:
+                return
+            step_buf = (ctypes.c_char * len(b.steps)).from_buffer(b.steps)
+            tag_buf = (ctypes.c_char * max(len(b.tags), 1)).from_buffer(b.tags or bytearray(1))
+            accepted = ctypes.c_size_t()
+            err = _native.err_buf()
+            arena = bytes(b.arena)
+            rc = self._lib.perfsink_workflow_steps(
+                self._handle, step_buf, b.n, tag_buf, b.n_tags, arena, len(arena), ctypes.byref(accepted), err, len(err)
+            )
         finally:
-            self._handoff_lock.release()
-
-    def _send(self, pending: Deque[_Buffered], n: int) -> None:
-        steps = bytearray(n * _STEP.size)
-        tag_records = bytearray()
-        arena = bytearray()
-        offsets: Dict[bytes, int] = {}
-        # (workflow, step, action) -> their ranges: a batch repeats few names.
-        names: Dict[Tuple[bytes, bytes, bytes], Tuple[int, int, int, int, int, int]] = {}
-        pack, pack_tag, popleft = _STEP.pack_into, _TAG.pack, pending.popleft
-        n_tags = 0
-
-        def place(b: bytes) -> int:
-            off = offsets.get(b)
-            if off is None:
-                off = offsets[b] = len(arena)
-                arena.extend(b)
-            return off
-
-        for i in range(n):
-            key, duration, flags, iteration, extra, end = popleft()
-            r = names.get(key)
-            if r is None:
-                w, s, a = key
-                r = names[key] = (place(w), len(w), place(s), len(s), place(a), len(a))
-            if extra:
-                first = n_tags
-                for k, v in extra:
-                    tag_records += pack_tag(place(k), len(k), place(v), len(v))
-                n_tags += len(extra)
-                pack(steps, i * 64, end, duration, iteration, *r, first, len(extra), flags, 0)
-            else:
-                pack(steps, i * 64, end, duration, iteration, *r, 0, 0, flags, 0)
-        step_buf = (ctypes.c_char * len(steps)).from_buffer(steps)
-        tag_buf = (ctypes.c_char * max(len(tag_records), 1)).from_buffer(tag_records or bytearray(1))
-        accepted = ctypes.c_size_t()
-        err = _native.err_buf()
-        rc = self._lib.perfsink_workflow_steps(
-            self._handle,
-            step_buf,
-            n,
-            tag_buf,
-            n_tags,
-            bytes(arena),
-            len(arena),
-            ctypes.byref(accepted),
-            err,
-            len(err),
-        )
+            with self._lock:
+                self._in_flight -= 1
+                self._sent.notify_all()
         if rc != _native.OK:
             e = PerfsinkError(rc, _native.result_name(rc), err.value.decode("utf-8", "replace"))
             # Once until the next flush() raises it: a loop of bad steps must not flood the log.
@@ -492,8 +517,10 @@ class InfluxDBPublisher:
 
     def _after_fork_in_child(self) -> None:
         self._state = _FORKED
-        self._pending = deque()
-        self._handoff_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._sent = threading.Condition(self._lock)
+        self._batch = _Batch()
+        self._in_flight = 0
         self._close_lock = threading.Lock()
 
 
@@ -503,11 +530,21 @@ def _kv_value(v: Any) -> str:
     return text.replace("\\", "\\\\").replace(";", "\\;")
 
 
-def _tag_pairs(tags: TagValues) -> Tuple[Tuple[bytes, bytes], ...]:
+def _check_names(key: Tuple[str, str, Optional[str]]) -> None:
+    workflow, step, action = key
+    if not (type(workflow) is str and type(step) is str and (action is None or type(action) is str)):
+        raise TypeError("workflow, step and action must be str")
+
+
+def _tag_pairs(tags: TagValues) -> Tuple[Tuple[str, str], ...]:
+    """Tags as text: values turned into ``str``, ``None`` values left out (an omitted tag)."""
     try:
-        return tuple((k.encode(), (v if isinstance(v, str) else str(v)).encode()) for k, v in tags.items() if v is not None)
+        pairs = tuple((k, v if type(v) is str else str(v)) for k, v in tags.items() if v is not None)
     except AttributeError:
         raise TypeError("tags must be a mapping of str to values") from None
+    if not all(type(k) is str for k, _ in pairs):
+        raise TypeError("tag keys must be str")
+    return pairs
 
 
 def _timestamp(t: Union[None, int, datetime]) -> int:
@@ -573,9 +610,9 @@ def _handoff_loop() -> None:
     while os.getpid() == pid:
         time.sleep(HANDOFF_INTERVAL_S)
         for p in _snapshot():
-            if p._pending and p._state is _OPEN:
+            if p._batch.n and p._state is _OPEN:
                 try:
-                    p._handoff(wait=False)
+                    p._handoff()
                 except Exception:  # noqa: BLE001 - the thread must survive any one publisher
                     logger.exception("handing workflow steps to the engine failed")
 
