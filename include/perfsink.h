@@ -1002,9 +1002,9 @@ uint32_t perfsink_abi_version(void);
 const char *perfsink_version(void);
 
 /**
- * Writes `count` steps, one `workflow_step` point each (README: measurement, tags
+ * Writes `count` steps, one `workflow_step` point each (ARCHITECTURE.md's schema: tags
  * `workflow`, `step`, `status`, `action` and the step's extra tags, fields `duration`,
- * `success_count`, `iteration`). Never waits on the network. Each step stands alone: one
+ * `success_count`, `iteration`, the step's end as the timestamp). Never waits on the network. Each step stands alone: one
  * that cannot be read (a range outside `strings` or `tags`, invalid UTF-8, an unknown flag)
  * or that the schema or the sink refuses is counted in `rejected_invalid` (a dropped one in
  * `dropped_queue_full`), and the others are taken. Returns `PERFSINK_OK` when every step was
