@@ -606,10 +606,18 @@ def _snapshot() -> List[InfluxDBPublisher]:
 
 
 def _handoff_loop() -> None:
+    """Hands every open publisher's buffer to the engine every HANDOFF_INTERVAL_S; ends when
+    no publisher is open (the next one starts it again)."""
+    global _thread
     pid = os.getpid()
     while os.getpid() == pid:
         time.sleep(HANDOFF_INTERVAL_S)
-        for p in _snapshot():
+        with _live_lock:
+            publishers = list(_live)
+            if not publishers:
+                _thread = None
+                return
+        for p in publishers:
             if p._batch.n and p._state is _OPEN:
                 try:
                     p._handoff()
