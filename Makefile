@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 
-.PHONY: all setup build jar header lint test bench demo examples clean
+.PHONY: all setup build jar header lint python test bench demo examples clean
 
 all: build
 
@@ -31,11 +31,18 @@ examples: build
 	cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Iinclude examples/c/workflow_steps.c \
 	   -Ltarget/release -lperfsink -Wl,-rpath,$(CURDIR)/target/release -o target/examples/workflow_steps
 
+# The Python package: `pip install ./python` builds libperfsink, the CLI and the listener jar
+# (one cargo build, shared with the rest) and bundles them; then its tests (private influxd).
+python: setup
+	python3 -m pip install --quiet ./python
+	python3 -m pytest python/tests -q
+
 test: setup lint
 	$(CARGO) build --locked --lib
 	$(CARGO) test --locked -- --test-threads=4
 	bash go-shim/test.sh
 	bash jmeter/test.sh
+	$(MAKE) python
 
 # Not part of `make test`: each part compares against a baseline measured in the same run.
 bench: setup
@@ -43,6 +50,8 @@ bench: setup
 	bash scripts/bench-k6.sh
 	bash go-shim/bench.sh
 	bash scripts/bench-jmeter.sh
+	python3 -m pip install --quiet ./python
+	python3 scripts/bench-python.py
 
 demo: examples
 	bash scripts/demo.sh

@@ -114,7 +114,17 @@
 /**
  * The minor version of the C ABI this header describes.
  */
-#define PERFSINK_ABI_VERSION_MINOR 2
+#define PERFSINK_ABI_VERSION_MINOR 3
+
+/**
+ * `flags` bit 0: the step succeeded (`status=success`, `success_count=1i`).
+ */
+#define PERFSINK_WORKFLOW_SUCCESS 1
+
+/**
+ * `flags` bit 1: `iteration` holds the workflow iteration (written as an integer field).
+ */
+#define PERFSINK_WORKFLOW_ITERATION 2
 
 /**
  * Extra requests one batch may spend on bisection, per bit of its line count (a batch of
@@ -477,6 +487,59 @@ typedef struct perfsink_point {
   int64_t timestamp_ns;
 } perfsink_point;
 
+/**
+ * One step execution, 64 bytes, natural alignment, native byte order. Strings are
+ * `(offset, length)` UTF-8 ranges of the call's `strings` arena.
+ */
+typedef struct perfsink_workflow_step {
+  /**
+   * The step's end, ns since the epoch (the point's timestamp), or
+   * `PERFSINK_TIMESTAMP_NOW`.
+   */
+  int64_t end_ns;
+  /**
+   * How long the step took, seconds (finite, >= 0); always written as a float.
+   */
+  double duration_s;
+  /**
+   * The workflow iteration, read when `flags` has `PERFSINK_WORKFLOW_ITERATION`.
+   */
+  int64_t iteration;
+  uint32_t workflow_off;
+  uint32_t workflow_len;
+  uint32_t step_off;
+  uint32_t step_len;
+  /**
+   * The action tag; length 0: `api_call`.
+   */
+  uint32_t action_off;
+  uint32_t action_len;
+  /**
+   * The step's extra tags: `tags[tags_first .. tags_first + tag_count]` of the call.
+   */
+  uint32_t tags_first;
+  uint32_t tag_count;
+  /**
+   * `PERFSINK_WORKFLOW_*` bits; any other bit refuses the step.
+   */
+  uint32_t flags;
+  /**
+   * 0.
+   */
+  uint32_t reserved;
+} perfsink_workflow_step;
+
+/**
+ * An extra tag of a step: key and value as ranges of the call's `strings` arena. An empty
+ * value omits the tag.
+ */
+typedef struct perfsink_workflow_tag {
+  uint32_t key_off;
+  uint32_t key_len;
+  uint32_t value_off;
+  uint32_t value_len;
+} perfsink_workflow_tag;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -754,6 +817,24 @@ perfsink_result perfsink_sink_open_env(struct perfsink_sink **out,
                                        size_t err_len);
 
 /**
+ * Opens a sink configured from the `INFLUXDB_*` and `PERFSINK_*` environment variables with
+ * the `KEY=value;...` pairs of `config` (as `perfsink_sink_open` reads them) winning over
+ * them: a binding's arguments (`INFLUXDB_URL`, `INFLUXDB_DB`, any key) over the
+ * environment the user set. A key may also be given as its short lowercase name
+ * (`batch_lines` for `PERFSINK_BATCH_LINES`, `token` for `INFLUXDB_TOKEN`); an unknown key
+ * is `PERFSINK_CONFIG`. An empty value unsets the key (`INFLUXDB_URL=` disables
+ * reporting). ABI 1.3.
+ *
+ * # Safety
+ * As for `perfsink_sink_open`.
+ */
+perfsink_result perfsink_sink_open_env_with(const char *config,
+                                            size_t config_len,
+                                            struct perfsink_sink **out,
+                                            char *err,
+                                            size_t err_len);
+
+/**
  * Writes to `*out` whether the sink reports to InfluxDB (`false`: opened without
  * `INFLUXDB_URL`, every call succeeds and nothing is sent).
  *
@@ -919,6 +1000,33 @@ uint32_t perfsink_abi_version(void);
  * The library version (`"0.1.0"`), a static NUL-terminated string. Infallible.
  */
 const char *perfsink_version(void);
+
+/**
+ * Writes `count` steps, one `workflow_step` point each (ARCHITECTURE.md's schema: tags
+ * `workflow`, `step`, `status`, `action` and the step's extra tags, fields `duration`,
+ * `success_count`, `iteration`, the step's end as the timestamp). Never waits on the network. Each step stands alone: one
+ * that cannot be read (a range outside `strings` or `tags`, invalid UTF-8, an unknown flag)
+ * or that the schema or the sink refuses is counted in `rejected_invalid` (a dropped one in
+ * `dropped_queue_full`), and the others are taken. Returns `PERFSINK_OK` when every step was
+ * taken, else the code of the first refusal, its message naming the step.
+ * `*out_accepted` (optional) receives how many were taken. With reporting disabled every
+ * step is taken and nothing is sent.
+ *
+ * # Safety
+ * `steps` must point to `count` records, `tags` to `tag_count`, `strings` to `strings_len`
+ * bytes; `sink` must be NULL or a handle not yet freed; `out_accepted` must be NULL or
+ * writable; `err` must hold `err_len` writable bytes or be NULL.
+ */
+perfsink_result perfsink_workflow_steps(const struct perfsink_sink *sink,
+                                        const struct perfsink_workflow_step *steps,
+                                        size_t count,
+                                        const struct perfsink_workflow_tag *tags,
+                                        size_t tag_count,
+                                        const char *strings,
+                                        size_t strings_len,
+                                        size_t *out_accepted,
+                                        char *err,
+                                        size_t err_len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -261,22 +261,7 @@ impl Config {
         K: AsRef<OsStr>,
         V: AsRef<OsStr>,
     {
-        let mut ours: Vec<(String, String)> = Vec::new();
-        for (name, value) in vars {
-            let (name, value) = (name.as_ref(), value.as_ref());
-            let Some(name) = env_name(name)? else {
-                continue;
-            };
-            if !is_env_key(name) {
-                continue;
-            }
-            let Some(value) = value.to_str() else {
-                return Err(Error::Config(format!("{name}: value is not valid UTF-8")));
-            };
-            ours.push((name.to_string(), value.to_string()));
-        }
-        // The environment has no order; sorting makes the first reported error reproducible.
-        ours.sort();
+        let ours = env_pairs(vars)?;
         let has_fallback = |key: &str| fallbacks.iter().any(|(k, _)| *k == key);
         let set_here = |key: &str| ours.iter().any(|(k, v)| k == key && !v.is_empty());
         let fallbacks = fallbacks.iter().copied().filter(|(k, _)| !set_here(k));
@@ -288,45 +273,33 @@ impl Config {
         Self::from_pairs(fallbacks.chain(own))
     }
 
+    /// `from_env`, with the `KEY=value;...` pairs of `overrides` (read as `from_kv` reads
+    /// them) winning over the environment. A key may also be its short lowercase name
+    /// ([`option_key`]). A binding's arguments (`InfluxDBPublisher(url=..., batch_lines=...)`).
+    pub fn from_env_with_overrides(overrides: &str) -> Result<Config> {
+        Self::from_vars_with_overrides(std::env::vars_os(), overrides)
+    }
+
+    /// `from_env_with_overrides` over any environment.
+    fn from_vars_with_overrides<I, K, V>(vars: I, overrides: &str) -> Result<Config>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        let env = env_pairs(vars)?;
+        let entries = split_kv(overrides);
+        let given = kv_pairs(&entries, option_key)?;
+        let env = env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        Self::from_pairs(env.chain(given))
+    }
+
     /// Parses `KEY=value;KEY=value`. Whitespace around keys and values is trimmed, empty
     /// entries are skipped, `\;` and `\\` escape a semicolon and a backslash inside a value.
     /// Every key must be one of the table above.
     pub fn from_kv(s: &str) -> Result<Config> {
         let entries = split_kv(s);
-        let mut pairs = Vec::with_capacity(entries.len());
-        let mut after_secret: Option<&str> = None;
-        for (i, entry) in entries.iter().enumerate() {
-            let entry = entry.trim();
-            if entry.is_empty() {
-                continue;
-            }
-            // The entry itself is never quoted: it may be a mistyped `INFLUXDB_PASSWORD:secret`.
-            let Some((key, value)) = entry.split_once('=') else {
-                return Err(Error::Config(format!(
-                    "entry {} of the configuration string has no '=' (expected KEY=value)",
-                    i + 1
-                )));
-            };
-            let key = key.trim();
-            if key.is_empty() {
-                return Err(Error::Config(format!(
-                    "entry {} of the configuration string has an empty key",
-                    i + 1
-                )));
-            }
-            // `INFLUXDB_PASSWORD=ab;cd=ef` splits a secret at an unescaped ';': the "key" of
-            // the next entry is then part of the secret and must not be echoed.
-            if let (Some(secret), None) = (after_secret, key_index(key)) {
-                return Err(Error::Config(format!(
-                    "entry {} of the configuration string, after {secret}, is not a known key \
-                     (not shown: if the {secret} value contains ';', write it as '\\;')",
-                    i + 1
-                )));
-            }
-            after_secret = SECRET_KEYS.iter().find(|k| **k == key).copied();
-            pairs.push((key, value.trim()));
-        }
-        Self::from_pairs(pairs)
+        Self::from_pairs(kv_pairs(&entries, |k| key_index(k).map(|i| KEYS[i]))?)
     }
 
     /// Builds a config from key/value pairs; later pairs win. The core of both entry points.
@@ -351,6 +324,97 @@ impl Config {
     pub fn enabled(&self) -> bool {
         self.endpoint.is_some()
     }
+}
+
+/// The `(key, value)` pairs of a split `KEY=value;...` string, each key as `canonical` names it
+/// (a key it does not know is kept, for `from_pairs` to refuse with its suggestions).
+fn kv_pairs(
+    entries: &[String],
+    canonical: impl Fn(&str) -> Option<&'static str>,
+) -> Result<Vec<(&str, &str)>> {
+    let mut pairs = Vec::with_capacity(entries.len());
+    let mut after_secret: Option<&str> = None;
+    for (i, entry) in entries.iter().enumerate() {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        // The entry itself is never quoted: it may be a mistyped `INFLUXDB_PASSWORD:secret`.
+        let Some((key, value)) = entry.split_once('=') else {
+            return Err(Error::Config(format!(
+                "entry {} of the configuration string has no '=' (expected KEY=value)",
+                i + 1
+            )));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(Error::Config(format!(
+                "entry {} of the configuration string has an empty key",
+                i + 1
+            )));
+        }
+        let known = canonical(key);
+        // `INFLUXDB_PASSWORD=ab;cd=ef` splits a secret at an unescaped ';': the "key" of
+        // the next entry is then part of the secret and must not be echoed.
+        if let (Some(secret), None) = (after_secret, known) {
+            return Err(Error::Config(format!(
+                "entry {} of the configuration string, after {secret}, is not a known key \
+                 (not shown: if the {secret} value contains ';', write it as '\\;')",
+                i + 1
+            )));
+        }
+        let key = known.unwrap_or(key);
+        after_secret = SECRET_KEYS.iter().find(|k| **k == key).copied();
+        pairs.push((key, value.trim()));
+    }
+    Ok(pairs)
+}
+
+/// The `INFLUXDB_*` and `PERFSINK_*` variables of an environment that are ours, sorted.
+fn env_pairs<I, K, V>(vars: I) -> Result<Vec<(String, String)>>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    let mut ours: Vec<(String, String)> = Vec::new();
+    for (name, value) in vars {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        let Some(name) = env_name(name)? else {
+            continue;
+        };
+        if !is_env_key(name) {
+            continue;
+        }
+        let Some(value) = value.to_str() else {
+            return Err(Error::Config(format!("{name}: value is not valid UTF-8")));
+        };
+        ours.push((name.to_string(), value.to_string()));
+    }
+    // The environment has no order; sorting makes the first reported error reproducible.
+    ours.sort();
+    Ok(ours)
+}
+
+/// A key of the table above by its name or its short lowercase name: `token` is
+/// `INFLUXDB_TOKEN`, `batch_lines` is `PERFSINK_BATCH_LINES` (no short name is both).
+pub fn option_key(name: &str) -> Option<&'static str> {
+    if let Some(i) = key_index(name) {
+        return Some(KEYS[i]);
+    }
+    if name.is_empty()
+        || name
+            .bytes()
+            .any(|b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+    {
+        return None;
+    }
+    KEYS.iter().copied().find(|k| {
+        ["INFLUXDB_", "PERFSINK_"].iter().any(|p| {
+            k.strip_prefix(p)
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(name))
+        })
+    })
 }
 
 /// Every key of the table in the module doc, in its order.
@@ -1819,6 +1883,44 @@ mod tests {
         );
         // Environment values are taken as they are, not trimmed.
         Config::from_env_vars([("PERFSINK_DEDUP", " true")]).unwrap_err();
+    }
+
+    /// A binding's arguments win over the environment, by full or short lowercase name; an
+    /// empty URL disables reporting; unknown names are refused, secrets never echoed.
+    #[test]
+    fn overrides_win_over_the_environment() {
+        let env = [
+            ("INFLUXDB_URL", "http://env:8086"),
+            ("INFLUXDB_DB", "envdb"),
+            ("PERFSINK_BATCH_LINES", "100"),
+            ("PERFSINK_TAGS", "testid=t1"),
+        ];
+        let c = Config::from_vars_with_overrides(env, "").unwrap();
+        assert_eq!(c.endpoint.unwrap().api, v1("envdb"));
+        let c = Config::from_vars_with_overrides(
+            env,
+            "INFLUXDB_URL=http://arg:8086;INFLUXDB_DB=argdb;batch_lines=7;precision=ms",
+        )
+        .unwrap();
+        let endpoint = c.endpoint.unwrap();
+        assert_eq!(
+            (endpoint.base_url.as_str(), endpoint.api),
+            ("http://arg:8086", v1("argdb"))
+        );
+        assert_eq!((c.batch_lines, c.precision), (7, Precision::Ms));
+        assert!(!Config::from_vars_with_overrides(env, "url=")
+            .unwrap()
+            .enabled());
+        let e = Config::from_vars_with_overrides(env, "batch_line=1").unwrap_err();
+        assert!(e.to_string().contains("unknown key batch_line"), "{e}");
+        let e = Config::from_vars_with_overrides(env, "BATCH_LINES=1").unwrap_err();
+        assert!(e.to_string().contains("unknown key BATCH_LINES"), "{e}");
+        let e = Config::from_vars_with_overrides(env, "password=s3cret;x=1").unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert_eq!(option_key("token"), Some("INFLUXDB_TOKEN"));
+        assert_eq!(option_key("PERFSINK_TAGS"), Some("PERFSINK_TAGS"));
+        assert_eq!(option_key("Token"), None);
+        assert_eq!(option_key("influxdb_token"), None);
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl perfsink_sink {
 ///
 /// # Safety
 /// `sink` must be NULL or a handle that was not freed.
-unsafe fn live<'a>(sink: *const perfsink_sink) -> FfiResult<&'a Sink> {
+pub(super) unsafe fn live<'a>(sink: *const perfsink_sink) -> FfiResult<&'a Sink> {
     ref_arg(sink, "sink")?.live()
 }
 
@@ -101,6 +101,30 @@ pub unsafe extern "C" fn perfsink_sink_open_env(
     err_len: usize,
 ) -> perfsink_result {
     guard(err, err_len, || open_with(Config::from_env(), out))
+}
+
+/// Opens a sink configured from the `INFLUXDB_*` and `PERFSINK_*` environment variables with
+/// the `KEY=value;...` pairs of `config` (as `perfsink_sink_open` reads them) winning over
+/// them: a binding's arguments (`INFLUXDB_URL`, `INFLUXDB_DB`, any key) over the
+/// environment the user set. A key may also be given as its short lowercase name
+/// (`batch_lines` for `PERFSINK_BATCH_LINES`, `token` for `INFLUXDB_TOKEN`); an unknown key
+/// is `PERFSINK_CONFIG`. An empty value unsets the key (`INFLUXDB_URL=` disables
+/// reporting). ABI 1.3.
+///
+/// # Safety
+/// As for `perfsink_sink_open`.
+#[no_mangle]
+pub unsafe extern "C" fn perfsink_sink_open_env_with(
+    config: *const c_char,
+    config_len: usize,
+    out: *mut *mut perfsink_sink,
+    err: *mut c_char,
+    err_len: usize,
+) -> perfsink_result {
+    guard(err, err_len, || {
+        let text = str_arg(config, config_len, "config")?;
+        open_with(Config::from_env_with_overrides(text), out)
+    })
 }
 
 /// Writes to `*out` whether the sink reports to InfluxDB (`false`: opened without
@@ -359,7 +383,7 @@ pub unsafe extern "C" fn perfsink_sink_free(sink: *mut perfsink_sink) {
     infallible((), move || drop(handle));
 }
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
@@ -370,7 +394,7 @@ mod tests {
     use crate::model::{Field, FieldValue, Point, Tag};
 
     /// A null InfluxDB on loopback that keeps the (gunzipped) bodies it is sent.
-    fn capture() -> (u16, Arc<Mutex<Vec<u8>>>) {
+    pub(crate) fn capture() -> (u16, Arc<Mutex<Vec<u8>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let got = Arc::new(Mutex::new(Vec::new()));

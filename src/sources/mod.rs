@@ -3,3 +3,4 @@
 pub mod jmeter;
 pub mod k6;
 pub mod relay;
+pub mod workflow;

@@ -144,7 +144,7 @@ static void names_and_version(void)
     CHECK(PERFSINK_UNDELIVERED == 303);
     CHECK(perfsink_abi_version() >> 16 == PERFSINK_ABI_VERSION_MAJOR);
     CHECK((perfsink_abi_version() & 0xFFFF) == PERFSINK_ABI_VERSION_MINOR);
-    CHECK(perfsink_abi_version() == 0x10002); /* 1.2 */
+    CHECK(perfsink_abi_version() == 0x10003); /* 1.3 */
 }
 
 static void open_misuse(void)
@@ -742,6 +742,77 @@ static void jmeter_misuse(void)
     perfsink_jmeter_free(NULL);
 }
 
+/* ABI 1.3: perfsink_sink_open_env_with and perfsink_workflow_steps, misused. Writes nothing. */
+static void workflow_misuse(void)
+{
+    static const char arena[] = "wfstepkey";
+    perfsink_sink *sink = NULL;
+    perfsink_workflow_step step;
+    perfsink_workflow_tag tag;
+    size_t accepted = 99;
+
+    memset(&step, 0, sizeof step);
+    memset(&tag, 0, sizeof tag);
+    CHECK(sizeof step == 64 && sizeof tag == 16);
+    step.end_ns = PERFSINK_TIMESTAMP_NOW;
+    step.duration_s = 0.5;
+    step.workflow_len = 2;
+    step.step_off = 2;
+    step.step_len = 4;
+    step.flags = PERFSINK_WORKFLOW_SUCCESS;
+
+    CHECK_RC(perfsink_workflow_steps(NULL, &step, 1, NULL, 0, arena, 9, &accepted, E),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_MSG("sink is NULL");
+    CHECK(accepted == 0);
+    CHECK_RC(perfsink_sink_open_env_with(NULL, 4, &sink, E), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_open_env_with(S("INFLUXDB_URL=;batch_linez=3"), &sink, E),
+             PERFSINK_CONFIG);
+    CHECK_MSG("unknown key batch_linez");
+    CHECK(sink == NULL);
+    /* The environment's INFLUXDB_URL overridden by an empty one: disabled, takes everything. */
+    CHECK_RC(perfsink_sink_open_env_with(S("INFLUXDB_URL=;batch_lines=3"), &sink, E), PERFSINK_OK);
+    if (sink == NULL) {
+        return;
+    }
+    CHECK_RC(perfsink_workflow_steps(sink, NULL, 1, NULL, 0, arena, 9, &accepted, E),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_workflow_steps(sink, &step, 1, NULL, 0, NULL, 9, &accepted, E),
+             PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_workflow_steps(sink, &step, 1, NULL, 1, arena, 9, &accepted, E),
+             PERFSINK_NULL_PARAMETER);
+    step.step_len = 100;
+    CHECK_RC(perfsink_workflow_steps(sink, &step, 1, NULL, 0, arena, 9, &accepted, E),
+             PERFSINK_INVALID_ARGUMENT);
+    CHECK_MSG("outside strings");
+    CHECK(accepted == 0);
+    step.step_len = 4;
+    step.tag_count = 1;
+    CHECK_RC(perfsink_workflow_steps(sink, &step, 1, NULL, 0, arena, 9, &accepted, E),
+             PERFSINK_INVALID_ARGUMENT);
+    CHECK_MSG("outside tags");
+    step.tag_count = 0;
+    step.flags = 8;
+    CHECK_RC(perfsink_workflow_steps(sink, &step, 1, NULL, 0, arena, 9, &accepted, E),
+             PERFSINK_INVALID_ARGUMENT);
+    CHECK_MSG("unknown flags");
+    step.flags = PERFSINK_WORKFLOW_SUCCESS | PERFSINK_WORKFLOW_ITERATION;
+    step.duration_s = -1.0;
+    CHECK_RC(perfsink_workflow_steps(sink, &step, 1, NULL, 0, arena, 9, &accepted, E),
+             PERFSINK_INVALID_VALUE);
+    step.duration_s = 0.0;
+    tag.key_off = 6;
+    tag.key_len = 3; /* "key", value empty: omitted */
+    step.tag_count = 1;
+    CHECK_RC(perfsink_workflow_steps(sink, &step, 1, &tag, 1, arena, 9, &accepted, E), PERFSINK_OK);
+    CHECK(accepted == 1);
+    CHECK_RC(perfsink_sink_close(sink, NULL, 0, E), PERFSINK_OK);
+    CHECK_RC(perfsink_workflow_steps(sink, &step, 1, &tag, 1, arena, 9, &accepted, E),
+             PERFSINK_CLOSED);
+    CHECK(accepted == 0);
+    perfsink_sink_free(sink);
+}
+
 int main(int argc, char **argv)
 {
     perfsink_sink *sink = NULL;
@@ -758,6 +829,7 @@ int main(int argc, char **argv)
     log_callback();
     close_undelivered();
     jmeter_misuse();
+    workflow_misuse();
 
     CHECK_RC(perfsink_sink_open(argv[1], strlen(argv[1]), &sink, E), PERFSINK_OK);
     if (sink != NULL) {
