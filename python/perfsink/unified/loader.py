@@ -243,7 +243,7 @@ def _tool(r: _Reader, node: Node, key: str, expected: str) -> str:
 _K6_KEYS = ("tool", "description", "tags", "scenarios", "options", "thresholds", "script")
 
 
-def _k6_test(r: _Reader, name: str, node: Node, key: str) -> K6Test:
+def _k6_test(r: _Reader, name: str, node: Node, key: str, at: Optional[Node] = None) -> K6Test:
     e = r.fields(node, key, _K6_KEYS)
     options_node = _opt(e, "options")
     options: Dict[str, Any] = {}
@@ -264,10 +264,10 @@ def _k6_test(r: _Reader, name: str, node: Node, key: str) -> K6Test:
         tool=_get(e, "tool", lambda n: _tool(r, n, f"{key}.tool", "k6"), None),
         tags=_get(e, "tags", lambda n: r.tags(n, f"{key}.tags"), []),
         description=_get(e, "description", lambda n: r.string(n, f"{key}.description"), ""),
-        line=_line(node),
+        line=_line(at or node),
     )
     if bool(test.scenarios) == bool(test.script):
-        raise r.error(node, key, "give either 'scenarios' (a non-empty list) or 'script'")
+        raise r.error(at or node, key, "give either 'scenarios' (a non-empty list) or 'script'")
     return test
 
 
@@ -295,7 +295,7 @@ def _thread_group(r: _Reader, node: Node, key: str) -> ThreadGroupConfig:
     )
 
 
-def _jmeter_test(r: _Reader, name: str, node: Node, key: str) -> JMeterTest:
+def _jmeter_test(r: _Reader, name: str, node: Node, key: str, at: Optional[Node] = None) -> JMeterTest:
     e = r.fields(node, key, _JMETER_KEYS)
     test = JMeterTest(
         name=name,
@@ -314,10 +314,10 @@ def _jmeter_test(r: _Reader, name: str, node: Node, key: str) -> JMeterTest:
         tool=_get(e, "tool", lambda n: _tool(r, n, f"{key}.tool", "jmeter"), None),
         tags=_get(e, "tags", lambda n: r.tags(n, f"{key}.tags"), []),
         description=_get(e, "description", lambda n: r.string(n, f"{key}.description"), ""),
-        line=_line(node),
+        line=_line(at or node),
     )
     if bool(test.scenarios) == bool(test.jmx_file):
-        raise r.error(node, key, "give either 'scenarios' (a non-empty list) or 'jmx_file'")
+        raise r.error(at or node, key, "give either 'scenarios' (a non-empty list) or 'jmx_file'")
     return test
 
 
@@ -420,11 +420,11 @@ _WORKFLOW_KEYS = (
 )
 
 
-def _workflow(r: _Reader, name: str, node: Node, key: str) -> Workflow:
+def _workflow(r: _Reader, name: str, node: Node, key: str, at: Optional[Node] = None) -> Workflow:
     e = r.fields(node, key, _WORKFLOW_KEYS)
     steps_node = _opt(e, "steps")
     if steps_node is None:
-        raise r.error(node, key, "'steps' is required")
+        raise r.error(at or node, key, "'steps' is required")
     steps = [_step(r, i, n, f"{key}.steps[{i}]") for i, n in enumerate(r.sequence(steps_node, f"{key}.steps"))]
     if not steps:
         raise r.error(steps_node, f"{key}.steps", "a workflow needs at least one step")
@@ -441,14 +441,15 @@ def _workflow(r: _Reader, name: str, node: Node, key: str) -> Workflow:
             e, "thresholds", lambda n: _thresholds(r, n, f"{key}.thresholds"), Thresholds()
         ),
         tags=_get(e, "tags", lambda n: r.tags(n, f"{key}.tags"), []),
-        line=_line(node),
+        line=_line(at or node),
     )
 
 
 def _named_entries(
-    r: _Reader, node: Node, key: str, build: Callable[[_Reader, str, Node, str], T]
+    r: _Reader, node: Node, key: str, build: Callable[[_Reader, str, Node, str, Node], T]
 ) -> List[T]:
-    return [build(r, name, v, f"{key}.{name}") for name, (_, v) in r.mapping(node, key).items()]
+    """``{name: entry}`` sections; an entry's line is its name's line."""
+    return [build(r, name, v, f"{key}.{name}", k) for name, (k, v) in r.mapping(node, key).items()]
 
 
 _TOP_KEYS = ("test_info", "reporting", "target", "k6_tests", "jmeter_tests", "workflows")
