@@ -187,9 +187,10 @@ class PerfSession:
             return self._publisher
 
     def _open_publisher(self) -> Any:
-        options = {"PERFSINK_TAGS": with_testid(os.environ.get("PERFSINK_TAGS", ""), self.testid)}
+        # Options override the environment (INFLUXDB_*, PERFSINK_*) key by key, short names.
+        options = {"tags": with_testid(os.environ.get("PERFSINK_TAGS", ""), self.testid)}
         if "PERFSINK_CLOSE_TIMEOUT_MS" not in os.environ:
-            options["PERFSINK_CLOSE_TIMEOUT_MS"] = DEFAULT_CLOSE_TIMEOUT_MS
+            options["close_timeout_ms"] = DEFAULT_CLOSE_TIMEOUT_MS
         try:
             from perfsink import InfluxDBPublisher  # type: ignore[attr-defined]
 
