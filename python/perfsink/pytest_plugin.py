@@ -111,13 +111,15 @@ def _named_on_command_line(config: pytest.Config, file_path: Path) -> bool:
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> Optional["UnifiedFile"]:
     if file_path.suffix not in (".yml", ".yaml"):
         return None
-    if not (file_path.name.endswith(_PATTERN_SUFFIXES) or _named_on_command_line(parent.config, file_path)):
+    named = _named_on_command_line(parent.config, file_path)
+    if not (named or file_path.name.endswith(_PATTERN_SUFFIXES)):
         return None
     try:
-        if not is_unified(file_path):
-            return None
+        if not is_unified(file_path) and not named:
+            return None  # some other YAML file found while walking: not ours
     except LoadError:
         pass  # malformed: UnifiedFile.collect() reports it as a collection error with the line
+    # A file named on the command line that is not unified gets the loader's error, not silence.
     return UnifiedFile.from_parent(parent, path=file_path)
 
 

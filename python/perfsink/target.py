@@ -173,9 +173,12 @@ class Handler(socketserver.StreamRequestHandler):
             data, ctype = payload.encode("utf-8"), "text/plain; charset=utf-8"
         else:
             data, ctype = json.dumps(payload).encode("utf-8"), "application/json"
+        if status < 200 or status in (204, 304):  # these never carry a body (RFC 9110)
+            length, data = "", b""
+        else:
+            length = f"Content-Type: {ctype}\r\nContent-Length: {len(data)}\r\n"
         head_lines = (
-            f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"
-            f"Content-Type: {ctype}\r\nContent-Length: {len(data)}\r\n"
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n{length}"
             f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
         )
         self.wfile.write(head_lines.encode("latin-1") + (b"" if head else data))

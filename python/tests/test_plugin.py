@@ -78,6 +78,9 @@ def test_directory_walk_collects_only_performance_test_files(tmp_path: Path) -> 
     ]
     r = run_pytest(tmp_path, "--collect-only", "-q", "perf/other.yml")
     assert len(collected(r.stdout)) == 3
+    r = run_pytest(tmp_path, "--collect-only", "-q", "perf/compose_performance_test.yaml")  # named: say why
+    assert r.returncode == 2
+    assert "compose_performance_test.yaml:1: not a unified file: none of k6_tests, jmeter_tests, workflows" in r.stdout
 
 
 def test_tags_are_markers_with_strict_markers(tmp_path: Path) -> None:
