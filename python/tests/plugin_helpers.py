@@ -36,7 +36,7 @@ def run_pytest(
     timeout: float = 120,
 ) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
     """``python -m pytest <args>`` in ``cwd`` with the plugin; INFLUXDB_* only from ``env``."""
-    child = {k: v for k, v in os.environ.items() if not k.startswith(("INFLUXDB_", "PERFSINK_TARGET", "PYTEST_"))}
+    child = {k: v for k, v in os.environ.items() if not k.startswith(("INFLUXDB_", "TARGET_URL", "PYTEST_"))}
     child["PYTHONPATH"] = os.pathsep.join(p for p in (str(PYTHON_DIR), os.environ.get("PYTHONPATH")) if p)
     child.update(env or {})
     plugin: List[str] = [] if plugin_installed() else ["-p", "perfsink.pytest_plugin"]

@@ -31,9 +31,9 @@ k6_tests:
     tool: k6
     tags: load, p2
     scenarios:
-      - {name: home, url: "${PERFSINK_TARGET}/"}
+      - {name: home, url: "${TARGET_URL}/"}
       - name: login
-        url: "${PERFSINK_TARGET}/api/login"
+        url: "${TARGET_URL}/api/login"
         method: post
         headers: {X-Num: 5}
         body: {username: a}
@@ -57,11 +57,11 @@ workflows:
       - name: login
         action: api_call
         method: POST
-        url: "${PERFSINK_TARGET}/api/login"
+        url: "${TARGET_URL}/api/login"
         body: {username: "user{{vu}}"}
         extract: {token: "$.data.token"}
       - name: items
-        url: "${PERFSINK_TARGET}/api/items"
+        url: "${TARGET_URL}/api/items"
         iterations: 5
         iteration_config: {delay_between: 0.1, fail_on_error: true}
         expect_status: [200, 204]
@@ -78,7 +78,7 @@ def test_full_file_types_and_defaults(tmp_path: Path) -> None:
     assert suite.warnings == []
     assert suite.name == "Shop suite" and suite.tags == ["smoke", "p1"]
     assert suite.reporting.output_dir == "out"
-    assert suite.target is not None and suite.target.env == "PERFSINK_TARGET"
+    assert suite.target is not None and suite.target.env == "TARGET_URL"
 
     k6, own = suite.k6_tests
     assert (k6.name, k6.tool, k6.tags) == ("api_load", "k6", ["load", "p2"])

@@ -167,7 +167,7 @@ def _record(kind, test, ctx):
     with open("calls.jsonl", "a") as f:
         f.write(json.dumps({"kind": kind, "name": test.name, "url": test.scenarios[0].url if test.scenarios else None,
                             "testid": ctx.testid, "tags": ctx.env.get("PERFSINK_TAGS"), "yaml_dir": str(ctx.yaml_dir),
-                            "out_dir_exists": Path(ctx.out_dir).is_dir(), "target": ctx.env.get("PERFSINK_TARGET")}) + "\\n")
+                            "out_dir_exists": Path(ctx.out_dir).is_dir(), "target": ctx.env.get("TARGET_URL")}) + "\\n")
 
 def run_k6_test(test, ctx):
     _record("k6", test, ctx)
@@ -193,18 +193,18 @@ def test_k6_and_jmeter_items_call_the_runners(tmp_path: Path, target: Tuple[str,
         k6_tests:
           api:
             tool: k6
-            scenarios: [{url: "${PERFSINK_TARGET}/api/items"}]
+            scenarios: [{url: "${TARGET_URL}/api/items"}]
         jmeter_tests:
           jm:
-            scenarios: [{url: "${PERFSINK_TARGET}/"}]
+            scenarios: [{url: "${TARGET_URL}/"}]
         workflows:
           flow:
             steps:
-              - {name: load, action: k6_test, k6_config: {scenarios: [{url: "${PERFSINK_TARGET}/x"}]},
+              - {name: load, action: k6_test, k6_config: {scenarios: [{url: "${TARGET_URL}/x"}]},
                  }
         """)
-    # PERFSINK_TARGET preset: the plugin starts no server of its own and uses that URL
-    r = run_pytest(tmp_path, "sub/mixed.yml", "--perf-testid", "t1", env={"PERFSINK_TARGET": url})
+    # TARGET_URL preset: the plugin starts no server of its own and uses that URL
+    r = run_pytest(tmp_path, "sub/mixed.yml", "--perf-testid", "t1", env={"TARGET_URL": url})
     assert r.returncode == 1, r.stdout + r.stderr
     calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     common = {"testid": "t1", "tags": "testid=t1", "yaml_dir": str(tmp_path / "sub"), "out_dir_exists": True,
@@ -227,8 +227,8 @@ def test_the_file_starts_its_demo_target(tmp_path: Path) -> None:
           w:
             concurrent_users: 2
             steps:
-              - {method: POST, url: "${PERFSINK_TARGET}/api/login", body: {username: u}, extract: {t: "$.data.token"}}
-              - {url: "${PERFSINK_TARGET}/api/cart", headers: {Authorization: "Bearer {{t}}"}}
+              - {method: POST, url: "${TARGET_URL}/api/login", body: {username: u}, extract: {t: "$.data.token"}}
+              - {url: "${TARGET_URL}/api/cart", headers: {Authorization: "Bearer {{t}}"}}
         """)
     r = run_pytest(tmp_path, "t.yml", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

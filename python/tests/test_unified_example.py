@@ -83,7 +83,8 @@ def test_quick_start_end_to_end_in_influxdb(tmp_path: Path, influxd) -> None:
         rows = influxd.rows(db, q)
         return rows[0][next(k for k in rows[0] if k != "time")] if rows else 0
 
-    where = f"testid = '{testid}'"
-    assert one(f"SELECT count(value) FROM http_reqs WHERE {where}") == counts["k6"]
-    assert one(f"SELECT sum(\"count\") FROM jmeter WHERE transaction = 'all' AND statut = 'all' AND {where}") == counts["jmeter"]
-    assert one(f"SELECT count(duration) FROM workflow_step WHERE {where}") == counts["workflow"]
+    where = f"\"testid\" = '{testid}'"
+    assert one(f'SELECT count("value") FROM "http_reqs" WHERE {where}') == counts["k6"]
+    jmeter_all = "\"transaction\" = 'all' AND \"statut\" = 'all'"
+    assert one(f'SELECT sum("count") FROM "jmeter" WHERE {jmeter_all} AND {where}') == counts["jmeter"]
+    assert one(f'SELECT count("duration") FROM "workflow_step" WHERE {where}') == counts["workflow"]

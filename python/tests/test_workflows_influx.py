@@ -26,15 +26,15 @@ workflows:
     steps:
       - name: login
         method: POST
-        url: ${PERFSINK_TARGET}/api/login
+        url: ${TARGET_URL}/api/login
         body: {username: "u{{vu}}"}
         extract: {token: "$.data.token"}
       - name: cart
-        url: ${PERFSINK_TARGET}/api/cart
+        url: ${TARGET_URL}/api/cart
         headers: {Authorization: "Bearer {{token}}"}
         iterations: 2
       - name: broken
-        url: ${PERFSINK_TARGET}/status/503
+        url: ${TARGET_URL}/status/503
 """
 
 

@@ -517,7 +517,7 @@ def load_suite(path: Path) -> Suite:
         suite.target = Target(
             start=_get(e, "start", lambda n: r.string(n, "target.start"), "perfsink.target"),
             port=_get(e, "port", lambda n: r.integer(n, "target.port", 0), 0),
-            env=_get(e, "env", lambda n: r.string(n, "target.env"), "PERFSINK_TARGET"),
+            env=_get(e, "env", lambda n: r.string(n, "target.env"), "TARGET_URL"),
             line=_line(tgt),
         )
     for section, build, attr in (
