@@ -74,14 +74,16 @@ def pytest_configure(config: pytest.Config) -> None:
     testid = config.getoption("--perf-testid")
     if testid is not None and not _TESTID_RE.match(testid):
         raise pytest.UsageError(f"--perf-testid {testid!r}: use letters, digits and _ . : -")
-    config.stash[_SESSION] = PerfSession(testid=testid, basetemp=_basetemp(config))
+    config.stash[_SESSION] = PerfSession(testid=testid, basetemp=lambda: _basetemp(config))
 
 
 _SESSION = pytest.StashKey[PerfSession]()
 
 
 def _basetemp(config: pytest.Config) -> Path:
-    factory = getattr(config, "_tmp_path_factory", None)  # pytest's tmp_path root when available
+    """pytest's temporary root (``--basetemp``, old runs pruned by pytest); asked when first needed,
+    after pytest's own tmpdir plugin has configured it."""
+    factory = getattr(config, "_tmp_path_factory", None)
     if factory is not None:
         return Path(factory.getbasetemp())
     return Path(tempfile.mkdtemp(prefix="perfsink-"))

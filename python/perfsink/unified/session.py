@@ -122,9 +122,10 @@ class Targets:
 class PerfSession:
     """One run: create it, ``start()`` once the items are known, ``run()`` each, ``finish()``."""
 
-    def __init__(self, testid: Optional[str], basetemp: Path) -> None:
+    def __init__(self, testid: Optional[str], basetemp: Callable[[], Path]) -> None:
         self.testid = testid or ""
-        self.basetemp = basetemp
+        self._basetemp = basetemp
+        self._basetemp_path: Optional[Path] = None
         self.targets = Targets()
         self.results: List[Tuple[str, RunResult]] = []
         self.publisher_stats: Optional[Dict[str, Any]] = None
@@ -159,7 +160,9 @@ class PerfSession:
         if suite.reporting.output_dir:
             root = Path(suite.reporting.output_dir)  # relative: to the working directory, as in APT
         else:
-            root = self.basetemp / "perfsink"
+            if self._basetemp_path is None:
+                self._basetemp_path = self._basetemp()
+            root = self._basetemp_path / "perfsink"
         safe = re.sub(r"[^\w.-]", "_", f"{suite.path.stem}-{kind}-{name}")
         out_dir = root / self.testid / safe
         out_dir.mkdir(parents=True, exist_ok=True)
