@@ -136,10 +136,14 @@ class UnifiedFile(pytest.File):
         for message in suite.warnings:
             line = int(message.split(":")[1]) if message.count(":") >= 2 else 0
             warnings.warn_explicit(UnifiedYAMLWarning(message), UnifiedYAMLWarning, str(self.path), line)
-        for kind, tests in (("k6", suite.k6_tests), ("jmeter", suite.jmeter_tests), ("workflow", suite.workflows)):
+        for kind, tests in (
+            ("k6", suite.k6_tests),
+            ("jmeter", suite.jmeter_tests),
+            ("workflow", suite.workflows),
+        ):
             if tests:
                 collector = KindCollector.from_parent(self, name=kind)
-                collector.suite, collector.kind, collector.tests = suite, kind, tests
+                collector.suite, collector.kind, collector.tests = suite, kind, list(tests)
                 yield collector
 
 
@@ -180,7 +184,9 @@ class UnifiedItem(pytest.Item):
         try:
             test = expand_env(self.test, ctx.env)
         except ExpandError as exc:
-            raise UnifiedTestFailed(RunResult(passed=False, failures=[f"{self.path}:{self.test.line}: {exc}"])) from None
+            raise UnifiedTestFailed(
+                RunResult(passed=False, failures=[f"{self.path}:{self.test.line}: {exc}"])
+            ) from None
         result = session.run(self.kind, test, ctx)
         session.record(self.nodeid, result)
         if not result.passed:

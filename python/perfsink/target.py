@@ -114,7 +114,7 @@ def route(store: Store, method: str, path: str, query: str, headers: Dict[str, s
                 return 200, {"data": {"items": list(cart)}}
             if parts[1] == "cart" and method == "POST":
                 item_id = parsed.get("item_id") if isinstance(parsed, dict) else None
-                if not any(i["id"] == item_id for i in ITEMS):
+                if not isinstance(item_id, int) or not any(i["id"] == item_id for i in ITEMS):
                     return 400, {"error": "unknown item_id"}
                 cart.append(item_id)
                 return 200, {"data": {"items": list(cart)}}
@@ -202,8 +202,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (default 8080)")
     args = parser.parse_args(argv)
     server = serve(args.host, args.port)
-    host, port = server.server_address[:2]
-    print(f"perfsink target listening on http://{host}:{port}", flush=True)
+    host, port = server.server_address[0], server.server_address[1]
+    print(f"perfsink target listening on http://{host!s}:{port}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -133,21 +133,96 @@ def test_unknown_and_ignored_keys_are_warnings_with_file_and_line(tmp_path: Path
 @pytest.mark.parametrize(
     "text, line, key, message",
     [
-        ("workflows:\n  w:\n    iterations: two\n    steps: [{url: 'http://h/'}]\n", 3, "workflows.w.iterations", "expected an integer, got str 'two'"),
-        ("workflows:\n  w:\n    steps:\n      - url: http://h/\n        iterations: true\n", 5, "workflows.w.steps[0].iterations", "expected an integer, got bool 'true'"),
-        ("workflows:\n  w:\n    steps:\n      - url: http://h/\n        headers: [a]\n", 5, "workflows.w.steps[0].headers", "expected a mapping, got a list"),
-        ("k6_tests:\n  k:\n    scenarios:\n      - name: a\n", 4, "k6_tests.k.scenarios[0]", "'url' is required"),
-        ("k6_tests:\n  k:\n    tool: jmeter\n    script: a.js\n", 3, "k6_tests.k.tool", "must be 'k6' in this section, got 'jmeter'"),
-        ("k6_tests:\n  k:\n    options: {}\n", 2, "k6_tests.k", "give either 'scenarios' (a non-empty list) or 'script'"),
-        ("jmeter_tests:\n  j:\n    jmx_file: a.jmx\n    thresholds: {error_rate: 2}\n", 4, "jmeter_tests.j.thresholds.error_rate", "must be between 0.0 and 1.0, got 2.0"),
-        ("workflows:\n  w:\n    steps:\n      - action: custom\n", 4, "workflows.w.steps[0].action", "unknown action 'custom' (one of api_call, k6_test, jmeter_test)"),
-        ("workflows:\n  w:\n    steps:\n      - action: k6_test\n", 4, "workflows.w.steps[0]", "action k6_test needs 'k6_config'"),
-        ("workflows:\n  w:\n    steps:\n      - url: http://h/\n        extract: {t: data.token}\n", 5, "workflows.w.steps[0].extract.t", "JSONPath 'data.token' must start with $ (use $.a.b, $.a[0].b, $['a b'])"),
-        ("workflows:\n  w:\n    steps:\n      - url: http://h/\n        method: FETCH\n", 5, "workflows.w.steps[0].method", "unknown HTTP method 'FETCH' (one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS)"),
-        ("workflows:\n  w:\n    steps:\n      - agent: a1\n        code: x\n", 4, "workflows.w.steps[0].agent", "remote agents/code steps are not supported"),
-        ("test_info: {tags: [ok, 'not ok']}\nworkflows:\n  w: {steps: [{url: 'http://h/'}]}\n", 1, "test_info.tags", "tag 'not ok' is not usable with -m (letters, digits, _ . : + -)"),
-        ("workflows:\n  w: {steps: [{url: 'http://h/'}]}\n  w: {steps: [{url: 'http://h/'}]}\n", 3, "workflows.w", "duplicate key"),
-        ("workflows:\n  w:\n    steps:\n      - url: [http://h/\n", 5, "", "malformed YAML: expected ',' or ']', but got '<stream end>'"),
+        (
+            "workflows:\n  w:\n    iterations: two\n    steps: [{url: 'http://h/'}]\n",
+            3,
+            "workflows.w.iterations",
+            "expected an integer, got str 'two'",
+        ),
+        (
+            "workflows:\n  w:\n    steps:\n      - url: http://h/\n        iterations: true\n",
+            5,
+            "workflows.w.steps[0].iterations",
+            "expected an integer, got bool 'true'",
+        ),
+        (
+            "workflows:\n  w:\n    steps:\n      - url: http://h/\n        headers: [a]\n",
+            5,
+            "workflows.w.steps[0].headers",
+            "expected a mapping, got a list",
+        ),
+        (
+            "k6_tests:\n  k:\n    scenarios:\n      - name: a\n",
+            4,
+            "k6_tests.k.scenarios[0]",
+            "'url' is required",
+        ),
+        (
+            "k6_tests:\n  k:\n    tool: jmeter\n    script: a.js\n",
+            3,
+            "k6_tests.k.tool",
+            "must be 'k6' in this section, got 'jmeter'",
+        ),
+        (
+            "k6_tests:\n  k:\n    options: {}\n",
+            2,
+            "k6_tests.k",
+            "give either 'scenarios' (a non-empty list) or 'script'",
+        ),
+        (
+            "jmeter_tests:\n  j:\n    jmx_file: a.jmx\n    thresholds: {error_rate: 2}\n",
+            4,
+            "jmeter_tests.j.thresholds.error_rate",
+            "must be between 0.0 and 1.0, got 2.0",
+        ),
+        (
+            "workflows:\n  w:\n    steps:\n      - action: custom\n",
+            4,
+            "workflows.w.steps[0].action",
+            "unknown action 'custom' (one of api_call, k6_test, jmeter_test)",
+        ),
+        (
+            "workflows:\n  w:\n    steps:\n      - action: k6_test\n",
+            4,
+            "workflows.w.steps[0]",
+            "action k6_test needs 'k6_config'",
+        ),
+        (
+            "workflows:\n  w:\n    steps:\n      - url: http://h/\n        extract: {t: data.token}\n",
+            5,
+            "workflows.w.steps[0].extract.t",
+            "JSONPath 'data.token' must start with $ (use $.a.b, $.a[0].b, $['a b'])",
+        ),
+        (
+            "workflows:\n  w:\n    steps:\n      - url: http://h/\n        method: FETCH\n",
+            5,
+            "workflows.w.steps[0].method",
+            "unknown HTTP method 'FETCH' (one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS)",
+        ),
+        (
+            "workflows:\n  w:\n    steps:\n      - agent: a1\n        code: x\n",
+            4,
+            "workflows.w.steps[0].agent",
+            "remote agents/code steps are not supported",
+        ),
+        (
+            "test_info: {tags: [ok, 'not ok']}\nworkflows:\n  w: {steps: [{url: 'http://h/'}]}\n",
+            1,
+            "test_info.tags",
+            "tag 'not ok' is not usable with -m (letters, digits, _ . : + -)",
+        ),
+        (
+            "workflows:\n  w: {steps: [{url: 'http://h/'}]}\n  w: {steps: [{url: 'http://h/'}]}\n",
+            3,
+            "workflows.w",
+            "duplicate key",
+        ),
+        (
+            "workflows:\n  w:\n    steps:\n      - url: [http://h/\n",
+            5,
+            "",
+            "malformed YAML: expected ',' or ']', but got '<stream end>'",
+        ),
         ("workflows: [a, b]\n", 1, "workflows", "expected a mapping, got a list"),
     ],
 )
@@ -178,7 +253,9 @@ def test_env_expansion() -> None:
 
 
 def test_expansion_keeps_names_and_copies_dataclasses(tmp_path: Path) -> None:
-    suite = load_suite(write(tmp_path, "workflows:\n  w_${X}:\n    steps: [{name: 's${X}', url: '${T}/a'}]\n"))
+    suite = load_suite(
+        write(tmp_path, "workflows:\n  w_${X}:\n    steps: [{name: 's${X}', url: '${T}/a'}]\n")
+    )
     wf = suite.workflows[0]
     out = expand_env(wf, {"T": "http://h", "X": "1"})
     assert out.name == "w_${X}" and out.steps[0].name == "s${X}" and out.steps[0].url == "http://h/a"
@@ -188,7 +265,10 @@ def test_expansion_keeps_names_and_copies_dataclasses(tmp_path: Path) -> None:
 def test_templating() -> None:
     variables = {"token": "abc", "n": 5, "obj": {"a": 1}}
     assert render({"Authorization": "Bearer {{token}}"}, variables) == {"Authorization": "Bearer abc"}
-    assert render({"count": "{{ n }}", "s": "n={{n}} {{obj}}"}, variables) == {"count": 5, "s": 'n=5 {"a": 1}'}
+    assert render({"count": "{{ n }}", "s": "n={{n}} {{obj}}"}, variables) == {
+        "count": 5,
+        "s": 'n=5 {"a": 1}',
+    }
     with pytest.raises(ExpandError, match="token2"):
         render("{{token2}}", variables)
 

@@ -33,16 +33,24 @@ workflows:
 
 
 def collected(out: str) -> List[str]:
-    return [line for line in out.splitlines() if "::" in line and not line.startswith(("PASSED", "FAILED", "ERROR"))]
+    return [
+        line
+        for line in out.splitlines()
+        if "::" in line and not line.startswith(("PASSED", "FAILED", "ERROR"))
+    ]
 
 
 @pytest.fixture
-def target(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tuple[str, List[Tuple[str, str, Dict[str, str], bytes]]]]:
+def target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Tuple[str, List[Tuple[str, str, Dict[str, str], bytes]]]]:
     """The demo target in this process; the child pytest's requests are recorded here."""
     seen: List[Tuple[str, str, Dict[str, str], bytes]] = []
     real = target_mod.route
 
-    def recording(store: Any, method: str, path: str, query: str, headers: Dict[str, str], body: bytes) -> Any:
+    def recording(
+        store: Any, method: str, path: str, query: str, headers: Dict[str, str], body: bytes
+    ) -> Any:
         seen.append((method, path + ("?" + query if query else ""), headers, body))
         return real(store, method, path, query, headers, body)
 
@@ -80,7 +88,10 @@ def test_directory_walk_collects_only_performance_test_files(tmp_path: Path) -> 
     assert len(collected(r.stdout)) == 3
     r = run_pytest(tmp_path, "--collect-only", "-q", "perf/compose_performance_test.yaml")  # named: say why
     assert r.returncode == 2
-    assert "compose_performance_test.yaml:1: not a unified file: none of k6_tests, jmeter_tests, workflows" in r.stdout
+    assert (
+        "compose_performance_test.yaml:1: not a unified file: none of k6_tests, jmeter_tests, workflows"
+        in r.stdout
+    )
 
 
 def test_tags_are_markers_with_strict_markers(tmp_path: Path) -> None:
@@ -102,7 +113,9 @@ def test_tags_are_markers_with_strict_markers(tmp_path: Path) -> None:
 
 def test_malformed_yaml_and_wrong_types_are_collection_errors(tmp_path: Path) -> None:
     write_yaml(tmp_path, "broken_performance_test.yml", "workflows:\n  w:\n    steps: [{url: 'http://h/'}\n")
-    write_yaml(tmp_path, "typed.yml", "workflows:\n  w:\n    iterations: -1\n    steps: [{url: 'http://h/'}]\n")
+    write_yaml(
+        tmp_path, "typed.yml", "workflows:\n  w:\n    iterations: -1\n    steps: [{url: 'http://h/'}]\n"
+    )
     r = run_pytest(tmp_path, "broken_performance_test.yml", "typed.yml")
     assert r.returncode == 2, r.stdout + r.stderr  # collection errors interrupt the run
     assert f"{tmp_path}/broken_performance_test.yml:4: malformed YAML: expected ',' or ']'" in r.stdout
@@ -112,12 +125,16 @@ def test_malformed_yaml_and_wrong_types_are_collection_errors(tmp_path: Path) ->
 
 def test_unknown_keys_are_warnings_naming_file_and_line(tmp_path: Path, target: Tuple[str, list]) -> None:
     url, _ = target
-    write_yaml(tmp_path, "w.yml", f"""
+    write_yaml(
+        tmp_path,
+        "w.yml",
+        f"""
         workflows:
           w:
             colour: blue
             steps: [{{url: "{url}/"}}]
-        """)
+        """,
+    )
     r = run_pytest(tmp_path, "w.yml")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"{tmp_path}/w.yml:3: unknown key 'workflows.w.colour' (ignored)" in r.stdout
@@ -126,7 +143,10 @@ def test_unknown_keys_are_warnings_naming_file_and_line(tmp_path: Path, target: 
 
 def test_testid_environment_summary_and_failure_report(tmp_path: Path, target: Tuple[str, list]) -> None:
     url, seen = target
-    write_yaml(tmp_path, "shop.yml", """
+    write_yaml(
+        tmp_path,
+        "shop.yml",
+        """
         workflows:
           ok:
             iterations: 3
@@ -135,7 +155,8 @@ def test_testid_environment_summary_and_failure_report(tmp_path: Path, target: T
             steps: [{url: "${T}/status/502"}, {url: "${T}/"}]
           unset:
             steps: [{url: "${NOT_SET_ANYWHERE}/"}]
-        """)
+        """,
+    )
     r = run_pytest(tmp_path, "shop.yml", env={"T": url, "PERFSINK_TAGS": "host=h1,testid=old"})
     out = r.stdout
     assert r.returncode == 1, out + r.stderr
@@ -151,14 +172,16 @@ def test_testid_environment_summary_and_failure_report(tmp_path: Path, target: T
     assert "step step_1: HTTP 502 (1 of 1 calls)" in out
     assert f"{tmp_path}/shop.yml:7: environment variable ${{NOT_SET_ANYWHERE}} is not set" in out
 
-    r = run_pytest(tmp_path, "shop.yml", "--perf-testid", "run-42", "-m", "not nothing", "-k", "ok", env={"T": url})
+    r = run_pytest(
+        tmp_path, "shop.yml", "--perf-testid", "run-42", "-m", "not nothing", "-k", "ok", env={"T": url}
+    )
     assert "perfsink: testid=run-42;" in r.stdout and r.returncode == 0
     assert seen[-1][1] == "/echo?tags=testid=run-42"
     r = run_pytest(tmp_path, "shop.yml", "--perf-testid", "a,b")
     assert r.returncode == 4 and "--perf-testid 'a,b'" in r.stderr
 
 
-FAKE_RUNNERS = '''
+FAKE_RUNNERS = """
 import json, sys, types
 from pathlib import Path
 from perfsink.unified.result import RunResult
@@ -182,13 +205,16 @@ for name, fn in (("k6", run_k6_test), ("jmeter", run_jmeter_test)):
     mod = types.ModuleType("perfsink.unified." + name)
     setattr(mod, fn.__name__, fn)
     sys.modules["perfsink.unified." + name] = mod
-'''
+"""
 
 
 def test_k6_and_jmeter_items_call_the_runners(tmp_path: Path, target: Tuple[str, list]) -> None:
     url, seen = target
     (tmp_path / "conftest.py").write_text(FAKE_RUNNERS)
-    write_yaml(tmp_path, "sub/mixed.yml", """
+    write_yaml(
+        tmp_path,
+        "sub/mixed.yml",
+        """
         target: {start: perfsink.target}
         k6_tests:
           api:
@@ -202,13 +228,19 @@ def test_k6_and_jmeter_items_call_the_runners(tmp_path: Path, target: Tuple[str,
             steps:
               - {name: load, action: k6_test, k6_config: {scenarios: [{url: "${TARGET_URL}/x"}]},
                  }
-        """)
+        """,
+    )
     # TARGET_URL preset: the plugin starts no server of its own and uses that URL
     r = run_pytest(tmp_path, "sub/mixed.yml", "--perf-testid", "t1", env={"TARGET_URL": url})
     assert r.returncode == 1, r.stdout + r.stderr
     calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
-    common = {"testid": "t1", "tags": "testid=t1", "yaml_dir": str(tmp_path / "sub"), "out_dir_exists": True,
-              "target": url}
+    common = {
+        "testid": "t1",
+        "tags": "testid=t1",
+        "yaml_dir": str(tmp_path / "sub"),
+        "out_dir_exists": True,
+        "target": url,
+    }
     assert calls == [
         {"kind": "k6", "name": "api", "url": f"{url}/api/items", **common},
         {"kind": "jmeter", "name": "jm", "url": f"{url}/", **common},
@@ -221,7 +253,10 @@ def test_k6_and_jmeter_items_call_the_runners(tmp_path: Path, target: Tuple[str,
 
 
 def test_the_file_starts_its_demo_target(tmp_path: Path) -> None:
-    write_yaml(tmp_path, "t.yml", """
+    write_yaml(
+        tmp_path,
+        "t.yml",
+        """
         target: {start: perfsink.target}
         workflows:
           w:
@@ -229,7 +264,8 @@ def test_the_file_starts_its_demo_target(tmp_path: Path) -> None:
             steps:
               - {method: POST, url: "${TARGET_URL}/api/login", body: {username: u}, extract: {t: "$.data.token"}}
               - {url: "${TARGET_URL}/api/cart", headers: {Authorization: "Bearer {{t}}"}}
-        """)
+        """,
+    )
     r = run_pytest(tmp_path, "t.yml", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"^passed t.yml::workflow::w: requests=4 errors=0", r.stdout, re.M)

@@ -43,8 +43,13 @@ def server() -> Iterator[Tuple[int, Dict[str, List[Any]]]]:
     srv.server_close()
 
 
-def call(conn: http.client.HTTPConnection, method: str, path: str, body: Optional[Any] = None,
-         token: Optional[str] = None) -> Tuple[int, Any]:
+def call(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: Optional[Any] = None,
+    token: Optional[str] = None,
+) -> Tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = json.dumps(body).encode() if body is not None else None
     conn.request(method, path, body=data, headers=headers)
@@ -86,7 +91,12 @@ def test_endpoints_on_one_keep_alive_connection(server: Tuple[int, Dict[str, Lis
     assert call(conn, "DELETE", "/status/418")[0] == 418
     assert call(conn, "GET", "/delay/50") == (200, {"delayed_ms": 50})
     status, echo = call(conn, "PUT", "/echo?x=1", {"a": [1, 2]})
-    assert (echo["method"], echo["path"], echo["query"], echo["json"]) == ("PUT", "/echo", "x=1", {"a": [1, 2]})
+    assert (echo["method"], echo["path"], echo["query"], echo["json"]) == (
+        "PUT",
+        "/echo",
+        "x=1",
+        {"a": [1, 2]},
+    )
     assert call(conn, "GET", "/nope")[0] == 404
     conn.close()
     assert len(seen["nodelay"]) == 1  # one connection for all 18 requests
@@ -106,8 +116,12 @@ def test_connection_close_is_honoured(server: Tuple[int, Dict[str, List[Any]]]) 
 
 
 def test_module_prints_its_url_and_serves() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "perfsink.target", "--port", "0"], stdout=subprocess.PIPE,
-                            text=True, cwd=PYTHON_DIR)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perfsink.target", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=PYTHON_DIR,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

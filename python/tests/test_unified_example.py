@@ -53,18 +53,35 @@ def test_example_workflows_pass_on_the_started_target() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     # checkout: 4 users x 10 iterations x (login, list, 2 x view, add, view cart, checkout)
-    assert re.search(r"^passed examples/workflows/checkout_performance_test.yml::workflow::checkout: requests=280 errors=0", out, re.M), out
-    assert re.search(r"^passed examples/workflows/checkout_performance_test.yml::workflow::anonymous_cart: requests=1 errors=0", out, re.M)
+    assert re.search(
+        r"^passed examples/workflows/checkout_performance_test.yml::workflow::checkout: requests=280 errors=0",
+        out,
+        re.M,
+    ), out
+    assert re.search(
+        r"^passed examples/workflows/checkout_performance_test.yml::workflow::anonymous_cart: requests=1 errors=0",
+        out,
+        re.M,
+    )
     # shop_journey: 3 users x 5 iterations x (login, 3 x browse, add, checkout)
-    assert re.search(r"^passed examples/unified_performance_test.yml::workflow::shop_journey: requests=90 errors=0", out, re.M)
+    assert re.search(
+        r"^passed examples/unified_performance_test.yml::workflow::shop_journey: requests=90 errors=0",
+        out,
+        re.M,
+    )
 
 
 def _runners_available() -> bool:
-    have = all(importlib.util.find_spec(m) is not None for m in ("perfsink.unified.k6", "perfsink.unified.jmeter", "perfsink.publisher"))
+    have = all(
+        importlib.util.find_spec(m) is not None
+        for m in ("perfsink.unified.k6", "perfsink.unified.jmeter", "perfsink.publisher")
+    )
     return have and shutil.which("k6") is not None
 
 
-@pytest.mark.skipif(not _runners_available(), reason="the k6/JMeter runners and the publisher are not merged yet")
+@pytest.mark.skipif(
+    not _runners_available(), reason="the k6/JMeter runners and the publisher are not merged yet"
+)
 def test_quick_start_end_to_end_in_influxdb(tmp_path: Path, influxd) -> None:
     db = f"ex_{uuid.uuid4().hex[:8]}"
     testid = f"quick-{uuid.uuid4().hex[:8]}"
@@ -74,7 +91,11 @@ def test_quick_start_end_to_end_in_influxdb(tmp_path: Path, influxd) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     counts: Dict[str, int] = {}
     for kind, name in (("k6", "browse_load"), ("jmeter", "items_api"), ("workflow", "shop_journey")):
-        m = re.search(rf"^passed examples/unified_performance_test.yml::{kind}::{name}: requests=(\d+) errors=0", r.stdout, re.M)
+        m = re.search(
+            rf"^passed examples/unified_performance_test.yml::{kind}::{name}: requests=(\d+) errors=0",
+            r.stdout,
+            re.M,
+        )
         assert m, r.stdout
         counts[kind] = int(m.group(1))
         assert counts[kind] > 0

@@ -27,12 +27,28 @@ class Recorder:
         self.calls: List[Dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def publish_step(self, workflow: str, step: str, duration: float, success: bool,
-                     action: Optional[str] = None, iteration: Optional[int] = None,
-                     tags: Optional[Dict[str, str]] = None) -> None:
+    def publish_step(
+        self,
+        workflow: str,
+        step: str,
+        duration: float,
+        success: bool,
+        action: Optional[str] = None,
+        iteration: Optional[int] = None,
+        tags: Optional[Dict[str, str]] = None,
+    ) -> None:
         with self._lock:
-            self.calls.append(dict(workflow=workflow, step=step, duration=duration, success=success,
-                                   action=action, iteration=iteration, thread=threading.get_ident()))
+            self.calls.append(
+                dict(
+                    workflow=workflow,
+                    step=step,
+                    duration=duration,
+                    success=success,
+                    action=action,
+                    iteration=iteration,
+                    thread=threading.get_ident(),
+                )
+            )
 
 
 Seen = List[Tuple[str, str, Dict[str, str], bytes, int, Any]]
@@ -44,7 +60,9 @@ def target(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tuple[str, Seen]]:
     seen: Seen = []
     real_route = target_mod.route
 
-    def recording(store: Any, method: str, path: str, query: str, headers: Dict[str, str], body: bytes) -> Any:
+    def recording(
+        store: Any, method: str, path: str, query: str, headers: Dict[str, str], body: bytes
+    ) -> Any:
         status, payload = real_route(store, method, path, query, headers, body)
         seen.append((method, path, headers, body, status, payload))
         return status, payload
@@ -73,7 +91,9 @@ def ctx(tmp_path: Path) -> RunContext:
 
 def test_every_call_published_and_counted(tmp_path: Path, target: Tuple[str, Seen]) -> None:
     url, seen = target
-    wf = workflow(tmp_path, """
+    wf = workflow(
+        tmp_path,
+        """
         workflows:
           w:
             iterations: 3
@@ -81,7 +101,9 @@ def test_every_call_published_and_counted(tmp_path: Path, target: Tuple[str, See
             steps:
               - {name: home, url: "${T}/"}
               - {name: items, url: "${T}/api/items", iterations: 2}
-        """, url)
+        """,
+        url,
+    )
     pub = Recorder()
     result = run_workflow(wf, ctx(tmp_path), pub)
     assert result.passed and (result.requests, result.errors) == (18, 0)
@@ -90,7 +112,10 @@ def test_every_call_published_and_counted(tmp_path: Path, target: Tuple[str, See
     assert {c["workflow"] for c in pub.calls} == {"w"} and {c["action"] for c in pub.calls} == {"api_call"}
     assert sorted(c["iteration"] for c in pub.calls if c["step"] == "home") == [0, 0, 1, 1, 2, 2]
     assert all(c["success"] and isinstance(c["duration"], float) and c["duration"] > 0 for c in pub.calls)
-    assert result.details["steps"] == {"home": {"calls": 6, "failures": 0}, "items": {"calls": 12, "failures": 0}}
+    assert result.details["steps"] == {
+        "home": {"calls": 6, "failures": 0},
+        "items": {"calls": 12, "failures": 0},
+    }
     assert result.p95_ms is not None and result.p95_ms > 0
 
 
@@ -99,7 +124,9 @@ def test_wrong_status_and_exceptions_are_failed_steps(tmp_path: Path, target: Tu
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
-    wf = workflow(tmp_path, f"""
+    wf = workflow(
+        tmp_path,
+        f"""
         workflows:
           w:
             thresholds: {{error_rate: 1.0}}
@@ -112,24 +139,41 @@ def test_wrong_status_and_exceptions_are_failed_steps(tmp_path: Path, target: Tu
               - {{name: not_json, url: "${{T}}/", extract: {{x: "$.a"}}}}
               - {{name: no_path, url: "${{T}}/api/items", extract: {{x: "$.data[9].id"}}}}
               - {{name: undefined, url: "${{T}}/{{{{nothing}}}}"}}
-        """, url)
+        """,
+        url,
+    )
     pub = Recorder()
     result = run_workflow(wf, ctx(tmp_path), pub)
     status = {c["step"]: c["success"] for c in pub.calls}
-    assert status == {"e500": False, "e404": False, "created": True, "want_201": False, "refused": False,
-                      "not_json": False, "no_path": False, "undefined": False}
+    assert status == {
+        "e500": False,
+        "e404": False,
+        "created": True,
+        "want_201": False,
+        "refused": False,
+        "not_json": False,
+        "no_path": False,
+        "undefined": False,
+    }
     assert result.passed  # error_rate 1.0 allows everything
     text = "\n".join(result.failures)
-    for expected in ("step e500: HTTP 500", "step e404: HTTP 404", "step want_201: HTTP 200",
-                     "step refused: ConnectionRefusedError", "step not_json: extract: the response is not JSON",
-                     "step no_path: extract x: $.data[9].id: no value at 9",
-                     "step undefined: variable {{nothing}} is not defined"):
+    for expected in (
+        "step e500: HTTP 500",
+        "step e404: HTTP 404",
+        "step want_201: HTTP 200",
+        "step refused: ConnectionRefusedError",
+        "step not_json: extract: the response is not JSON",
+        "step no_path: extract x: $.data[9].id: no value at 9",
+        "step undefined: variable {{nothing}} is not defined",
+    ):
         assert expected in text
 
 
 def test_extract_and_templating_per_virtual_user(tmp_path: Path, target: Tuple[str, Seen]) -> None:
     url, seen = target
-    wf = workflow(tmp_path, """
+    wf = workflow(
+        tmp_path,
+        """
         workflows:
           w:
             concurrent_users: 3
@@ -155,10 +199,16 @@ def test_extract_and_templating_per_virtual_user(tmp_path: Path, target: Tuple[s
                 url: ${T}/echo?it={{iteration}}
                 headers: {X-User: "{{who}}"}
                 body: {count: "{{count}}", token: "{{token}}", user: "{{who}}"}
-        """, url)
+        """,
+        url,
+    )
     result = run_workflow(wf, ctx(tmp_path), Recorder())
     assert result.passed and result.requests == 24, result.failures
-    logins = [(json.loads(b)["username"], p["data"]["token"]) for m, path, h, b, s, p in seen if path == "/api/login"]
+    logins = [
+        (json.loads(b)["username"], p["data"]["token"])
+        for m, path, h, b, s, p in seen
+        if path == "/api/login"
+    ]
     assert sorted(u for u, _ in logins) == ["user0", "user0", "user1", "user1", "user2", "user2"]
     echoes = [(h, json.loads(b)) for m, path, h, b, s, p in seen if path == "/echo"]
     assert len(echoes) == 6
@@ -173,12 +223,16 @@ def test_extract_and_templating_per_virtual_user(tmp_path: Path, target: Tuple[s
 
 def test_users_really_run_concurrently(tmp_path: Path, target: Tuple[str, Seen]) -> None:
     url, _ = target
-    wf = workflow(tmp_path, """
+    wf = workflow(
+        tmp_path,
+        """
         workflows:
           w:
             concurrent_users: 5
             steps: [{url: "${T}/delay/400"}]
-        """, url)
+        """,
+        url,
+    )
     pub = Recorder()
     start = time.monotonic()
     result = run_workflow(wf, ctx(tmp_path), pub)
@@ -190,7 +244,9 @@ def test_users_really_run_concurrently(tmp_path: Path, target: Tuple[str, Seen])
 
 def test_delay_between_and_fail_on_error(tmp_path: Path, target: Tuple[str, Seen]) -> None:
     url, _ = target
-    wf = workflow(tmp_path, """
+    wf = workflow(
+        tmp_path,
+        """
         workflows:
           slow:
             steps:
@@ -206,7 +262,10 @@ def test_delay_between_and_fail_on_error(tmp_path: Path, target: Tuple[str, Seen
             steps:
               - {name: bad, url: "${T}/status/503", iterations: 3}
               - {name: after, url: "${T}/"}
-        """, url, name="slow")
+        """,
+        url,
+        name="slow",
+    )
     start = time.monotonic()
     assert run_workflow(wf, ctx(tmp_path), Recorder()).requests == 3
     assert time.monotonic() - start >= 0.5  # two delays between three calls, none after the last
@@ -215,7 +274,10 @@ def test_delay_between_and_fail_on_error(tmp_path: Path, target: Tuple[str, Seen
     stop, go_on = (expand_env(w, {"T": url}) for w in suite.workflows[1:])
     pub = Recorder()
     r = run_workflow(stop, ctx(tmp_path), pub)
-    assert [c["step"] for c in pub.calls] == ["bad", "bad"] and r.requests == 2  # one failed call per iteration
+    assert [c["step"] for c in pub.calls] == [
+        "bad",
+        "bad",
+    ] and r.requests == 2  # one failed call per iteration
     pub = Recorder()
     run_workflow(go_on, ctx(tmp_path), pub)
     assert [c["step"] for c in pub.calls] == ["bad", "bad", "bad", "after"]
@@ -234,9 +296,14 @@ def test_thresholds_decide_the_verdict(tmp_path: Path, target: Tuple[str, Seen])
             thresholds: {p95_ms: 50}
             steps: [{url: "${T}/delay/150"}]
         """
-    results = {n: run_workflow(workflow(tmp_path, text, url, n), ctx(tmp_path), Recorder()) for n in ("strict", "lenient", "fast")}
+    results = {
+        n: run_workflow(workflow(tmp_path, text, url, n), ctx(tmp_path), Recorder())
+        for n in ("strict", "lenient", "fast")
+    }
     assert not results["strict"].passed
-    assert results["strict"].failures[0] == "error rate 25.00% (1 of 4 calls) above thresholds.error_rate 0.00%"
+    assert (
+        results["strict"].failures[0] == "error rate 25.00% (1 of 4 calls) above thresholds.error_rate 0.00%"
+    )
     assert results["lenient"].passed and results["lenient"].errors == 1
     assert not results["fast"].passed and "above thresholds.p95_ms 50 ms" in results["fast"].failures[0]
 
@@ -269,7 +336,9 @@ def test_tool_steps_delegate_to_the_runners(tmp_path: Path) -> None:
     assert all(c.testid == "tid-1" and c.out_dir.is_dir() for _, c in calls)
     assert len({c.out_dir for _, c in calls}) == 4  # every run its own directory
     assert [(c["step"], c["action"], c["success"]) for c in pub.calls[:2]] == [
-        ("load", "k6_test", True), ("jm", "jmeter_test", False)]
+        ("load", "k6_test", True),
+        ("jm", "jmeter_test", False),
+    ]
     assert "step jm: jmeter_test failed: error rate 50% above 0% (2 of 2 calls)" in result.failures
 
 

@@ -101,9 +101,7 @@ class _Reader:
             out[name] = (k, v)
         return out
 
-    def fields(
-        self, node: Node, key: str, allowed: Tuple[str, ...]
-    ) -> Dict[str, Tuple[Node, Node]]:
+    def fields(self, node: Node, key: str, allowed: Tuple[str, ...]) -> Dict[str, Tuple[Node, Node]]:
         """A mapping whose keys are checked against ``allowed``: others become warnings."""
         entries = self.mapping(node, key)
         for name, (knode, _) in entries.items():
@@ -154,12 +152,11 @@ class _Reader:
         return bool(self.scalar(node, key, (bool,), "true or false"))
 
     def string_map(self, node: Node, key: str) -> Dict[str, str]:
-        return {
-            name: self.string(v, f"{key}.{name}") for name, (_, v) in self.mapping(node, key).items()
-        }
+        return {name: self.string(v, f"{key}.{name}") for name, (_, v) in self.mapping(node, key).items()}
 
     def tags(self, node: Node, key: str) -> List[str]:
         """A list of tags, or one string of comma-separated tags; each a usable marker name."""
+        items: List[Tuple[Node, str]]
         if isinstance(node, ScalarNode):
             raw = [t.strip() for t in self.string(node, key).split(",") if t.strip()]
             items = [(node, t) for t in raw]
@@ -167,9 +164,7 @@ class _Reader:
             items = [(n, self.string(n, key)) for n in self.sequence(node, key)]
         for n, tag in items:
             if not _TAG_RE.match(tag):
-                raise self.error(
-                    n, key, f"tag {tag!r} is not usable with -m (letters, digits, _ . : + -)"
-                )
+                raise self.error(n, key, f"tag {tag!r} is not usable with -m (letters, digits, _ . : + -)")
         return [t for _, t in items]
 
 
@@ -184,9 +179,7 @@ def _opt(entries: Dict[str, Tuple[Node, Node]], name: str) -> Optional[Node]:
     return value
 
 
-def _get(
-    entries: Dict[str, Tuple[Node, Node]], name: str, read: Callable[[Node], T], default: T
-) -> T:
+def _get(entries: Dict[str, Tuple[Node, Node]], name: str, read: Callable[[Node], T], default: T) -> T:
     node = _opt(entries, name)
     return default if node is None else read(node)
 
@@ -307,9 +300,7 @@ def _jmeter_test(r: _Reader, name: str, node: Node, key: str, at: Optional[Node]
             ThreadGroupConfig(),
         ),
         jmx_file=_get(e, "jmx_file", lambda n: r.string(n, f"{key}.jmx_file"), None),
-        thresholds=_get(
-            e, "thresholds", lambda n: _thresholds(r, n, f"{key}.thresholds"), Thresholds()
-        ),
+        thresholds=_get(e, "thresholds", lambda n: _thresholds(r, n, f"{key}.thresholds"), Thresholds()),
         properties=_get(e, "properties", lambda n: r.string_map(n, f"{key}.properties"), {}),
         tool=_get(e, "tool", lambda n: _tool(r, n, f"{key}.tool", "jmeter"), None),
         tags=_get(e, "tags", lambda n: r.tags(n, f"{key}.tags"), []),
@@ -369,7 +360,9 @@ def _step(r: _Reader, i: int, node: Node, key: str) -> Step:
     action = "api_call" if action_node is None else r.string(action_node, f"{key}.action")
     if action not in STEP_ACTIONS:
         raise r.error(
-            action_node or node, f"{key}.action", f"unknown action {action!r} (one of {', '.join(STEP_ACTIONS)})"
+            action_node or node,
+            f"{key}.action",
+            f"unknown action {action!r} (one of {', '.join(STEP_ACTIONS)})",
         )
     ic = _opt(e, "iteration_config")
     iteration_config = IterationConfig()
@@ -402,8 +395,11 @@ def _step(r: _Reader, i: int, node: Node, key: str) -> Step:
         ),
         line=_line(node),
     )
-    needs = {"api_call": ("url", step.url), "k6_test": ("k6_config", step.k6_config),
-             "jmeter_test": ("jmeter_config", step.jmeter_config)}[action]
+    needs = {
+        "api_call": ("url", step.url),
+        "k6_test": ("k6_config", step.k6_config),
+        "jmeter_test": ("jmeter_config", step.jmeter_config),
+    }[action]
     if needs[1] is None:
         raise r.error(node, key, f"action {action} needs '{needs[0]}'")
     return step
@@ -425,7 +421,9 @@ def _workflow(r: _Reader, name: str, node: Node, key: str, at: Optional[Node] = 
     steps_node = _opt(e, "steps")
     if steps_node is None:
         raise r.error(at or node, key, "'steps' is required")
-    steps = [_step(r, i, n, f"{key}.steps[{i}]") for i, n in enumerate(r.sequence(steps_node, f"{key}.steps"))]
+    steps = [
+        _step(r, i, n, f"{key}.steps[{i}]") for i, n in enumerate(r.sequence(steps_node, f"{key}.steps"))
+    ]
     if not steps:
         raise r.error(steps_node, f"{key}.steps", "a workflow needs at least one step")
     return Workflow(
@@ -433,13 +431,9 @@ def _workflow(r: _Reader, name: str, node: Node, key: str, at: Optional[Node] = 
         display_name=_get(e, "name", lambda n: r.string(n, f"{key}.name"), name),
         description=_get(e, "description", lambda n: r.string(n, f"{key}.description"), ""),
         iterations=_get(e, "iterations", lambda n: r.integer(n, f"{key}.iterations", 0), 1),
-        concurrent_users=_get(
-            e, "concurrent_users", lambda n: r.integer(n, f"{key}.concurrent_users", 1), 1
-        ),
+        concurrent_users=_get(e, "concurrent_users", lambda n: r.integer(n, f"{key}.concurrent_users", 1), 1),
         steps=steps,
-        thresholds=_get(
-            e, "thresholds", lambda n: _thresholds(r, n, f"{key}.thresholds"), Thresholds()
-        ),
+        thresholds=_get(e, "thresholds", lambda n: _thresholds(r, n, f"{key}.thresholds"), Thresholds()),
         tags=_get(e, "tags", lambda n: r.tags(n, f"{key}.tags"), []),
         line=_line(at or node),
     )
@@ -498,7 +492,9 @@ def load_suite(path: Path) -> Suite:
     info = _opt(top, "test_info")
     if info is not None:
         e = r.fields(info, "test_info", _INFO_KEYS)
-        suite.name = _get(e, "test_suite_name", lambda n: r.string(n, "test_info.test_suite_name"), suite.name)
+        suite.name = _get(
+            e, "test_suite_name", lambda n: r.string(n, "test_info.test_suite_name"), suite.name
+        )
         suite.description = _get(e, "description", lambda n: r.string(n, "test_info.description"), "")
         suite.tags = _get(e, "tags", lambda n: r.tags(n, "test_info.tags"), [])
         kind = _opt(e, "test_suite_type")

@@ -8,6 +8,7 @@ one place whatever drives the run.
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import os
 import re
 import subprocess
@@ -191,7 +192,7 @@ class PerfSession:
         if "PERFSINK_CLOSE_TIMEOUT_MS" not in os.environ:
             options["close_timeout_ms"] = DEFAULT_CLOSE_TIMEOUT_MS
         try:
-            from perfsink import InfluxDBPublisher  # type: ignore[attr-defined]
+            from perfsink import InfluxDBPublisher
 
             return InfluxDBPublisher(**options)
         except Exception as exc:  # the steps still run; the summary says why nothing was written
@@ -218,7 +219,9 @@ class PerfSession:
             return
         self.publisher_stats = stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
         if report is not None and not getattr(report, "delivered", True):
-            self.notes.append(f"workflow publisher: {getattr(report, 'message', 'not every point was delivered')}")
+            self.notes.append(
+                f"workflow publisher: {getattr(report, 'message', 'not every point was delivered')}"
+            )
 
     def summary_lines(self) -> List[str]:
         if not self.results and not self.notes:
@@ -244,16 +247,16 @@ _SHOWN_COUNTERS = ("accepted", "written", "retried", "rejected", "dropped", "spo
 
 
 def _runner(kind: str) -> Callable[[Any, RunContext], RunResult]:
-    """``run_k6_test`` / ``run_jmeter_test``, imported when first needed."""
+    """``run_k6_test`` / ``run_jmeter_test``, imported when first needed (a missing runner fails
+    only the items that need it)."""
     try:
-        if kind == "k6":
-            from .k6 import run_k6_test as run
-        else:
-            from .jmeter import run_jmeter_test as run
-    except ImportError as exc:
+        module = importlib.import_module(f"{__package__}.{kind}")
+        found: Callable[[Any, RunContext], RunResult] = getattr(module, f"run_{kind}_test")
+        return found
+    except (ImportError, AttributeError) as exc:
         message = f"the {kind} runner is not available: {exc}"
 
-        def run(test: Any, ctx: RunContext) -> RunResult:
-            return RunResult(passed=False, failures=[message])
+    def unavailable(test: Any, ctx: RunContext) -> RunResult:
+        return RunResult(passed=False, failures=[message])
 
-    return run
+    return unavailable

@@ -257,9 +257,7 @@ class WorkflowRun:
             verdicts.append(f"p95 {p95_ms:.1f} ms above thresholds.p95_ms {t.p95_ms:g} ms")
         details = {
             "elapsed_s": elapsed,
-            "steps": {
-                name: {"calls": s.calls, "failures": s.failures} for name, s in self.stats.items()
-            },
+            "steps": {name: {"calls": s.calls, "failures": s.failures} for name, s in self.stats.items()},
         }
         return RunResult(
             passed=not verdicts and not self._crashes,
