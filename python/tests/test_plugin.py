@@ -195,7 +195,8 @@ def _record(kind, test, ctx):
 def run_k6_test(test, ctx):
     _record("k6", test, ctx)
     return RunResult(passed=False, requests=7, errors=2, p95_ms=12.5,
-                     failures=["http_req_failed: rate<0.01 (actual 0.28)"])
+                     failures=["http_req_failed: rate<0.01 (actual 0.28)"],
+                     details={"delivery": "accepted 7, written 5, dropped 2", "dropped": 2})
 
 def run_jmeter_test(test, ctx):
     _record("jmeter", test, ctx)
@@ -249,6 +250,8 @@ def test_k6_and_jmeter_items_call_the_runners(tmp_path: Path, target: Tuple[str,
     assert "http_req_failed: rate<0.01 (actual 0.28)" in r.stdout
     assert re.search(r"^FAILED sub/mixed.yml::k6::api: requests=7 errors=2 p95=12.5ms$", r.stdout, re.M)
     assert re.search(r"^passed sub/mixed.yml::jmeter::jm: requests=11 errors=0 p95=3.0ms$", r.stdout, re.M)
+    assert "       engine: accepted 7, written 5, dropped 2\n" in r.stdout
+    assert "WARNING: 2 points of sub/mixed.yml::k6::api were not written to InfluxDB" in r.stdout
     assert "step load: k6_test failed: http_req_failed: rate<0.01 (actual 0.28) (1 of 1 calls)" in r.stdout
 
 

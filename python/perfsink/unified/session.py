@@ -231,6 +231,11 @@ class PerfSession:
             p95 = "-" if r.p95_ms is None else f"{r.p95_ms:.1f}ms"
             verdict = "passed" if r.passed else "FAILED"
             lines.append(f"{verdict:6} {nodeid}: requests={r.requests} errors={r.errors} p95={p95}")
+            # k6 and JMeter run their own engine: the runner reports its delivery line.
+            if r.details.get("delivery"):
+                lines.append(f"       engine: {r.details['delivery']}")
+            if int(r.details.get("dropped") or 0):
+                lines.append(f"WARNING: {r.details['dropped']} points of {nodeid} were not written to InfluxDB")
         s = self.publisher_stats
         if s:
             shown = " ".join(f"{k}={s[k]}" for k in _SHOWN_COUNTERS if k in s)
