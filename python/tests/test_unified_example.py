@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
+import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Dict
@@ -109,3 +111,27 @@ def test_quick_start_end_to_end_in_influxdb(tmp_path: Path, influxd) -> None:
     jmeter_all = "\"transaction\" = 'all' AND \"statut\" = 'all'"
     assert one(f'SELECT sum("count") FROM "jmeter" WHERE {jmeter_all} AND {where}') == counts["jmeter"]
     assert one(f'SELECT count("duration") FROM "workflow_step" WHERE {where}') == counts["workflow"]
+
+
+@pytest.mark.skipif(
+    not _runners_available(), reason="the k6/JMeter runners and the publisher are not merged yet"
+)
+def test_quick_start_with_influxdb_down_for_the_whole_run(tmp_path: Path) -> None:
+    with socket.socket() as s:  # nothing listens there
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    start = time.monotonic()
+    r = run_pytest(REPO, str(EXAMPLE.relative_to(REPO)), env={"INFLUXDB_URL": dead}, timeout=600)
+    elapsed = time.monotonic() - start
+    assert r.returncode == 0, r.stdout + r.stderr  # every item still runs and passes
+    for kind, name in (("k6", "browse_load"), ("jmeter", "items_api")):
+        nodeid = f"examples/unified_performance_test.yml::{kind}::{name}"
+        assert re.search(
+            rf"^passed {re.escape(nodeid)}: requests=[1-9]\d* errors=0", r.stdout, re.M
+        ), r.stdout
+        assert re.search(
+            rf"^WARNING: [1-9]\d* points of {re.escape(nodeid)} were not written", r.stdout, re.M
+        )
+    assert re.search(r"^WARNING: 90 workflow points were not written to InfluxDB", r.stdout, re.M), r.stdout
+    # each engine gives up after its close timeout: k6 and JMeter run 10 s each, nothing waits for long
+    assert elapsed < 150, f"the run took {elapsed:.0f} s"
