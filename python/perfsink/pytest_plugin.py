@@ -133,9 +133,8 @@ class UnifiedFile(pytest.File):
             suite = load_suite(self.path)
         except LoadError as exc:
             raise self.CollectError(str(exc)) from None
-        for message in suite.warnings:
-            line = int(message.split(":")[1]) if message.count(":") >= 2 else 0
-            warnings.warn_explicit(UnifiedYAMLWarning(message), UnifiedYAMLWarning, str(self.path), line)
+        for w in suite.warnings:
+            warnings.warn_explicit(UnifiedYAMLWarning(str(w)), UnifiedYAMLWarning, str(w.file), w.line)
         for kind, tests in (
             ("k6", suite.k6_tests),
             ("jmeter", suite.jmeter_tests),

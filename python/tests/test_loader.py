@@ -123,11 +123,12 @@ def test_unknown_and_ignored_keys_are_warnings_with_file_and_line(tmp_path: Path
         """,
     )
     suite = load_suite(path)
-    assert suite.warnings == [
+    assert [str(w) for w in suite.warnings] == [
         f"{path}:4: unknown key 'workflows.w.colour' (ignored)",
         f"{path}:5: ignored key 'workflows.w.aggregator' (per-step points are written, no aggregation)",
         f"{path}:9: unknown key 'workflows.w.steps[0].retries' (ignored)",
     ]
+    assert [(w.line, w.key) for w in suite.warnings][-1] == (9, "workflows.w.steps[0].retries")
 
 
 @pytest.mark.parametrize(

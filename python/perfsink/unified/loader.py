@@ -22,6 +22,7 @@ from .model import (
     IterationConfig,
     JMeterTest,
     K6Test,
+    KeyWarning,
     Reporting,
     Scenario,
     Step,
@@ -79,7 +80,7 @@ class _Reader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.warnings: List[str] = []
+        self.warnings: List[KeyWarning] = []
         self._constructor = yaml.SafeLoader("")
 
     # -- structure -------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class _Reader:
             path = f"{key}.{name}" if key else name
             why = _APT_UNSUPPORTED.get(name)
             what = f"ignored key '{path}' ({why})" if why else f"unknown key '{path}' (ignored)"
-            self.warnings.append(f"{self.path}:{_line(knode)}: {what}")
+            self.warnings.append(KeyWarning(self.path, _line(knode), path, what))
         return entries
 
     def value(self, node: Node) -> Any:

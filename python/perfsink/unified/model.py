@@ -164,6 +164,19 @@ class Reporting:
 
 
 @dataclass
+class KeyWarning:
+    """An unknown or ignored key: ``str()`` is ``file:line: unknown key 'a.b' (ignored)``."""
+
+    file: Path
+    line: int
+    key: str  # the key path, e.g. workflows.w.steps[0].retries
+    text: str  # what is said about it
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.text}"
+
+
+@dataclass
 class Suite:
     """One unified YAML file."""
 
@@ -176,7 +189,7 @@ class Suite:
     workflows: List[Workflow] = field(default_factory=list)
     reporting: Reporting = field(default_factory=Reporting)
     target: Optional[Target] = None
-    warnings: List[str] = field(default_factory=list)  # "file:line: unknown key 'x' in ..." lines
+    warnings: List[KeyWarning] = field(default_factory=list)  # unknown and ignored keys
 
 
 @dataclass

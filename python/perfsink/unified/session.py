@@ -235,7 +235,9 @@ class PerfSession:
             if r.details.get("delivery"):
                 lines.append(f"       engine: {r.details['delivery']}")
             if int(r.details.get("dropped") or 0):
-                lines.append(f"WARNING: {r.details['dropped']} points of {nodeid} were not written to InfluxDB")
+                lines.append(
+                    f"WARNING: {r.details['dropped']} points of {nodeid} were not written to InfluxDB"
+                )
         s = self.publisher_stats
         if s:
             shown = " ".join(f"{k}={s[k]}" for k in _SHOWN_COUNTERS if k in s)

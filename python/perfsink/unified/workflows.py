@@ -80,6 +80,8 @@ class _Connections:
                 conn = cls(parts.hostname, port, timeout=timeout)
                 self._open[key] = conn
             conn.timeout = timeout
+            if conn.sock is not None:  # a kept-alive connection: the step's own timeout
+                conn.sock.settimeout(timeout)
             try:
                 conn.request(method, target, body=body, headers=headers)
                 response = conn.getresponse()
