@@ -25,7 +25,7 @@ from .unified.expand import ExpandError, expand_env
 from .unified.loader import LoadError, is_unified, load_suite
 from .unified.model import JMeterTest, K6Test, RunContext, Suite, Workflow
 from .unified.result import RunResult
-from .unified.session import PerfSession
+from .unified.session import PerfSession, TargetError
 
 KINDS = ("k6", "jmeter", "workflow")
 _PATTERN_SUFFIXES = ("_performance_test.yml", "_performance_test.yaml")
@@ -179,13 +179,13 @@ class UnifiedItem(pytest.Item):
 
     def runtest(self) -> None:
         session = _session(self.config)
-        ctx = session.context(self.suite, self.kind, self.test.name, print)
         try:
+            ctx = session.context(self.suite, self.kind, self.test.name, print)
             test = expand_env(self.test, ctx.env)
-        except ExpandError as exc:
-            raise UnifiedTestFailed(
-                RunResult(passed=False, failures=[f"{self.path}:{self.test.line}: {exc}"])
-            ) from None
+        except (ExpandError, TargetError) as exc:
+            result = RunResult(passed=False, failures=[f"{self.path}:{self.test.line}: {exc}"])
+            session.record(self.nodeid, result)
+            raise UnifiedTestFailed(result) from None
         result = session.run(self.kind, test, ctx)
         session.record(self.nodeid, result)
         if not result.passed:

@@ -272,3 +272,20 @@ def test_the_file_starts_its_demo_target(tmp_path: Path) -> None:
     r = run_pytest(tmp_path, "t.yml", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"^passed t.yml::workflow::w: requests=4 errors=0", r.stdout, re.M)
+
+
+def test_a_target_that_does_not_start_fails_its_items(tmp_path: Path) -> None:
+    write_yaml(
+        tmp_path,
+        "t.yml",
+        """
+        target: {start: no_such_module_here}
+        workflows:
+          w: {steps: [{url: "${TARGET_URL}/"}]}
+        """,
+    )
+    r = run_pytest(tmp_path, "t.yml", timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "target `python -m no_such_module_here` printed no http:// URL" in r.stdout
+    assert "No module named no_such_module_here" in r.stdout
+    assert re.search(r"^FAILED t.yml::workflow::w: requests=0 errors=0", r.stdout, re.M)

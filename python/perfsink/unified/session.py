@@ -40,6 +40,10 @@ def with_testid(tags: str, testid: str) -> str:
     return ",".join([*kept, f"testid={testid}"])
 
 
+class TargetError(RuntimeError):
+    """The demo target of a file could not be started."""
+
+
 class _NullPublisher:
     """Stands in when the publisher cannot be opened: the steps still run and are counted."""
 
@@ -103,7 +107,7 @@ class Targets:
         if not found:
             proc.kill()
             proc.wait()
-            raise RuntimeError(
+            raise TargetError(
                 f"target `python -m {target.start}` printed no http:// URL within "
                 f"{TARGET_START_TIMEOUT_S:g}s: {' | '.join(seen[-5:]) or 'no output'}"
             )
