@@ -131,7 +131,7 @@ def _launch_command(home: Path) -> Optional[Tuple[str, ...]]:
 def _provision(looked: List[str], log: Optional[Callable[[str], None]]) -> JMeter:
     """Runs jmeter_home.sh (assembles JMeter from Maven Central into ~/.cache/perfsink once)."""
     if log is not None:
-        log(f"JMeter not found through JMETER_HOME or PATH: provisioning JMeter {JMETER_VERSION} (cached)")
+        log(f"no JMETER_HOME, no `jmeter` on PATH: JMeter {JMETER_VERSION} from {_JMETER_HOME_SCRIPT.name} (assembled from Maven Central on first use, then cached)")
     try:
         done = subprocess.run(
             ["bash", str(_JMETER_HOME_SCRIPT), "--print-home"],
