@@ -76,8 +76,8 @@ def _request(scenario: Scenario) -> Dict[str, Any]:
 def generate_script(test: K6Test) -> str:
     """The k6 script for ``test.scenarios`` with ``test.options`` passed through unchanged."""
     return _SCRIPT.format(
-        # The name only appears in a // comment: keep it on one line.
-        name_comment=_js(test.name).replace("\n", " "),
+        # JSON never holds a raw line break, so the name cannot leave its // comment.
+        name_comment=_js(test.name),
         think=THINK_TIME_S,
         options=_js(test.options, indent=2),
         requests=_js([_request(s) for s in test.scenarios], indent=2),
