@@ -131,7 +131,9 @@ def _launch_command(home: Path) -> Optional[Tuple[str, ...]]:
 def _provision(looked: List[str], log: Optional[Callable[[str], None]]) -> JMeter:
     """Runs jmeter_home.sh (assembles JMeter from Maven Central into ~/.cache/perfsink once)."""
     if log is not None:
-        log(f"no JMETER_HOME, no `jmeter` on PATH: JMeter {JMETER_VERSION} from {_JMETER_HOME_SCRIPT.name} (assembled from Maven Central on first use, then cached)")
+        log(
+            f"no JMETER_HOME, no `jmeter` on PATH: JMeter {JMETER_VERSION} from {_JMETER_HOME_SCRIPT.name} (assembled from Maven Central on first use, then cached)"
+        )
     try:
         done = subprocess.run(
             ["bash", str(_JMETER_HOME_SCRIPT), "--print-home"],
@@ -146,8 +148,12 @@ def _provision(looked: List[str], log: Optional[Callable[[str], None]]) -> JMete
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-5:]
-        looked.append(f"provisioning with {_JMETER_HOME_SCRIPT} failed (exit {done.returncode}): " + " | ".join(tail))
-        raise ToolNotFoundError("JMeter", looked, "set JMETER_HOME to a JMeter 5.x home, or put `jmeter` on PATH")
+        looked.append(
+            f"provisioning with {_JMETER_HOME_SCRIPT} failed (exit {done.returncode}): " + " | ".join(tail)
+        )
+        raise ToolNotFoundError(
+            "JMeter", looked, "set JMETER_HOME to a JMeter 5.x home, or put `jmeter` on PATH"
+        )
     home = Path(lines[-1])
     command = _launch_command(home)
     if command is None:

@@ -25,7 +25,7 @@ from perfsink.unified.jmeter import (
 from perfsink.unified.model import JMeterTest, RunContext, Scenario, ThreadGroupConfig, Thresholds
 from recording_target import RecordingTarget
 
-NASTY = 'a <b> & "c" \'d\' ${__P(x)} é'
+NASTY = "a <b> & \"c\" 'd' ${__P(x)} é"
 
 
 def context(tmp_path: Path, influx_url: Optional[str] = None, db: str = "k6") -> RunContext:
@@ -52,9 +52,14 @@ def jtl_rows(path: Path) -> List[Dict[str, str]]:
 
 
 def test_duration_turns_the_scheduler_on_and_loops_forever_within_it() -> None:
-    timed = generate_jmx(JMeterTest(name="t", scenarios=[Scenario(name="a", url="http://h/")],
-                                    thread_group_config=ThreadGroupConfig(num_threads=3, ramp_time=1.4, duration=2.5)))
-    group = timed.getroot().find(".//ThreadGroup")
+    timed = generate_jmx(
+        JMeterTest(
+            name="t",
+            scenarios=[Scenario(name="a", url="http://h/")],
+            thread_group_config=ThreadGroupConfig(num_threads=3, ramp_time=1.4, duration=2.5),
+        )
+    )
+    group = timed.find(".//ThreadGroup")
     assert group is not None
     assert props(group)["ThreadGroup.scheduler"] == "true"
     assert props(group)["ThreadGroup.duration"] == "3", "whole seconds, rounded up"
@@ -62,35 +67,58 @@ def test_duration_turns_the_scheduler_on_and_loops_forever_within_it() -> None:
     loop = group.find("elementProp[@name='ThreadGroup.main_controller']")
     assert loop is not None and props(loop)["LoopController.loops"] == "-1"
 
-    counted = generate_jmx(JMeterTest(name="t", scenarios=[Scenario(name="a", url="http://h/")],
-                                      thread_group_config=ThreadGroupConfig(loops=None)))
-    group = counted.getroot().find(".//ThreadGroup")
+    counted = generate_jmx(
+        JMeterTest(
+            name="t",
+            scenarios=[Scenario(name="a", url="http://h/")],
+            thread_group_config=ThreadGroupConfig(loops=None),
+        )
+    )
+    group = counted.find(".//ThreadGroup")
     assert group is not None and props(group)["ThreadGroup.scheduler"] == "false"
-    assert props(group.find("elementProp[@name='ThreadGroup.main_controller']"))["LoopController.loops"] == "1"
+    assert (
+        props(group.find("elementProp[@name='ThreadGroup.main_controller']"))["LoopController.loops"] == "1"
+    )
 
-    both = generate_jmx(JMeterTest(name="t", scenarios=[Scenario(name="a", url="http://h/")],
-                                   thread_group_config=ThreadGroupConfig(duration=5, loops=7)))
-    group = both.getroot().find(".//ThreadGroup")
+    both = generate_jmx(
+        JMeterTest(
+            name="t",
+            scenarios=[Scenario(name="a", url="http://h/")],
+            thread_group_config=ThreadGroupConfig(duration=5, loops=7),
+        )
+    )
+    group = both.find(".//ThreadGroup")
     assert group is not None and props(group)["ThreadGroup.scheduler"] == "true"
-    assert props(group.find("elementProp[@name='ThreadGroup.main_controller']"))["LoopController.loops"] == "7"
+    assert (
+        props(group.find("elementProp[@name='ThreadGroup.main_controller']"))["LoopController.loops"] == "7"
+    )
 
 
 def test_samplers_keep_query_headers_body_and_escape_everything(tmp_path: Path) -> None:
     test = JMeterTest(
         name=NASTY,
         scenarios=[
-            Scenario(name=NASTY, url="https://example.test:8443/a/b?x=1&y=%20<z>", method="POST",
-                     body={"k": NASTY}, headers={"X-N": NASTY}),
+            Scenario(
+                name=NASTY,
+                url="https://example.test:8443/a/b?x=1&y=%20<z>",
+                method="POST",
+                body={"k": NASTY},
+                headers={"X-N": NASTY},
+            ),
             Scenario(name="plain", url="http://example.test/", method="DELETE"),
         ],
     )
     path = tmp_path / "plan.jmx"
-    generate_jmx(test).write(path, encoding="UTF-8", xml_declaration=True)
+    ET.ElementTree(generate_jmx(test)).write(path, encoding="UTF-8", xml_declaration=True)
     root = ET.parse(path).getroot()  # it is well-formed XML after the round trip
     post, delete = root.iter("HTTPSamplerProxy")
     assert post.get("testname") == NASTY
     p = props(post)
-    assert (p["HTTPSampler.protocol"], p["HTTPSampler.domain"], p["HTTPSampler.port"]) == ("https", "example.test", "8443")
+    assert (p["HTTPSampler.protocol"], p["HTTPSampler.domain"], p["HTTPSampler.port"]) == (
+        "https",
+        "example.test",
+        "8443",
+    )
     assert p["HTTPSampler.path"] == "/a/b?x=1&y=%20<z>" and p["HTTPSampler.method"] == "POST"
     assert p["HTTPSampler.postBodyRaw"] == "true"
     body_arg = post.find(".//elementProp[@elementType='HTTPArgument']")
@@ -101,7 +129,9 @@ def test_samplers_keep_query_headers_body_and_escape_everything(tmp_path: Path) 
     group_tree = plan_tree[3]
     assert [c.tag for c in group_tree] == ["HTTPSamplerProxy", "hashTree", "HTTPSamplerProxy", "hashTree"]
     assert [c.tag for c in group_tree[1]] == ["HeaderManager", "hashTree"] and len(group_tree[3]) == 0
-    headers = {props(h)["Header.name"]: props(h)["Header.value"] for h in group_tree[1][0].iter("elementProp")}
+    headers = {
+        props(h)["Header.name"]: props(h)["Header.value"] for h in group_tree[1][0].iter("elementProp")
+    }
     assert headers == {"X-N": NASTY, "Content-Type": "application/json"}
     d = props(delete)
     assert not d["HTTPSampler.port"] and d["HTTPSampler.path"] == "/" and "HTTPSampler.postBodyRaw" not in d
@@ -110,24 +140,27 @@ def test_samplers_keep_query_headers_body_and_escape_everything(tmp_path: Path) 
 
 
 def test_a_relative_url_is_refused(tmp_path: Path) -> None:
-    result = run_jmeter_test(JMeterTest(name="r", scenarios=[Scenario(name="a", url="/only/a/path")]), context(tmp_path))
+    result = run_jmeter_test(
+        JMeterTest(name="r", scenarios=[Scenario(name="a", url="/only/a/path")]), context(tmp_path)
+    )
     assert not result.passed and "not absolute" in result.failures[0]
 
 
 def test_listener_added_to_a_users_plan_once() -> None:
     smoke = repo_root() / "examples" / "jmeter" / "smoke.jmx"  # type: ignore[operator]
-    tree = ET.parse(smoke)
-    assert add_listener(tree, "app") is False, "smoke.jmx already has the perfsink listener"
+    assert (
+        add_listener(ET.parse(smoke).getroot(), "app") is False
+    ), "smoke.jmx already has the perfsink listener"
 
-    bare = ET.ElementTree(ET.fromstring(USER_PLAN.format(host="h", port=1, path="/")))
+    bare = ET.fromstring(USER_PLAN.format(host="h", port=1, path="/"))
     assert add_listener(bare, "app") is True
-    plan_tree = bare.getroot().find("hashTree/hashTree")
+    plan_tree = bare.find("hashTree/hashTree")
     assert plan_tree is not None
     assert [c.tag for c in plan_tree][:3] == ["BackendListener", "hashTree", "ThreadGroup"]
 
-    disabled = ET.ElementTree(ET.fromstring(USER_PLAN.format(host="h", port=1, path="/")))
+    disabled = ET.fromstring(USER_PLAN.format(host="h", port=1, path="/"))
     add_listener(disabled, "app")
-    disabled.getroot().find(".//BackendListener").set("enabled", "false")  # type: ignore[union-attr]
+    disabled.find(".//BackendListener").set("enabled", "false")  # type: ignore[union-attr]
     assert add_listener(disabled, "app") is True, "a disabled listener does not stream"
 
 
@@ -137,7 +170,9 @@ def test_verdict_thresholds_and_percentile() -> None:
         "error rate 1.00% (1 of 100 samples failed) is above the allowed 0.00%"
     ]
     assert threshold_failures(100, 5, 5.0, Thresholds(error_rate=0.05)) == []
-    assert threshold_failures(100, 0, 250.0, Thresholds(p95_ms=200)) == ["p95 250 ms is above the allowed 200 ms"]
+    assert threshold_failures(100, 0, 250.0, Thresholds(p95_ms=200)) == [
+        "p95 250 ms is above the allowed 200 ms"
+    ]
     assert percentile([float(v) for v in range(1, 101)], 95) == 95.0
     assert percentile([3.0], 95) == 3.0 and percentile([], 95) is None
 
@@ -178,11 +213,15 @@ USER_PLAN = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def all_count(influxd: Any, db: str, testid: str) -> float:
-    rows = influxd.rows(db, f"SELECT sum(\"count\") FROM \"jmeter\" WHERE transaction='all' AND testid='{testid}'")
+    rows = influxd.rows(
+        db, f"SELECT sum(\"count\") FROM \"jmeter\" WHERE transaction='all' AND testid='{testid}'"
+    )
     return rows[0]["sum"] if rows else 0
 
 
-def test_generated_plan_streams_runs_for_its_duration_and_sends_everything(influxd: Any, tmp_path: Path) -> None:
+def test_generated_plan_streams_runs_for_its_duration_and_sends_everything(
+    influxd: Any, tmp_path: Path
+) -> None:
     db = "jmeter_runner_stream"
     body = {"user": "é", "n": [1, 2]}
     with RecordingTarget() as target:
@@ -190,7 +229,13 @@ def test_generated_plan_streams_runs_for_its_duration_and_sends_everything(influ
             name="stream",
             scenarios=[
                 Scenario(name="list", url=f"{target.url}/items?page=2&q=a%20b"),
-                Scenario(name="create", url=f"{target.url}/items", method="POST", body=body, headers={"X-Trace": "t1"}),
+                Scenario(
+                    name="create",
+                    url=f"{target.url}/items",
+                    method="POST",
+                    body=body,
+                    headers={"X-Trace": "t1"},
+                ),
                 Scenario(name="rename", url=f"{target.url}/items/1", method="PATCH", body="raw text"),
             ],
             thread_group_config=ThreadGroupConfig(num_threads=2, ramp_time=0, duration=2),
@@ -236,7 +281,10 @@ def test_error_rate_above_the_threshold_fails_the_item(tmp_path: Path) -> None:
     with RecordingTarget() as target:
         test = JMeterTest(
             name="errors",
-            scenarios=[Scenario(name="ok", url=f"{target.url}/fine"), Scenario(name="boom", url=f"{target.url}/status/500")],
+            scenarios=[
+                Scenario(name="ok", url=f"{target.url}/fine"),
+                Scenario(name="boom", url=f"{target.url}/status/500"),
+            ],
             thread_group_config=ThreadGroupConfig(num_threads=1, ramp_time=0, loops=3),
             thresholds=Thresholds(error_rate=0.25),
         )

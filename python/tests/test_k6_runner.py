@@ -17,7 +17,7 @@ from perfsink.unified.model import K6Test, RunContext, Scenario
 from recording_target import RecordingTarget
 
 # Strings JavaScript source could choke on unless they are encoded.
-NASTY = "it's a \"quote\" \\ </script> ${x} `tick`\n\u2028é"
+NASTY = 'it\'s a "quote" \\ </script> ${x} `tick`\n\u2028é'
 
 
 def context(tmp_path: Path, influx_url: Optional[str] = None, db: str = "k6", **env: str) -> RunContext:
@@ -46,8 +46,16 @@ def test_script_encodes_every_string_and_passes_options_verbatim(tmp_path: Path)
         name=NASTY,
         scenarios=[
             Scenario(name=NASTY, url="http://127.0.0.1:1/p?q='a'&b=\"c\"", method="POST", body={"k": NASTY}),
-            Scenario(name="raw", url="http://127.0.0.1:1/r", method="PATCH", body="a=1", headers={"X-A": NASTY}),
-            Scenario(name="own type", url="http://127.0.0.1:1/t", method="PUT", body=[1], headers={"content-type": "text/x"}),
+            Scenario(
+                name="raw", url="http://127.0.0.1:1/r", method="PATCH", body="a=1", headers={"X-A": NASTY}
+            ),
+            Scenario(
+                name="own type",
+                url="http://127.0.0.1:1/t",
+                method="PUT",
+                body=[1],
+                headers={"content-type": "text/x"},
+            ),
         ],
         options=options,
     )
@@ -65,7 +73,9 @@ def test_script_encodes_every_string_and_passes_options_verbatim(tmp_path: Path)
     assert put["params"]["headers"] == {"content-type": "text/x"}, "the user's Content-Type is kept"
     assert script.isascii(), "every non-ASCII character is escaped (U+2028 ends a line in older JS)"
     header = script.split("import http")[0]
-    assert all(line.startswith("//") for line in header.strip().splitlines()), "the name stays inside the comment"
+    assert all(
+        line.startswith("//") for line in header.strip().splitlines()
+    ), "the name stays inside the comment"
     # k6 itself parses the script and reads back the same options.
     path = tmp_path / "s.js"
     path.write_text(script)
@@ -90,14 +100,19 @@ def test_threshold_lines_name_their_metric() -> None:
     checks_failed....: ✗ not a threshold line? (k6 prints no ✗ here, but never take it for a metric)
 """
     lines = threshold_lines(output)
-    assert lines[:2] == ["http_req_duration{name:login} ✗ 'p(99)<1' p(99)=4ms", "http_reqs ✗ 'count>100' count=3"]
+    assert lines[:2] == [
+        "http_req_duration{name:login} ✗ 'p(99)<1' p(99)=4ms",
+        "http_reqs ✗ 'count>100' count=3",
+    ]
 
 
 # ---- real runs ---------------------------------------------------------------------------------
 
 
 def influx_count(influxd: Any, db: str, measurement: str, testid: str, group_by: str = "") -> Any:
-    q = f"SELECT count(\"value\") FROM \"{measurement}\" WHERE testid='{testid}'" + (f" GROUP BY \"{group_by}\"" if group_by else "")
+    q = f'SELECT count("value") FROM "{measurement}" WHERE testid=\'{testid}\'' + (
+        f' GROUP BY "{group_by}"' if group_by else ""
+    )
     return influxd.rows(db, q)
 
 
@@ -109,7 +124,13 @@ def test_run_streams_every_request_under_the_testid(influxd: Any, tmp_path: Path
             name="stream",
             scenarios=[
                 Scenario(name="list", url=f"{target.url}/items?page=2&q=a%20b"),
-                Scenario(name="create", url=f"{target.url}/items", method="POST", body=body, headers={"X-Trace": "t1"}),
+                Scenario(
+                    name="create",
+                    url=f"{target.url}/items",
+                    method="POST",
+                    body=body,
+                    headers={"X-Trace": "t1"},
+                ),
                 Scenario(name="rename", url=f"{target.url}/items/1", method="PATCH", body={"name": "n"}),
                 Scenario(name="drop", url=f"{target.url}/status/204", method="DELETE"),
             ],
@@ -127,7 +148,9 @@ def test_run_streams_every_request_under_the_testid(influxd: Any, tmp_path: Path
     # Every request k6 counted is one http_reqs point under this run's testid, tagged by scenario.
     (total,) = influx_count(influxd, db, "http_reqs", ctx.testid)
     assert total["count"] == result.requests
-    per_name = {row["name"]: row["count"] for row in influx_count(influxd, db, "http_reqs", ctx.testid, "name")}
+    per_name = {
+        row["name"]: row["count"] for row in influx_count(influxd, db, "http_reqs", ctx.testid, "name")
+    }
     assert per_name == {name: result.requests // 4 for name in ("list", "create", "rename", "drop")}
     # What reached the target: the query string, the JSON body as JSON, PATCH and DELETE.
     assert {r.method for r in seen} == {"GET", "POST", "PATCH", "DELETE"}
@@ -146,7 +169,10 @@ def test_threshold_breach_fails_with_k6s_own_line(tmp_path: Path) -> None:
         test = K6Test(
             name="breach",
             scenarios=[Scenario(name="one", url=f"{target.url}/x")],
-            options={"iterations": 2, "thresholds": {"http_reqs": ["count>100"], "http_req_failed": ["rate<0.5"]}},
+            options={
+                "iterations": 2,
+                "thresholds": {"http_reqs": ["count>100"], "http_req_failed": ["rate<0.5"]},
+            },
         )
         result = run_k6_test(test, context(tmp_path))
     assert not result.passed
@@ -179,7 +205,10 @@ def test_user_stages_and_k6_scenarios_do_not_clash(tmp_path: Path) -> None:
 
 def test_no_options_means_k6s_default_of_one_iteration(tmp_path: Path) -> None:
     with RecordingTarget() as target:
-        test = K6Test(name="plain", scenarios=[Scenario(name="a", url=f"{target.url}/a"), Scenario(name="b", url=f"{target.url}/b")])
+        test = K6Test(
+            name="plain",
+            scenarios=[Scenario(name="a", url=f"{target.url}/a"), Scenario(name="b", url=f"{target.url}/b")],
+        )
         result = run_k6_test(test, context(tmp_path))
         assert result.passed, result.failures
         assert result.requests == 2 == len(target.requests)
@@ -212,7 +241,9 @@ def test_missing_script_and_missing_k6_are_clear_failures(tmp_path: Path) -> Non
 
 
 def test_a_broken_script_fails_with_the_tail_of_k6s_output(tmp_path: Path) -> None:
-    (tmp_path / "broken.js").write_text("export default function () { throw new Error('boom-42'); }\nexport const options = {iterations: 1};\n")
+    (tmp_path / "broken.js").write_text(
+        "export default function () { throw new Error('boom-42'); }\nexport const options = {iterations: 1};\n"
+    )
     result = run_k6_test(K6Test(name="broken", script="broken.js"), context(tmp_path))
     # An exception in the default function is an iteration error, not a k6 failure: k6 exits 0.
     # A syntax error is: exit 107, and the reason must be in the report.

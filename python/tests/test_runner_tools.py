@@ -84,8 +84,13 @@ def test_jmeter_home_launcher_and_path(nowhere: Path, monkeypatch: pytest.Monkey
     assert tools.jmeter_home() == nowhere / "dist"
 
 
-def test_jmeter_provisioning_failure_names_every_place(nowhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    failing = executable(nowhere / "jmeter_home.sh", "echo '[jmeter-home] mvn is missing (apt-get install maven)' >&2\nexit 1\n")
+def test_jmeter_provisioning_failure_names_every_place(
+    nowhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = executable(
+        nowhere / "jmeter_home.sh",
+        "echo '[jmeter-home] mvn is missing (apt-get install maven)' >&2\nexit 1\n",
+    )
     monkeypatch.setattr(tools, "_JMETER_HOME_SCRIPT", failing)
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # bash; no jmeter there
     heard: list = []
@@ -98,7 +103,9 @@ def test_jmeter_provisioning_failure_names_every_place(nowhere: Path, monkeypatc
     assert heard and "Maven Central" in heard[0]
 
 
-def test_provisioned_home_is_the_one_scripts_jmeter_home_sh_prints(nowhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_provisioned_home_is_the_one_scripts_jmeter_home_sh_prints(
+    nowhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One provisioning rule: the package's jmeter_home.sh, which scripts/jmeter-home.sh wraps."""
     monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")  # java, mvn, unzip; no jmeter there
     found = tools.jmeter()
@@ -106,7 +113,10 @@ def test_provisioned_home_is_the_one_scripts_jmeter_home_sh_prints(nowhere: Path
     assert found.command[:2] == ("java", "-jar") and Path(found.command[2]).is_file()
     repo = Path(__file__).resolve().parents[2]
     wrapper = subprocess.run(
-        ["bash", str(repo / "scripts" / "jmeter-home.sh"), "--print-home"], capture_output=True, text=True, timeout=1200
+        ["bash", str(repo / "scripts" / "jmeter-home.sh"), "--print-home"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert wrapper.returncode == 0, wrapper.stderr
     assert Path(wrapper.stdout.strip().splitlines()[-1]) == found.home

@@ -52,7 +52,7 @@ def _bool(parent: ET.Element, name: str, value: bool) -> None:
 
 def _arguments(parent: ET.Element, name: str, **attrs: str) -> ET.Element:
     """An ``Arguments`` element property; returns its ``Arguments.arguments`` collection."""
-    element = ET.SubElement(parent, "elementProp", name=name, elementType="Arguments", **attrs)
+    element = ET.SubElement(parent, "elementProp", {"name": name, "elementType": "Arguments", **attrs})
     return ET.SubElement(element, "collectionProp", name="Arguments.arguments")
 
 
@@ -130,7 +130,9 @@ def http_sampler(scenario: Scenario) -> Tuple[ET.Element, Dict[str, str]]:
     """An HTTP sampler for ``scenario`` and the headers its Header Manager must send."""
     url = urlsplit(scenario.url)
     if not url.scheme or not url.hostname:
-        raise ValueError(f"scenario {scenario.name!r}: url {scenario.url!r} is not absolute (scheme://host/...)")
+        raise ValueError(
+            f"scenario {scenario.name!r}: url {scenario.url!r} is not absolute (scheme://host/...)"
+        )
     body, headers = _body(scenario)
     sampler = ET.Element(
         "HTTPSamplerProxy", guiclass="HttpTestSampleGui", testclass="HTTPSamplerProxy", testname=scenario.name
@@ -162,7 +164,9 @@ def http_sampler(scenario: Scenario) -> Tuple[ET.Element, Dict[str, str]]:
 
 
 def header_manager(headers: Dict[str, str]) -> ET.Element:
-    manager = ET.Element("HeaderManager", guiclass="HeaderPanel", testclass="HeaderManager", testname="headers")
+    manager = ET.Element(
+        "HeaderManager", guiclass="HeaderPanel", testclass="HeaderManager", testname="headers"
+    )
     collection = ET.SubElement(manager, "collectionProp", name="HeaderManager.headers")
     for name, value in headers.items():
         header = ET.SubElement(collection, "elementProp", name="", elementType="Header")
@@ -171,7 +175,7 @@ def header_manager(headers: Dict[str, str]) -> ET.Element:
     return manager
 
 
-def generate_jmx(test: JMeterTest) -> ET.ElementTree:
+def generate_jmx(test: JMeterTest) -> ET.Element:
     """A test plan: one thread group running ``test.scenarios`` in order, plus the perfsink listener."""
     root = ET.Element("jmeterTestPlan", version="1.2", properties="5.0", jmeter="5.6.3")
     top = ET.SubElement(root, "hashTree")
@@ -194,7 +198,7 @@ def generate_jmx(test: JMeterTest) -> ET.ElementTree:
         if headers:
             _child(sampler_tree, header_manager(headers))
     ET.indent(root, space="  ")
-    return ET.ElementTree(root)
+    return root
 
 
 def _has_perfsink_listener(root: ET.Element) -> bool:
@@ -207,15 +211,14 @@ def _has_perfsink_listener(root: ET.Element) -> bool:
     return False
 
 
-def add_listener(tree: ET.ElementTree, application: str) -> bool:
+def add_listener(root: ET.Element, application: str) -> bool:
     """Adds the perfsink listener to a user's plan (top level, so it hears every thread group);
     False when an enabled one is already there (two would write every point twice)."""
-    root = tree.getroot()
     if _has_perfsink_listener(root):
         return False
     top = root.find("hashTree")
-    plan_tree = top.find("hashTree") if top is not None else None
-    if plan_tree is None or top.find("TestPlan") is None:
+    plan_tree = top.find("hashTree") if top is not None and top.find("TestPlan") is not None else None
+    if plan_tree is None:
         raise ValueError("not a JMeter test plan (no jmeterTestPlan/hashTree/TestPlan + hashTree)")
     listener = backend_listener(application, application)
     plan_tree.insert(0, listener)
@@ -232,16 +235,16 @@ def _plan(test: JMeterTest, ctx: RunContext) -> Path:
         if not source.is_file():
             raise FileNotFoundError(f"jmx_file {test.jmx_file!r} not found (looked at {source})")
         try:
-            tree = ET.parse(source)
+            root = ET.parse(source).getroot()
         except ET.ParseError as err:
             raise ValueError(f"jmx_file {source}: {err}") from err
-        if not add_listener(tree, test.name):
+        if not add_listener(root, test.name):
             ctx.log(f"jmeter {test.name}: {source} already has the perfsink listener; not adding another")
     elif test.scenarios:
-        tree = generate_jmx(test)
+        root = generate_jmx(test)
     else:
         raise ValueError("neither `jmx_file` nor `scenarios` given: nothing to run")
-    tree.write(path, encoding="UTF-8", xml_declaration=True)
+    ET.ElementTree(root).write(path, encoding="UTF-8", xml_declaration=True)
     return path
 
 
@@ -332,7 +335,9 @@ def run_jmeter_test(test: JMeterTest, ctx: RunContext) -> RunResult:
     ctx.log(f"jmeter {test.name}: {plan} with {' '.join(installation.command)} (log: {jmeter_log})")
     try:
         with open(output_log, "wb") as out:
-            rc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=_child_env(ctx), cwd=ctx.out_dir).returncode
+            rc = subprocess.run(
+                args, stdout=out, stderr=subprocess.STDOUT, env=_child_env(ctx), cwd=ctx.out_dir
+            ).returncode
     except OSError as err:  # `java` itself missing
         return RunResult(passed=False, failures=[f"JMeter test {test.name!r}: cannot run {args[0]}: {err}"])
 

@@ -120,9 +120,10 @@ def _crossed_from_summary(summary: Dict[str, Any]) -> List[str]:
 
 def _read_summary(path: Path) -> Dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        summary = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def _tail(text: str, path: Path) -> List[str]:
@@ -184,7 +185,9 @@ def run_k6_test(test: K6Test, ctx: RunContext) -> RunResult:
     ctx.log(f"k6 {test.name}: {script} (output: {log_path})")
     with open(log_path, "wb") as log:
         # Straight into the file as k6 writes it: a long test's output is never held in memory.
-        rc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env=_child_env(ctx), cwd=ctx.out_dir).returncode
+        rc = subprocess.run(
+            args, stdout=log, stderr=subprocess.STDOUT, env=_child_env(ctx), cwd=ctx.out_dir
+        ).returncode
     output = log_path.read_text(errors="replace")
     summary = _read_summary(summary_path)
     metrics = summary.get("metrics", {})
@@ -195,7 +198,12 @@ def run_k6_test(test: K6Test, ctx: RunContext) -> RunResult:
     result.errors = int(metrics.get("http_req_failed", {}).get("passes", 0))
     p95 = metrics.get("http_req_duration", {}).get("p(95)")
     result.p95_ms = float(p95) if p95 is not None else None
-    result.details = {"exit_code": rc, "script": str(script), "log": str(log_path), "summary": str(summary_path)}
+    result.details = {
+        "exit_code": rc,
+        "script": str(script),
+        "log": str(log_path),
+        "summary": str(summary_path),
+    }
     result.details.update(_delivery(output))
 
     if rc == THRESHOLDS_FAILED:
