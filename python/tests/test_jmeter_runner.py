@@ -28,11 +28,14 @@ from recording_target import RecordingTarget
 NASTY = "a <b> & \"c\" 'd' ${__P(x)} é"
 
 
-def context(tmp_path: Path, influx_url: Optional[str] = None, db: str = "k6") -> RunContext:
+def context(tmp_path: Path, influx_url: Optional[str] = None, db: Optional[str] = "k6") -> RunContext:
+    """A run context; with ``influx_url`` the env streams there (``db`` None: INFLUXDB_DB unset)."""
     testid = f"jm-{uuid.uuid4().hex[:8]}"
     env: Dict[str, str] = {}
     if influx_url:
-        env = {"INFLUXDB_URL": influx_url, "INFLUXDB_DB": db, "PERFSINK_TAGS": f"testid={testid}"}
+        env = {"INFLUXDB_URL": influx_url, "PERFSINK_TAGS": f"testid={testid}"}
+        if db is not None:
+            env["INFLUXDB_DB"] = db
     out = tmp_path / "out"
     out.mkdir(parents=True, exist_ok=True)
     return RunContext(testid=testid, out_dir=out, env=env, yaml_dir=tmp_path, log=lambda line: None)
@@ -263,18 +266,20 @@ def test_generated_plan_streams_runs_for_its_duration_and_sends_everything(
     assert patch.body == b"raw text"
 
 
-def test_users_jmx_file_gets_the_listener_and_streams(influxd: Any, tmp_path: Path) -> None:
-    db = "jmeter_runner_jmx"
+def test_users_jmx_file_gets_the_listener_and_streams_into_the_one_database(
+    influxd: Any, tmp_path: Path
+) -> None:
+    """INFLUXDB_URL without a database: the listener would pick `jmeter`; the run's one is k6's."""
     with RecordingTarget() as target:
         host, port = target.url.rsplit("//", 1)[1].split(":")
         (tmp_path / "plans").mkdir()
         (tmp_path / "plans" / "user.jmx").write_text(USER_PLAN.format(host=host, port=port, path="/mine"))
-        ctx = context(tmp_path, influxd.url, db)
+        ctx = context(tmp_path, influxd.url, db=None)
         result = run_jmeter_test(JMeterTest(name="user", jmx_file="plans/user.jmx"), ctx)
         seen = target.requests
     assert result.passed, result.failures
     assert result.requests == 2 * 5 == len(seen)
-    assert all_count(influxd, db, ctx.testid) == 10
+    assert all_count(influxd, "k6", ctx.testid) == 10
 
 
 def test_error_rate_above_the_threshold_fails_the_item(tmp_path: Path) -> None:
