@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -28,7 +29,9 @@ from recording_target import RecordingTarget
 NASTY = "a <b> & \"c\" 'd' ${__P(x)} é"
 
 
-def context(tmp_path: Path, influx_url: Optional[str] = None, db: Optional[str] = "k6") -> RunContext:
+def context(
+    tmp_path: Path, influx_url: Optional[str] = None, db: Optional[str] = "k6", **extra: str
+) -> RunContext:
     """A run context; with ``influx_url`` the env streams there (``db`` None: INFLUXDB_DB unset)."""
     testid = f"jm-{uuid.uuid4().hex[:8]}"
     env: Dict[str, str] = {}
@@ -36,6 +39,7 @@ def context(tmp_path: Path, influx_url: Optional[str] = None, db: Optional[str] 
         env = {"INFLUXDB_URL": influx_url, "PERFSINK_TAGS": f"testid={testid}"}
         if db is not None:
             env["INFLUXDB_DB"] = db
+    env.update(extra)
     out = tmp_path / "out"
     out.mkdir(parents=True, exist_ok=True)
     return RunContext(testid=testid, out_dir=out, env=env, yaml_dir=tmp_path, log=lambda line: None)
@@ -303,3 +307,21 @@ def test_error_rate_above_the_threshold_fails_the_item(tmp_path: Path) -> None:
 def test_missing_jmx_file_is_a_clear_failure(tmp_path: Path) -> None:
     result = run_jmeter_test(JMeterTest(name="m", jmx_file="nope.jmx"), context(tmp_path))
     assert not result.passed and str(tmp_path / "nope.jmx") in result.failures[0]
+
+
+def test_influxdb_down_the_test_still_passes_and_the_loss_is_reported(tmp_path: Path) -> None:
+    with RecordingTarget() as target:
+        test = JMeterTest(
+            name="down",
+            scenarios=[Scenario(name="a", url=f"{target.url}/a")],
+            thread_group_config=ThreadGroupConfig(num_threads=1, ramp_time=0, loops=3),
+        )
+        started = time.monotonic()
+        result = run_jmeter_test(
+            test, context(tmp_path, "http://127.0.0.1:1", PERFSINK_CLOSE_TIMEOUT_MS="2000")
+        )
+        took = time.monotonic() - started
+    assert result.passed, result.failures
+    assert result.requests == 3
+    assert result.details["dropped"] > 0, result.details.get("delivery")
+    assert took < 30, "the listener gives up after the engine's close timeout"

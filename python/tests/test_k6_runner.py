@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -161,7 +162,21 @@ def test_run_streams_every_request_under_the_testid(influxd: Any, tmp_path: Path
     assert json.loads(post.body) == body
     patch = next(r for r in seen if r.method == "PATCH")
     assert json.loads(patch.body) == {"name": "n"}
-    assert "every point delivered" in result.details.get("delivery", "") or result.details.get("dropped") == 0
+    assert result.details["dropped"] == 0, result.details["delivery"]
+
+
+def test_influxdb_down_the_test_still_passes_and_the_loss_is_reported(tmp_path: Path) -> None:
+    with RecordingTarget() as target:
+        test = K6Test(
+            name="down", scenarios=[Scenario(name="a", url=f"{target.url}/a")], options={"iterations": 3}
+        )
+        started = time.monotonic()
+        result = run_k6_test(test, context(tmp_path, "http://127.0.0.1:1", PERFSINK_CLOSE_TIMEOUT_MS="2000"))
+        took = time.monotonic() - started
+    assert result.passed, result.failures
+    assert result.requests == 3
+    assert result.details["dropped"] > 0 and "dropped" in result.details["delivery"]
+    assert took < 20, "the engine gives up after its close timeout"
 
 
 def test_threshold_breach_fails_with_k6s_own_line(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -361,7 +362,10 @@ def run_jmeter_test(test: JMeterTest, ctx: RunContext) -> RunResult:
     }
     delivery = _grep(jmeter_log, "perfsink: closed")
     if delivery:
-        result.details["delivery"] = delivery[-1]
+        # "perfsink: closed: N samples, N points accepted, N written, ..., N dropped, ...".
+        dropped = re.search(r"(\d+) dropped", delivery[-1])
+        result.details["delivery"] = delivery[-1].split("perfsink: ", 1)[-1]
+        result.details["dropped"] = int(dropped.group(1)) if dropped else 0
 
     failures: List[str] = []
     if rc != 0:

@@ -158,7 +158,10 @@ def _delivery(output: str) -> Dict[str, Any]:
     if not lines:
         return {}
     dropped = re.search(r"dropped (\d+)", lines[-1])
-    return {"delivery": lines[-1], "dropped": int(dropped.group(1)) if dropped else 0}
+    return {
+        "delivery": lines[-1].split("perfsink: ", 1)[-1],
+        "dropped": int(dropped.group(1)) if dropped else 0,
+    }
 
 
 def run_k6_test(test: K6Test, ctx: RunContext) -> RunResult:
