@@ -159,13 +159,13 @@ def test_listener_added_to_a_users_plan_once() -> None:
         add_listener(ET.parse(smoke).getroot(), "app") is False
     ), "smoke.jmx already has the perfsink listener"
 
-    bare = ET.fromstring(USER_PLAN.format(host="h", port=1, path="/"))
+    bare = ET.fromstring(USER_PLAN.format(host="h", port=1, path="/", extra=""))
     assert add_listener(bare, "app") is True
     plan_tree = bare.find("hashTree/hashTree")
     assert plan_tree is not None
     assert [c.tag for c in plan_tree][:3] == ["BackendListener", "hashTree", "ThreadGroup"]
 
-    disabled = ET.fromstring(USER_PLAN.format(host="h", port=1, path="/"))
+    disabled = ET.fromstring(USER_PLAN.format(host="h", port=1, path="/", extra=""))
     add_listener(disabled, "app")
     disabled.find(".//BackendListener").set("enabled", "false")  # type: ignore[union-attr]
     assert add_listener(disabled, "app") is True, "a disabled listener does not stream"
@@ -200,7 +200,7 @@ USER_PLAN = """<?xml version="1.0" encoding="UTF-8"?>
           <boolProp name="LoopController.continue_forever">false</boolProp>
         </elementProp>
       </ThreadGroup>
-      <hashTree>
+      <hashTree>{extra}
         <HTTPSamplerProxy guiclass="HttpTestSampleGui" testclass="HTTPSamplerProxy" testname="user sampler">
           <elementProp name="HTTPsampler.Arguments" elementType="Arguments">
             <collectionProp name="Arguments.arguments"/>
@@ -270,20 +270,44 @@ def test_generated_plan_streams_runs_for_its_duration_and_sends_everything(
     assert patch.body == b"raw text"
 
 
+# A CSV Data Set whose file name is relative: JMeter resolves it against the plan's directory.
+CSV_DATA_SET = """
+        <CSVDataSet guiclass="TestBeanGUI" testclass="CSVDataSet" testname="paths">
+          <stringProp name="filename">data/paths.csv</stringProp>
+          <stringProp name="fileEncoding">UTF-8</stringProp>
+          <stringProp name="variableNames">p</stringProp>
+          <boolProp name="ignoreFirstLine">false</boolProp>
+          <stringProp name="delimiter">,</stringProp>
+          <boolProp name="quotedData">false</boolProp>
+          <boolProp name="recycle">true</boolProp>
+          <boolProp name="stopThread">false</boolProp>
+          <stringProp name="shareMode">shareMode.all</stringProp>
+        </CSVDataSet>
+        <hashTree/>"""
+
+
 def test_users_jmx_file_gets_the_listener_and_streams_into_the_one_database(
     influxd: Any, tmp_path: Path
 ) -> None:
-    """INFLUXDB_URL without a database: the listener would pick `jmeter`; the run's one is k6's."""
+    """INFLUXDB_URL without a database: the listener would pick `jmeter`; the run's one is k6's.
+    The plan's relative CSV file still resolves against the plan's own directory."""
     with RecordingTarget() as target:
         host, port = target.url.rsplit("//", 1)[1].split(":")
-        (tmp_path / "plans").mkdir()
-        (tmp_path / "plans" / "user.jmx").write_text(USER_PLAN.format(host=host, port=port, path="/mine"))
+        plans = tmp_path / "plans"
+        (plans / "data").mkdir(parents=True)
+        (plans / "data" / "paths.csv").write_text("/from-csv-1\n/from-csv-2\n")
+        (plans / "user.jmx").write_text(
+            USER_PLAN.format(host=host, port=port, path="${p}", extra=CSV_DATA_SET)
+        )
         ctx = context(tmp_path, influxd.url, db=None)
         result = run_jmeter_test(JMeterTest(name="user", jmx_file="plans/user.jmx"), ctx)
         seen = target.requests
     assert result.passed, result.failures
     assert result.requests == 2 * 5 == len(seen)
+    assert {r.path for r in seen} == {"/from-csv-1", "/from-csv-2"}
     assert all_count(influxd, "k6", ctx.testid) == 10
+    assert sorted(p.name for p in plans.iterdir()) == ["data", "user.jmx"], "the temporary copy is gone"
+    assert "io.perfsink.jmeter.PerfsinkBackendListenerClient" in (ctx.out_dir / "plan.jmx").read_text()
 
 
 def test_error_rate_above_the_threshold_fails_the_item(tmp_path: Path) -> None:

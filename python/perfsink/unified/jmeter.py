@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -229,26 +230,41 @@ def add_listener(root: ET.Element, application: str) -> bool:
     return True
 
 
-def _plan(test: JMeterTest, ctx: RunContext) -> Path:
-    """Writes the plan to run into out_dir: generated, or the user's with the listener added."""
-    path = ctx.out_dir / "plan.jmx"
-    if test.jmx_file:
-        source = Path(test.jmx_file)
-        source = source if source.is_absolute() else ctx.yaml_dir / source
-        if not source.is_file():
-            raise FileNotFoundError(f"jmx_file {test.jmx_file!r} not found (looked at {source})")
-        try:
-            root = ET.parse(source).getroot()
-        except ET.ParseError as err:
-            raise ValueError(f"jmx_file {source}: {err}") from err
-        if not add_listener(root, test.name):
-            ctx.log(f"jmeter {test.name}: {source} already has the perfsink listener; not adding another")
-    elif test.scenarios:
-        root = generate_jmx(test)
-    else:
-        raise ValueError("neither `jmx_file` nor `scenarios` given: nothing to run")
-    ET.ElementTree(root).write(path, encoding="UTF-8", xml_declaration=True)
-    return path
+def _plan(test: JMeterTest, ctx: RunContext) -> Tuple[Path, Optional[Path]]:
+    """The plan to run and the temporary file to delete after the run (or None).
+
+    A generated plan is written to out_dir. A user's plan is run where it lies: JMeter resolves
+    the plan's relative paths (CSV Data Set files, Include Controllers) against the plan's own
+    directory, so the copy with the listener added goes beside it, as a hidden temporary file
+    (out_dir/plan.jmx keeps a copy for the record).
+    """
+    record = ctx.out_dir / "plan.jmx"
+    if not test.jmx_file:
+        if not test.scenarios:
+            raise ValueError("neither `jmx_file` nor `scenarios` given: nothing to run")
+        ET.ElementTree(generate_jmx(test)).write(record, encoding="UTF-8", xml_declaration=True)
+        return record, None
+    source = Path(test.jmx_file)
+    source = source if source.is_absolute() else ctx.yaml_dir / source
+    if not source.is_file():
+        raise FileNotFoundError(f"jmx_file {test.jmx_file!r} not found (looked at {source})")
+    try:
+        root = ET.parse(source).getroot()
+    except ET.ParseError as err:
+        raise ValueError(f"jmx_file {source}: {err}") from err
+    if not add_listener(root, test.name):
+        ctx.log(f"jmeter {test.name}: {source} already has the perfsink listener; running it as it is")
+        return source, None
+    ET.ElementTree(root).write(record, encoding="UTF-8", xml_declaration=True)
+    beside = source.with_name(f".{source.stem}.perfsink-{os.getpid()}.jmx")
+    try:
+        shutil.copyfile(record, beside)
+    except OSError as err:
+        ctx.log(
+            f"jmeter {test.name}: cannot write beside {source} ({err}); relative paths in it resolve against {ctx.out_dir}"
+        )
+        return record, None
+    return beside, beside
 
 
 def percentile(values: List[float], p: float) -> Optional[float]:
@@ -328,9 +344,9 @@ def run_jmeter_test(test: JMeterTest, ctx: RunContext) -> RunResult:
     for stale in (jtl, jmeter_log):  # JMeter appends to an existing JTL
         stale.unlink(missing_ok=True)
     try:
-        plan = _plan(test, ctx)
         jar = listener_jar()
         installation = jmeter(ctx.log)
+        plan, temporary = _plan(test, ctx)
     except (OSError, ValueError, ToolNotFoundError) as err:
         return RunResult(passed=False, failures=[f"JMeter test {test.name!r}: {err}"])
 
@@ -349,6 +365,9 @@ def run_jmeter_test(test: JMeterTest, ctx: RunContext) -> RunResult:
             ).returncode
     except OSError as err:  # `java` itself missing
         return RunResult(passed=False, failures=[f"JMeter test {test.name!r}: cannot run {args[0]}: {err}"])
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
 
     rows, failed, elapsed, reasons = read_jtl(jtl)
     result = RunResult(passed=True, requests=rows, errors=failed, p95_ms=percentile(elapsed, 95))
