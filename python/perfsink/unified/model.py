@@ -6,7 +6,7 @@ entry's key in its YAML file (0 when built in code), for error messages.
 
 Strings may hold ``${VAR}`` / ``${VAR:-default}``: the loader keeps them as written; the plugin
 expands them against ``RunContext.env`` right before a test runs (``expand.py``), because some
-values (``${PERFSINK_TARGET}``) exist only once the run has started. Runners therefore receive
+values (``${TARGET_URL}``) exist only once the run has started. Runners therefore receive
 tests whose strings are already expanded.
 """
 
@@ -144,14 +144,14 @@ class Workflow:
 class Target:
     """``target:``: a demo HTTP server the plugin starts for the file (see target.py).
 
-    When ``env`` (default ``PERFSINK_TARGET``) is already set in the environment nothing is started
+    When ``env`` (default ``TARGET_URL``) is already set in the environment nothing is started
     and that URL is used; otherwise ``python -m <start> --port <port>`` runs for the file's items
-    and ``${PERFSINK_TARGET}`` expands to ``http://127.0.0.1:<port>``.
+    and ``${TARGET_URL}`` expands to ``http://127.0.0.1:<port>``.
     """
 
     start: str = "perfsink.target"  # a module run with `python -m`
     port: int = 0  # 0: a free port
-    env: str = "PERFSINK_TARGET"
+    env: str = "TARGET_URL"
     line: int = 0
 
 
