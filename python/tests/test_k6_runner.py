@@ -146,6 +146,7 @@ def test_run_streams_every_request_under_the_testid(influxd: Any, tmp_path: Path
     summary = json.loads((ctx.out_dir / "summary.json").read_text())
     assert result.requests == summary["metrics"]["http_reqs"]["count"] == len(seen) >= 8
     assert result.errors == 0 and result.p95_ms is not None
+    assert result.details["dropped"] == 0, result.details["delivery"]
     # Every request k6 counted is one http_reqs point under this run's testid, tagged by scenario.
     (total,) = influx_count(influxd, db, "http_reqs", ctx.testid)
     assert total["count"] == result.requests
@@ -162,7 +163,6 @@ def test_run_streams_every_request_under_the_testid(influxd: Any, tmp_path: Path
     assert json.loads(post.body) == body
     patch = next(r for r in seen if r.method == "PATCH")
     assert json.loads(patch.body) == {"name": "n"}
-    assert result.details["dropped"] == 0, result.details["delivery"]
 
 
 def test_influxdb_down_the_test_still_passes_and_the_loss_is_reported(tmp_path: Path) -> None:
