@@ -320,12 +320,19 @@ def test_error_rate_above_the_threshold_fails_the_item(tmp_path: Path) -> None:
             ],
             thread_group_config=ThreadGroupConfig(num_threads=1, ramp_time=0, loops=3),
             thresholds=Thresholds(error_rate=0.25),
+            # The user's properties reach JMeter; their user.classpath keeps the listener's jar.
+            properties={"user.classpath": str(tmp_path / "extra"), "my.prop": "v 1"},
         )
-        result = run_jmeter_test(test, context(tmp_path))
+        ctx = context(tmp_path)
+        result = run_jmeter_test(test, ctx)
     assert not result.passed
     assert (result.requests, result.errors) == (6, 3)
     assert result.failures[0] == "error rate 50.00% (3 of 6 samples failed) is above the allowed 25.00%"
     assert result.failures[1].startswith("  boom: 500")
+    log = (ctx.out_dir / "jmeter.log").read_text()
+    assert "Setting JMeter property: my.prop=v 1" in log
+    assert f"user.classpath={tmp_path / 'extra'}:" in log
+    assert "Started  worker with class: class io.perfsink.jmeter.PerfsinkBackendListenerClient" in log
 
 
 def test_missing_jmx_file_is_a_clear_failure(tmp_path: Path) -> None:

@@ -352,8 +352,10 @@ def run_jmeter_test(test: JMeterTest, ctx: RunContext) -> RunResult:
 
     properties = dict(JTL_PROPERTIES)
     properties.update({str(k): str(v) for k, v in test.properties.items()})
-    # user.classpath puts the listener jar on JMeter's class path without touching its home.
-    properties["user.classpath"] = str(jar)
+    # user.classpath puts the listener jar on JMeter's class path without touching its home
+    # (JMeter splits it on the platform's path separator; the user's own entries stay).
+    own = properties.get("user.classpath")
+    properties["user.classpath"] = f"{own}{os.pathsep}{jar}" if own else str(jar)
     args = [*installation.command, "-n", "-t", str(plan), "-l", str(jtl), "-j", str(jmeter_log)]
     args += [f"-J{name}={value}" for name, value in properties.items()]
 
