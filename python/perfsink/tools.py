@@ -47,7 +47,8 @@ def _executable(path: Path) -> bool:
 
 
 def perfsink_cli() -> Path:
-    """The ``perfsink`` executable: ``$PERFSINK_BIN`` > bundled > checkout ``target/release`` > PATH."""
+    """The ``perfsink`` executable: ``$PERFSINK_BIN`` > bundled > a checkout's build
+    (``$CARGO_TARGET_DIR/release``, ``<repo>/target/release``) > PATH."""
     looked: List[str] = []
     env = os.environ.get("PERFSINK_BIN")
     if env:
@@ -59,6 +60,10 @@ def perfsink_cli() -> Path:
     candidates = [_BUNDLED_DIR / "perfsink"]
     root = repo_root()
     if root is not None:
+        # A development checkout's build, where _native.py also looks for libperfsink.
+        target = os.environ.get("CARGO_TARGET_DIR")
+        if target:
+            candidates.append(Path(target) / "release" / "perfsink")
         candidates.append(root / "target" / "release" / "perfsink")
     for candidate in candidates:
         if _executable(candidate):

@@ -24,7 +24,7 @@ def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No bundled files, no checkout, an empty PATH and none of the variables: every lookup fails."""
     monkeypatch.setattr(tools, "_BUNDLED_DIR", tmp_path / "bundled")
     monkeypatch.setattr(tools, "repo_root", lambda: None)
-    for name in ("PERFSINK_BIN", "PERFSINK_JMETER_JAR", "JMETER_HOME"):
+    for name in ("PERFSINK_BIN", "PERFSINK_JMETER_JAR", "JMETER_HOME", "CARGO_TARGET_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-path"))
     return tmp_path
@@ -45,6 +45,18 @@ def test_perfsink_cli_order_and_error(nowhere: Path, monkeypatch: pytest.MonkeyP
     explicit = executable(nowhere / "mine" / "perfsink")
     monkeypatch.setenv("PERFSINK_BIN", str(explicit))
     assert tools.perfsink_cli() == explicit
+
+
+def test_perfsink_cli_of_a_checkout_honours_cargo_target_dir(
+    nowhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = nowhere / "checkout"
+    monkeypatch.setattr(tools, "repo_root", lambda: checkout)
+    monkeypatch.setenv("CARGO_TARGET_DIR", str(nowhere / "cargo-target"))
+    in_repo = executable(checkout / "target" / "release" / "perfsink")
+    assert tools.perfsink_cli() == in_repo
+    in_target_dir = executable(nowhere / "cargo-target" / "release" / "perfsink")
+    assert tools.perfsink_cli() == in_target_dir
 
 
 def test_listener_jar_skips_the_unshaded_original(nowhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
