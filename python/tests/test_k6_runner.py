@@ -85,26 +85,31 @@ def test_script_encodes_every_string_and_passes_options_verbatim(tmp_path: Path)
     assert json.loads(inspect.stdout)["stages"] == [{"duration": "1s", "target": 2}]
 
 
-def test_threshold_lines_name_their_metric() -> None:
+def test_threshold_lines_name_their_metric_and_skip_failed_checks() -> None:
+    # k6 v1.1.0's end-of-test summary (a script with two checks and two crossed thresholds).
     output = """
   █ THRESHOLDS
 
+    checks
+    ✗ 'rate>0.9' rate=50.00%
+
     http_req_duration{name:login}
     ✓ 'p(95)<500' p(95)=3ms
-    ✗ 'p(99)<1' p(99)=4ms
 
     http_reqs
-    ✗ 'count>100' count=3
+    ✗ 'count>10' count=2
 
 
   █ TOTAL RESULTS
-    checks_failed....: ✗ not a threshold line? (k6 prints no ✗ here, but never take it for a metric)
+
+    checks_total.......................: 4      4005.034328/s
+    checks_failed......................: 50.00% 2 out of 4
+
+    ✗ is 200
+      ↳  0% — ✓ 0 / ✗ 2
+    ✓ is 0
 """
-    lines = threshold_lines(output)
-    assert lines[:2] == [
-        "http_req_duration{name:login} ✗ 'p(99)<1' p(99)=4ms",
-        "http_reqs ✗ 'count>100' count=3",
-    ]
+    assert threshold_lines(output) == ["checks ✗ 'rate>0.9' rate=50.00%", "http_reqs ✗ 'count>10' count=2"]
 
 
 # ---- real runs ---------------------------------------------------------------------------------

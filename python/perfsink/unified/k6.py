@@ -90,21 +90,22 @@ def threshold_lines(output: str) -> List[str]:
     """k6's crossed-threshold lines from its end-of-test summary, each prefixed with its metric.
 
     k6 v1 prints, under ``THRESHOLDS``, a metric line followed by one ``✓``/``✗`` line per
-    threshold (``✗ 'p(95)<500' p(95)=612ms``); older k6 printed ``✗ http_req_duration...: ...``.
+    threshold (``✗ 'p(95)<500' p(95)=612ms``). Only that section counts: failed checks are also
+    ``✗`` lines, under ``TOTAL RESULTS``.
     """
     lines: List[str] = []
     metric = ""
     in_section = False
     for raw in output.splitlines():
         line = raw.strip()
-        if "THRESHOLDS" in line:
-            in_section = True
+        if "█" in line:  # a section heading
+            in_section = "THRESHOLDS" in line
             continue
-        if "TOTAL RESULTS" in line or "SCENARIO:" in line:
-            in_section = False
+        if not in_section or not line:
+            continue
         if line.startswith("✗"):
-            lines.append(f"{metric} {line}" if in_section and metric else line)
-        elif in_section and line and not line.startswith("✓"):
+            lines.append(f"{metric} {line}")
+        elif not line.startswith("✓"):
             metric = line
     return lines
 
