@@ -137,7 +137,8 @@ def _provision(looked: List[str], log: Optional[Callable[[str], None]]) -> JMete
     """Runs jmeter_home.sh (assembles JMeter from Maven Central into ~/.cache/perfsink once)."""
     if log is not None:
         log(
-            f"no JMETER_HOME, no `jmeter` on PATH: JMeter {JMETER_VERSION} from {_JMETER_HOME_SCRIPT.name} (assembled from Maven Central on first use, then cached)"
+            f"no JMETER_HOME, no `jmeter` on PATH: JMeter {JMETER_VERSION} from {_JMETER_HOME_SCRIPT.name}"
+            " (assembled from Maven Central on first use, then cached)"
         )
     try:
         done = subprocess.run(

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from perfsink.tools import listener_jar
 from perfsink.unified.jmeter import (
     LISTENER_CLASS,
     add_listener,
@@ -322,7 +323,8 @@ def test_error_rate_above_the_threshold_fails_the_item(tmp_path: Path) -> None:
             # The user's properties reach JMeter; their user.classpath keeps the listener's jar.
             properties={"user.classpath": str(tmp_path / "extra"), "my.prop": "v 1"},
         )
-        ctx = context(tmp_path)
+        # perfsink.tools' variables in JMeter's environment must not upset the listener's engine.
+        ctx = context(tmp_path, PERFSINK_JMETER_JAR=str(listener_jar()), PERFSINK_CACHE=str(tmp_path))
         result = run_jmeter_test(test, ctx)
     assert not result.passed
     assert (result.requests, result.errors) == (6, 3)

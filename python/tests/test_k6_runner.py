@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional
 
 import pytest
 
+from perfsink.tools import perfsink_cli
 from perfsink.unified.k6 import generate_script, run_k6_test, threshold_lines
 from perfsink.unified.model import K6Test, RunContext, Scenario
 from recording_target import RecordingTarget
@@ -273,3 +274,18 @@ def test_a_broken_script_fails_with_the_tail_of_k6s_output(tmp_path: Path) -> No
     assert not syntax.passed
     assert syntax.failures[0].startswith("k6 exited with ")
     assert any("syntax.js" in line for line in syntax.failures[1:]), syntax.failures
+
+
+def test_the_python_tools_variables_do_not_upset_perfsink_k6(tmp_path: Path) -> None:
+    """perfsink refuses unknown PERFSINK_* keys; the ones perfsink.tools reads are not unknown
+    (before the engine listed them, `perfsink k6` exited 2: unknown key PERFSINK_BIN)."""
+    tool_variables = {
+        "PERFSINK_BIN": str(perfsink_cli()),
+        "PERFSINK_JMETER_JAR": str(tmp_path / "listener.jar"),
+        "PERFSINK_CACHE": str(tmp_path / "cache"),
+    }
+    with RecordingTarget() as target:
+        test = K6Test(name="vars", scenarios=[Scenario(name="a", url=f"{target.url}/a")])
+        result = run_k6_test(test, context(tmp_path, **tool_variables))
+    assert result.passed, result.failures
+    assert result.requests == 1

@@ -261,7 +261,8 @@ def _plan(test: JMeterTest, ctx: RunContext) -> Tuple[Path, Optional[Path]]:
         shutil.copyfile(record, beside)
     except OSError as err:
         ctx.log(
-            f"jmeter {test.name}: cannot write beside {source} ({err}); relative paths in it resolve against {ctx.out_dir}"
+            f"jmeter {test.name}: cannot write beside {source} ({err});"
+            f" relative paths in it resolve against {ctx.out_dir}"
         )
         return record, None
     return beside, beside
@@ -287,7 +288,8 @@ def read_jtl(path: Path) -> Tuple[int, int, List[float], List[str]]:
                 elapsed.append(float(row.get("elapsed") or 0))
                 if row.get("success") != "true":
                     failed += 1
-                    reason = f"{row.get('label')}: {row.get('responseCode')} {row.get('failureMessage') or row.get('responseMessage')}"
+                    message = row.get("failureMessage") or row.get("responseMessage")
+                    reason = f"{row.get('label')}: {row.get('responseCode')} {message}"
                     if reason not in reasons and len(reasons) < 5:
                         reasons.append(reason)
     except FileNotFoundError:
@@ -301,7 +303,8 @@ def threshold_failures(rows: int, failed: int, p95_ms: Optional[float], threshol
     rate = failed / rows if rows else 0.0
     if rate > thresholds.error_rate:
         out.append(
-            f"error rate {rate:.2%} ({failed} of {rows} samples failed) is above the allowed {thresholds.error_rate:.2%}"
+            f"error rate {rate:.2%} ({failed} of {rows} samples failed)"
+            f" is above the allowed {thresholds.error_rate:.2%}"
         )
     if thresholds.p95_ms is not None and p95_ms is not None and p95_ms > thresholds.p95_ms:
         out.append(f"p95 {p95_ms:g} ms is above the allowed {thresholds.p95_ms:g} ms")
