@@ -470,6 +470,11 @@ const TOOL_VARIABLES: &[&str] = &[
     "PERFSINK_RELAY_TOKEN",
     // The JMeter listener's override of its bundled native library (read by Java).
     "PERFSINK_LIB",
+    // The Python package's tool lookups (python/perfsink/tools.py) and JMeter cache directory
+    // (python/perfsink/jmeter_home.sh): set for the runner, inherited by `perfsink k6` and JMeter.
+    "PERFSINK_BIN",
+    "PERFSINK_JMETER_JAR",
+    "PERFSINK_CACHE",
 ];
 
 /// Keys whose values never appear in a message.
@@ -1987,7 +1992,13 @@ mod tests {
         );
         assert_eq!(c.concurrency, 2);
         assert_eq!(c.flush_interval, Duration::from_millis(250));
-        let tools = [("PERFSINK_K6", "/opt/k6"), ("PERFSINK_BLESS", "1")];
+        let tools = [
+            ("PERFSINK_K6", "/opt/k6"),
+            ("PERFSINK_BLESS", "1"),
+            ("PERFSINK_BIN", "/opt/perfsink"),
+            ("PERFSINK_JMETER_JAR", "/opt/perfsink-jmeter.jar"),
+            ("PERFSINK_CACHE", "/tmp/cache"),
+        ];
         assert!(Config::from_vars_with_fallbacks(tools, &[]).is_ok());
         let none: [(&str, &str); 0] = [];
         let c = Config::from_vars_with_fallbacks(none, &fallbacks).unwrap();
