@@ -962,6 +962,32 @@ size_t perfsink_sink_last_write_error(const struct perfsink_sink *sink,
                                       size_t buf_len);
 
 /**
+ * Copies where the sink's points go, for humans (`http://127.0.0.1:8086, db k6`; never
+ * credentials; `disabled (no INFLUXDB_URL)` for a disabled sink) into `buf` (NUL-terminated,
+ * truncated at a character boundary) and returns its full length. Works after close too.
+ * Infallible; NULL `sink` gives 0. (ABI 1.3)
+ *
+ * # Safety
+ * As `perfsink_sink_last_write_error`.
+ */
+size_t perfsink_sink_describe(const struct perfsink_sink *sink,
+                              char *buf,
+                              size_t buf_len);
+
+/**
+ * Copies the v1 database the sink writes to, as the configuration resolved it (`INFLUXDB_DB`,
+ * the URL's path, or the default `k6`), into `buf` like `perfsink_sink_describe` and returns
+ * its full length; 0 for a disabled sink or a v2 bucket. A host that starts other tools can
+ * hand them this name so that everything lands in one database. Infallible. (ABI 1.3)
+ *
+ * # Safety
+ * As `perfsink_sink_last_write_error`.
+ */
+size_t perfsink_sink_database(const struct perfsink_sink *sink,
+                              char *buf,
+                              size_t buf_len);
+
+/**
  * Delivers what is left (within `PERFSINK_CLOSE_TIMEOUT_MS`), stops the writer and, when
  * `out` is not NULL, writes the final report there (at most `out_size` bytes: pass
  * `sizeof *out`). Returns `PERFSINK_OK` when every accepted point was delivered, and

@@ -103,6 +103,24 @@ pub struct Endpoint {
     pub api: Api,
 }
 
+impl Endpoint {
+    /// Where points go, for humans and logs: `http://host:8086, db k6` (never credentials).
+    pub fn describe(&self) -> String {
+        match &self.api {
+            Api::V1 { db, .. } => format!("{}, db {db}", self.base_url),
+            Api::V2 { bucket, .. } => format!("{}, bucket {bucket}", self.base_url),
+        }
+    }
+
+    /// The v1 database points go to (`None` for a v2 bucket).
+    pub fn database(&self) -> Option<&str> {
+        match &self.api {
+            Api::V1 { db, .. } => Some(db),
+            Api::V2 { .. } => None,
+        }
+    }
+}
+
 /// The InfluxDB major version whose line-protocol escaping names follow (`INFLUXDB_VERSION`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ServerVersion {

@@ -189,6 +189,8 @@ _SIGNATURES: dict[str, tuple[Any, List[Any]]] = {
     "perfsink_sink_flush": (c_uint32, [c_void_p, c_uint32, c_char_p, c_size_t]),
     "perfsink_sink_stats": (c_uint32, [c_void_p, POINTER(Stats), c_size_t, c_char_p, c_size_t]),
     "perfsink_sink_last_write_error": (c_size_t, [c_void_p, c_char_p, c_size_t]),
+    "perfsink_sink_describe": (c_size_t, [c_void_p, c_char_p, c_size_t]),
+    "perfsink_sink_database": (c_size_t, [c_void_p, c_char_p, c_size_t]),
     "perfsink_sink_close": (
         c_uint32,
         [c_void_p, POINTER(CloseReport), c_size_t, c_char_p, c_size_t],
@@ -290,6 +292,26 @@ def abi_version() -> tuple[int, int]:
     """The loaded library's C ABI ``(major, minor)``."""
     v = lib().perfsink_abi_version()
     return v >> 16, v & 0xFFFF
+
+
+def _text(fn: Any, handle: Optional[int]) -> str:
+    """A string export's answer (``size_t fn(sink, buf, len)``), its full length honoured."""
+    buf = ctypes.create_string_buffer(256)
+    n = fn(handle, buf, len(buf))
+    if n >= len(buf):
+        buf = ctypes.create_string_buffer(n + 1)
+        fn(handle, buf, len(buf))
+    return buf.value.decode("utf-8", "replace")
+
+
+def describe(handle: Optional[int]) -> str:
+    """Where the sink's points go, for humans (``http://host:8086, db k6``; no credentials)."""
+    return _text(lib().perfsink_sink_describe, handle)
+
+
+def database(handle: Optional[int]) -> Optional[str]:
+    """The v1 database the engine resolved (``INFLUXDB_DB``, the URL's path or ``k6``)."""
+    return _text(lib().perfsink_sink_database, handle) or None
 
 
 def last_write_error(handle: Optional[int]) -> Optional[str]:

@@ -236,6 +236,9 @@ class InfluxDBPublisher:
         err = _native.err_buf()
         _native.check(lib.perfsink_sink_enabled(self._handle, ctypes.byref(enabled), err, len(err)), err)
         self._enabled = bool(enabled.value)
+        # Where points go, as the engine resolved it: asked once, the handle is freed at close.
+        self._describe = _native.describe(self._handle)
+        self._database = _native.database(self._handle)
         self._pid = os.getpid()
         self._state = _OPEN
         self._lock = threading.Lock()  # the batch, the state's change to closed
@@ -247,6 +250,19 @@ class InfluxDBPublisher:
         self._close_lock = threading.Lock()
         self._fork_said = False
         _register(self)
+
+    @property
+    def destination(self) -> str:
+        """Where points go, as the engine resolved the configuration: ``http://host:8086, db k6``
+        (never credentials), or ``disabled (no INFLUXDB_URL)``."""
+        return self._describe
+
+    @property
+    def database(self) -> Optional[str]:
+        """The v1 database points go to (``INFLUXDB_DB``, the URL's path, or ``k6``); ``None``
+        when disabled or writing to a v2 bucket. Other tools started beside the publisher can
+        be given it so that everything lands in one database."""
+        return self._database
 
     @property
     def enabled(self) -> bool:

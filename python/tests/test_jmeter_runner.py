@@ -286,11 +286,10 @@ CSV_DATA_SET = """
         <hashTree/>"""
 
 
-def test_users_jmx_file_gets_the_listener_and_streams_into_the_one_database(
-    influxd: Any, tmp_path: Path
-) -> None:
-    """INFLUXDB_URL without a database: the listener would pick `jmeter`; the run's one is k6's.
-    The plan's relative CSV file still resolves against the plan's own directory."""
+def test_users_jmx_file_gets_the_listener_and_streams(influxd: Any, tmp_path: Path) -> None:
+    """The listener is added to the user's plan and writes into the context's database (the
+    session hands every runner the database the engine resolved). The plan's relative CSV file
+    still resolves against the plan's own directory."""
     with RecordingTarget() as target:
         host, port = target.url.rsplit("//", 1)[1].split(":")
         plans = tmp_path / "plans"
@@ -299,7 +298,7 @@ def test_users_jmx_file_gets_the_listener_and_streams_into_the_one_database(
         (plans / "user.jmx").write_text(
             USER_PLAN.format(host=host, port=port, path="${p}", extra=CSV_DATA_SET)
         )
-        ctx = context(tmp_path, influxd.url, db=None)
+        ctx = context(tmp_path, influxd.url, db="k6")
         result = run_jmeter_test(JMeterTest(name="user", jmx_file="plans/user.jmx"), ctx)
         seen = target.requests
     assert result.passed, result.failures

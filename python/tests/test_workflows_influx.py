@@ -52,7 +52,7 @@ def test_points_schema_and_counts_under_one_testid(tmp_path: Path, influxd) -> N
     env = {"INFLUXDB_URL": influxd.url, "INFLUXDB_DB": db}
     r = run_pytest(tmp_path, "shop.yml", "--perf-testid", testid, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"perfsink: testid={testid}; InfluxDB {influxd.url} db={db}" in r.stdout
+    assert f"perfsink: testid={testid}; InfluxDB {influxd.url}, db {db}" in r.stdout
     counts = summary_counts(r.stdout, "shop.yml::workflow::shop")
     assert counts == {"requests": 2 * 3 * 4, "errors": 2 * 3}  # the runner's own count
 

@@ -338,6 +338,61 @@ pub unsafe extern "C" fn perfsink_sink_last_write_error(
     })
 }
 
+/// Copies where the sink's points go, for humans (`http://127.0.0.1:8086, db k6`; never
+/// credentials; `disabled (no INFLUXDB_URL)` for a disabled sink) into `buf` (NUL-terminated,
+/// truncated at a character boundary) and returns its full length. Works after close too.
+/// Infallible; NULL `sink` gives 0. (ABI 1.3)
+///
+/// # Safety
+/// As `perfsink_sink_last_write_error`.
+#[no_mangle]
+pub unsafe extern "C" fn perfsink_sink_describe(
+    sink: *const perfsink_sink,
+    buf: *mut c_char,
+    buf_len: usize,
+) -> usize {
+    infallible(0, || {
+        let Some(sink) = sink.as_ref() else {
+            return 0;
+        };
+        let text = match &sink.sink.config().endpoint {
+            Some(e) => e.describe(),
+            None => "disabled (no INFLUXDB_URL)".to_string(),
+        };
+        copy_str(&text, buf, buf_len)
+    })
+}
+
+/// Copies the v1 database the sink writes to, as the configuration resolved it (`INFLUXDB_DB`,
+/// the URL's path, or the default `k6`), into `buf` like `perfsink_sink_describe` and returns
+/// its full length; 0 for a disabled sink or a v2 bucket. A host that starts other tools can
+/// hand them this name so that everything lands in one database. Infallible. (ABI 1.3)
+///
+/// # Safety
+/// As `perfsink_sink_last_write_error`.
+#[no_mangle]
+pub unsafe extern "C" fn perfsink_sink_database(
+    sink: *const perfsink_sink,
+    buf: *mut c_char,
+    buf_len: usize,
+) -> usize {
+    infallible(0, || {
+        let Some(sink) = sink.as_ref() else {
+            return 0;
+        };
+        match sink
+            .sink
+            .config()
+            .endpoint
+            .as_ref()
+            .and_then(|e| e.database())
+        {
+            Some(db) => copy_str(db, buf, buf_len),
+            None => 0,
+        }
+    })
+}
+
 /// Delivers what is left (within `PERFSINK_CLOSE_TIMEOUT_MS`), stops the writer and, when
 /// `out` is not NULL, writes the final report there (at most `out_size` bytes: pass
 /// `sizeof *out`). Returns `PERFSINK_OK` when every accepted point was delivered, and
@@ -537,6 +592,56 @@ pub(crate) mod tests {
     /// Points sharing field arrays (in runs, alternating, interleaved with points without
     /// fields or with arrays of their own) are written byte for byte as the Rust API writes
     /// the same points.
+    #[test]
+    fn describe_and_database_tell_where_points_go_also_after_close() {
+        let text = |f: unsafe extern "C" fn(*const perfsink_sink, *mut c_char, usize) -> usize,
+                    sink: *mut perfsink_sink| {
+            let mut buf = [0 as c_char; 128];
+            let n = unsafe { f(sink, buf.as_mut_ptr(), buf.len()) };
+            let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+            assert_eq!(n, s.to_bytes().len());
+            s.to_str().unwrap().to_string()
+        };
+        // Nothing listens on port 9: the sink never needs to reach it for this.
+        let sink = open(9);
+        assert_eq!(
+            text(perfsink_sink_describe, sink),
+            "http://127.0.0.1:9, db db"
+        );
+        assert_eq!(text(perfsink_sink_database, sink), "db");
+        close_only(sink);
+        assert_eq!(text(perfsink_sink_database, sink), "db");
+        unsafe { perfsink_sink_free(sink) };
+
+        let mut off = std::ptr::null_mut();
+        let cfg = "PERFSINK_BATCH_LINES=10";
+        let rc = unsafe {
+            perfsink_sink_open(
+                cfg.as_ptr().cast(),
+                cfg.len(),
+                &mut off,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        assert_eq!(rc, PERFSINK_OK);
+        assert_eq!(
+            text(perfsink_sink_describe, off),
+            "disabled (no INFLUXDB_URL)"
+        );
+        assert_eq!(text(perfsink_sink_database, off), "");
+        unsafe { perfsink_sink_free(off) };
+        assert_eq!(
+            unsafe { perfsink_sink_database(std::ptr::null(), std::ptr::null_mut(), 0) },
+            0
+        );
+    }
+
+    /// Closes without freeing (the handle stays readable), not waiting on an absent server.
+    fn close_only(sink: *mut perfsink_sink) {
+        unsafe { perfsink_sink_close(sink, std::ptr::null_mut(), 0, std::ptr::null_mut(), 0) };
+    }
+
     #[test]
     fn shared_field_arrays_are_written_as_the_rust_api_writes_them() {
         let (port, got) = capture();

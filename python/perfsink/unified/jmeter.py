@@ -35,8 +35,6 @@ LISTENER_CLASS = "io.perfsink.jmeter.PerfsinkBackendListenerClient"
 # The listener's "use INFLUXDB_URL/INFLUXDB_DB from the environment" value (its default).
 INFLUXDB_URL_PLACEHOLDER = "http://host_to_change:8086/write?db=jmeter"
 LOG_TAIL_LINES = 15
-# One database for every runner of a unified run: the engine's (and k6's) default.
-DEFAULT_DB = "k6"
 # JTL as CSV with one row per top-level sample: sub-results (redirects, embedded resources) would
 # add rows JMeter's own summaries and the listener's `transaction=all` count differently.
 JTL_PROPERTIES = {
@@ -328,13 +326,9 @@ def _grep(path: Path, needle: str) -> List[str]:
 
 def _child_env(ctx: RunContext) -> Dict[str, str]:
     env = dict(os.environ)
+    # ctx.env names the run's one database (INFLUXDB_DB, as the engine resolved it: the session
+    # asks its publisher), else the listener's own default applies (`jmeter`, the built-in's).
     env.update(ctx.env)
-    # The listener's own default database is `jmeter` (the built-in listener's); a unified run
-    # writes everything into one database, the engine's default `k6`, unless the user names one
-    # (INFLUXDB_DB, or k6's URL form http://host:8086/<db>).
-    url = env.get("INFLUXDB_URL", "")
-    if url and not env.get("INFLUXDB_DB") and not urlsplit(url).path.strip("/"):
-        env["INFLUXDB_DB"] = DEFAULT_DB
     return env
 
 

@@ -144,10 +144,10 @@ class PerfSession:
             self.testid = default_testid(first_yaml)
 
     def header_lines(self) -> List[str]:
-        url = os.environ.get("INFLUXDB_URL")
+        pub = self.publisher()  # the engine resolves where points go; Python never does
         where = (
-            f"InfluxDB {url} db={os.environ.get('INFLUXDB_DB', 'k6')}"
-            if url
+            f"InfluxDB {pub.destination}"
+            if getattr(pub, "enabled", False)
             else "INFLUXDB_URL is not set: the tests run, nothing is written to InfluxDB"
         )
         return [f"perfsink: testid={self.testid}; {where}"]
@@ -156,6 +156,12 @@ class PerfSession:
     def base_env(self) -> Dict[str, str]:
         env = dict(os.environ)
         env["PERFSINK_TAGS"] = with_testid(env.get("PERFSINK_TAGS", ""), self.testid)
+        # One database for the whole run: the one the engine resolved for the publisher
+        # (INFLUXDB_DB, the URL's path, or k6), also for the JMeter listener, whose own default
+        # would be `jmeter`.
+        db = getattr(self.publisher(), "database", None)
+        if db:
+            env["INFLUXDB_DB"] = db
         return env
 
     def context(self, suite: Suite, kind: str, name: str, log: Callable[[str], None]) -> RunContext:

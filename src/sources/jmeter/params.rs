@@ -10,8 +10,8 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::aggregate::percentile::{parse_percentiles, Percentile};
+use crate::config::is_env_key;
 use crate::config::url::{write_endpoint_keys, InfluxUrl};
-use crate::config::{is_env_key, Api};
 use crate::error::{Error, Result};
 use crate::Config;
 
@@ -69,10 +69,7 @@ impl Resolved {
     pub fn describe(&self) -> String {
         let target = match self.config.endpoint.as_ref() {
             None => "disabled (influxdbUrl is the placeholder and INFLUXDB_URL is unset)".into(),
-            Some(e) => match &e.api {
-                Api::V1 { db, .. } => format!("{}, db {db}", e.base_url),
-                Api::V2 { bucket, .. } => format!("{}, bucket {bucket}", e.base_url),
-            },
+            Some(e) => e.describe(),
         };
         format!(
             "{target}, measurement {}, interval {} s{}",
