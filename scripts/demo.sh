@@ -184,3 +184,22 @@ table "$JMDB" "SELECT * FROM \"jmeter\" WHERE \"responseCode\" != '' LIMIT 2" \
   time transaction responseCode responseMessage count
 table "$JMDB" 'SELECT * FROM "events"' time application text
 rm -rf "$jmout"
+
+echo
+echo "== the quick start: pytest examples/unified_performance_test.yml (k6, JMeter and a workflow, one testid)"
+# `make demo` installed the package (pip install ./python); the file starts its own demo target.
+UDB="${DB}_unified"
+env -u PERFSINK_FLUSH_INTERVAL_MS -u PERFSINK_SELF_METRICS_INTERVAL_MS -u PERFSINK_SOURCE \
+  INFLUXDB_DB="$UDB" python3 -m pytest -q -p no:cacheprovider examples/unified_performance_test.yml \
+  --perf-testid demo-unified 2>&1 | sed 's/^/  /'
+echo "what landed in database $UDB under testid=demo-unified, per runner"
+curl -sfG "$base/query" --data-urlencode "db=$UDB" --data-urlencode \
+  "q=SELECT count(\"value\") FROM \"http_reqs\" WHERE \"testid\" = 'demo-unified'; SELECT sum(\"count\") FROM \"jmeter\" WHERE \"transaction\" = 'all' AND \"testid\" = 'demo-unified'; SELECT count(\"duration\") FROM \"workflow_step\" WHERE \"testid\" = 'demo-unified'" |
+  python3 -c '
+import json, sys
+names = ["k6 http_reqs points", "JMeter samples (sum of count)", "workflow_step points"]
+for name, r in zip(names, json.load(sys.stdin)["results"]):
+    s = r.get("series")
+    print("  %-30s %8d" % (name, s[0]["values"][0][1] if s else 0))'
+table "$UDB" "SELECT * FROM \"workflow_step\" WHERE \"testid\" = 'demo-unified' LIMIT 4" \
+  time workflow step action status duration success_count iteration

@@ -40,6 +40,14 @@ if [ "$(k6 version 2>/dev/null | awk '{print $2}')" != "$K6_VERSION" ]; then
   fi
 fi
 
+# The Python package's tests: pytest, and PyYAML (the package's one dependency). pip builds
+# ./python in an isolated environment with the setuptools and wheel its pyproject.toml names.
+if ! python3 -c 'import pytest, yaml' 2>/dev/null; then
+  say "pip install pytest pyyaml"
+  python3 -m pip install -q pytest pyyaml 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages pytest pyyaml
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 fi

@@ -4,7 +4,7 @@
 workflow (``file::k6::name``, ``file::jmeter::name``, ``file::workflow::name``). Collected: any
 ``*.yml``/``*.yaml`` named on the command line, and ``*_performance_test.yml``/``.yaml`` files
 pytest finds while walking directories; a file is unified when it has ``k6_tests``,
-``jmeter_tests`` or ``workflows``. The format is documented in python/UNIFIED.md.
+``jmeter_tests`` or ``workflows``. The format is documented in the README, "Unified YAML".
 
 One ``testid`` tags everything the run writes (k6 and JMeter through ``PERFSINK_TAGS`` in their
 environment, workflows through this process's publisher); the run ends with a per-item summary
