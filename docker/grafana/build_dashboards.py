@@ -31,6 +31,8 @@ DATASOURCE = dashboard.DataSourceRef(type_val="influxdb", uid=DATASOURCE_UID)
 # Grafana 11.6 writes 41; 12.x migrates it up on load (docs/dashboards.md).
 SCHEMA_VERSION = 41
 TESTID = '"testid" =~ /^$testid$/'
+# Sums across generators use a subquery grouped by "instance". Its outer query sees only the
+# tags the inner one groups by, so the testid/application filters go inside, $timeFilter in both.
 
 
 class InfluxQLQuery(cogvariants.Dataquery):
@@ -297,7 +299,7 @@ def k6_aggregated() -> Any:
     ).with_variable(testid_variable("http_reqs_agg"))
     vus_sum = (
         'SELECT sum("vus") FROM (SELECT last("last") AS "vus" FROM "vus_agg" WHERE '
-        f'{w} GROUP BY time($__interval), "instance") WHERE {w} GROUP BY time($__interval) fill(none)'
+        f'{w} GROUP BY time($__interval), "instance") WHERE $timeFilter GROUP BY time($__interval) fill(none)'
     )
     d = (
         d.with_panel(
@@ -338,7 +340,7 @@ def k6_aggregated() -> Any:
                 "Generators",
                 "short",
                 InfluxQL(
-                    f'SELECT count("c") FROM (SELECT sum("count") AS "c" FROM "http_reqs_agg" WHERE {w} GROUP BY "instance") WHERE {w}'
+                    f'SELECT count("c") FROM (SELECT sum("count") AS "c" FROM "http_reqs_agg" WHERE {w} GROUP BY "instance") WHERE $timeFilter'
                 ),
                 desc="distinct instance tags",
             )
@@ -423,7 +425,7 @@ def jmeter() -> Any:
     send_interval = "5s"
     threads = (
         'SELECT sum("threads") FROM (SELECT max("maxAT") AS "threads" FROM "jmeter" WHERE "transaction" = \'internal\' AND '
-        f'{w} GROUP BY time($__interval), "instance") WHERE {w} GROUP BY time($__interval) fill(none)'
+        f'{w} GROUP BY time($__interval), "instance") WHERE $timeFilter GROUP BY time($__interval) fill(none)'
     )
     d = (
         new_dashboard(
