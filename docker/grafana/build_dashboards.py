@@ -149,8 +149,15 @@ def variable(name: str, query: str, label: str, multi: bool = False) -> Any:
 
 
 def testid_variable(measurement: str) -> Any:
-    # Newest testids sort first for the default ones (the runners' default testids start with a date).
-    return variable("testid", f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "testid"', "testid")
+    # One run at a time; "All" is `.*` (not the list of values), which also matches points written
+    # without a testid tag (InfluxQL compares a missing tag as ""): a bare `perfsink k6` run shows
+    # up there. Sorted descending so a unified run's default testid (<stem>-<UTC time>) lists the
+    # newest run of a file first.
+    return (
+        variable("testid", f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "testid"', "testid")
+        .include_all(True)
+        .all_value(".*")
+    )
 
 
 def new_dashboard(uid: str, title: str, description: str, tags: list[str]) -> Any:
@@ -176,6 +183,11 @@ def k6_raw() -> Any:
         "k6 samples as k6's influxdb output writes them (measurement = metric, field value): what dashboard 2587 shows, with current panels.",
         ["k6"],
     ).with_variable(testid_variable("http_reqs"))
+    # vus is a gauge per generator: its max per interval and generator (instance tag), summed.
+    vus_sum = (
+        'SELECT sum("vus") AS "vus" FROM (SELECT max("value") AS "vus" FROM "vus" WHERE '
+        f'{w} GROUP BY time($__interval), "instance") WHERE $timeFilter GROUP BY time($__interval)'
+    )
     d = (
         d.with_panel(single("Requests", "short", InfluxQL(f'SELECT count("value") FROM "http_reqs" WHERE {w}')))
         .with_panel(
@@ -193,7 +205,14 @@ def k6_raw() -> Any:
         .with_panel(
             single("p95 duration", "ms", InfluxQL(f'SELECT percentile("value", 95) FROM "http_req_duration" WHERE {w}'))
         )
-        .with_panel(single("Peak VUs", "short", InfluxQL(f'SELECT max("value") FROM "vus" WHERE {w}')))
+        .with_panel(
+            single(
+                "Peak VUs",
+                "short",
+                InfluxQL(f'SELECT max("vus") FROM ({vus_sum}) WHERE $timeFilter'),
+                desc="summed across generators (instance tag)",
+            )
+        )
     )
     g = "GROUP BY time($__interval) fill(none)"
     d = (
@@ -202,6 +221,7 @@ def k6_raw() -> Any:
                 "Requests per second",
                 "reqps",
                 InfluxQL(f'SELECT count("value") {per_s} AS "requests/s" FROM "http_reqs" WHERE {w} {g}'),
+                desc="all generators together: every request is its own point",
             )
         )
         .with_panel(
@@ -212,7 +232,14 @@ def k6_raw() -> Any:
                 desc="http_req_failed: 1 per failed request",
             )
         )
-        .with_panel(ts("Virtual users", "short", InfluxQL(f'SELECT max("value") AS "vus" FROM "vus" WHERE {w} {g}')))
+        .with_panel(
+            ts(
+                "Virtual users",
+                "short",
+                InfluxQL(f"{vus_sum} fill(none)"),
+                desc="summed across generators (instance tag)",
+            )
+        )
         .with_panel(
             ts(
                 "Checks per second",
@@ -543,6 +570,17 @@ def jmeter() -> Any:
                 merge=True,
             )
         )
+        .with_panel(
+            tbl(
+                "Test events",
+                InfluxQL(
+                    f'SELECT "text" FROM "events" WHERE {w}',
+                    table=True,
+                ),
+                h=5,
+                desc="the listener's `<testTitle> started/ended` lines (measurement events), which dashboards 4026/5496 show as annotations",
+            )
+        )
     )
     return d
 
@@ -656,8 +694,9 @@ def workflows() -> Any:
 def health() -> Any:
     src = '"source" =~ /^$source$/'
     w = f"{src} AND {TESTID} AND $timeFilter"
-    per_sink = 'GROUP BY time($__interval), "host", "source" fill(none)'
-    alias = "$tag_source@$tag_host"
+    # A sink is (host, source, instance): two generators on one host differ by their instance tag.
+    per_sink = 'GROUP BY time($__interval), "host", "source", "instance" fill(none)'
+    alias = "$tag_source@$tag_host $tag_instance"
 
     def rate(field: str) -> InfluxQL:
         # The self-metrics are cumulative counters of one sink: their rate is the derivative.
@@ -668,7 +707,7 @@ def health() -> Any:
     def total(field: str) -> InfluxQL:
         # Each sink's last value, added up over sinks.
         return InfluxQL(
-            f'SELECT sum("v") FROM (SELECT last("{field}") AS "v" FROM "perfsink" WHERE {w} GROUP BY "host", "source") WHERE $timeFilter'
+            f'SELECT sum("v") FROM (SELECT last("{field}") AS "v" FROM "perfsink" WHERE {w} GROUP BY "host", "source", "instance") WHERE $timeFilter'
         )
 
     d = (
@@ -722,7 +761,7 @@ def health() -> Any:
                 InfluxQL(
                     'SELECT last("accepted") AS "accepted", last("written") AS "written", last("retried") AS "retried", last("rejected") AS "rejected", '
                     'last("dropped") AS "dropped", last("spooled") AS "spooled", last("queue_depth") AS "queue", last("series") AS "series", '
-                    f'last("aggregated") AS "samples aggregated" FROM "perfsink" WHERE {w} GROUP BY "host", "source"',
+                    f'last("aggregated") AS "samples aggregated" FROM "perfsink" WHERE {w} GROUP BY "host", "source", "instance"',
                     table=True,
                 ),
             )
