@@ -5,8 +5,9 @@ paths, and returns rows.
 The data (one database ``k6``, one testid, as the stack's layout says):
 - a unified YAML run through pytest in a child process: k6 raw (``perfsink k6``), the JMeter listener
   and a Python workflow, each with some failing requests so the error panels have rows;
-- ``perfsink k6`` with ``PERFSINK_MODE=both`` on a script with checks: the ``<m>_agg`` points of the
-  aggregated dashboard and raw ``checks`` (the unified runner's generated scripts have none);
+- two ``perfsink k6`` runs at once with ``PERFSINK_MODE=both`` on a script with checks, as two
+  generators (``instance`` tags): the ``<m>_agg`` points of the aggregated dashboard, raw
+  ``checks`` (the unified runner's generated scripts have none), and sums across generators;
 - self-metrics of every sink (``PERFSINK_SELF_METRICS_INTERVAL_MS`` small).
 
 Queries go through docker/grafana/queries.py, the one place that fills in Grafana's macros."""
@@ -105,41 +106,35 @@ def _perfsink_bin() -> str:
     return str(perfsink_cli())
 
 
-def _aggregated_k6_run(tmp: Path, influx: Influxd, testid: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
-    """``perfsink k6`` in aggregate(+raw) mode against the demo target, same testid."""
-    from perfsink.target import serve
+GENERATORS = ("gen-a", "gen-b")
 
+
+def _start_aggregated_k6(tmp: Path, influx: Influxd, testid: str, instance: str, target: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    """``perfsink k6`` in raw + aggregate mode as generator ``instance``, same testid."""
     script = tmp / "checks.js"
     script.write_text(K6_SCRIPT)
-    server = serve()
-    host, port = server.server_address[0], server.server_address[1]
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("INFLUXDB_", "K6_", "PERFSINK_"))}
-        for key in ("PERFSINK_LIB", "PERFSINK_BIN"):
-            if key in os.environ:
-                env[key] = os.environ[key]
-        env.update(
-            {
-                "INFLUXDB_URL": f"{influx.url}/{DB}",
-                "PERFSINK_MODE": "both",
-                "PERFSINK_TAGS": f"testid={testid},instance=gen-agg",
-                "PERFSINK_SELF_METRICS_INTERVAL_MS": SELF_METRICS_MS,
-                "TARGET_URL": f"http://{host!s}:{port}",
-                "K6_NO_USAGE_REPORT": "true",
-            }
-        )
-        return subprocess.run(
-            [_perfsink_bin(), "k6", "run", "--quiet", str(script)],
-            env=env,
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFLUXDB_", "K6_", "PERFSINK_"))}
+    for key in ("PERFSINK_LIB", "PERFSINK_BIN"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    env.update(
+        {
+            "INFLUXDB_URL": f"{influx.url}/{DB}",
+            "PERFSINK_MODE": "both",
+            "PERFSINK_TAGS": f"testid={testid},instance={instance}",
+            "PERFSINK_SELF_METRICS_INTERVAL_MS": SELF_METRICS_MS,
+            "TARGET_URL": target,
+            "K6_NO_USAGE_REPORT": "true",
+        }
+    )
+    return subprocess.Popen(
+        [_perfsink_bin(), "k6", "run", "--quiet", str(script)],
+        env=env,
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -157,11 +152,28 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Influxd,
             "INFLUXDB_DB": DB,
             "PERFSINK_SELF_METRICS_INTERVAL_MS": SELF_METRICS_MS,
         }
-        agg = _aggregated_k6_run(tmp, influx, testid)
-        assert agg.returncode in (0, 99), agg.stdout + agg.stderr  # 99: k6's failed-threshold code
-        unified = run_pytest(tmp, "dashboards_test.yml", "--perf-testid", testid, env=env, timeout=150)
+        from perfsink.target import serve
+
+        server = serve()
+        host, port = server.server_address[0], server.server_address[1]
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        try:
+            # The two generators run while the unified run does: the box has 2 cores, the runs
+            # are short and the load is light, and it keeps the test's wall time down.
+            gens = []
+            for g in GENERATORS:
+                (tmp / g).mkdir()
+                gens.append(_start_aggregated_k6(tmp / g, influx, testid, g, f"http://{host!s}:{port}"))
+            unified = run_pytest(tmp, "dashboards_test.yml", "--perf-testid", testid, env=env, timeout=180)
+            for g in gens:
+                out, _ = g.communicate(timeout=120)
+                print(out[-800:])
+                assert g.returncode == 0, out
+        finally:
+            server.shutdown()
+            server.server_close()
         out = unified.stdout + unified.stderr
-        print(out[-1500:])
+        print(out[-2500:])
         for kind, name in (("k6", "shop_load"), ("jmeter", "shop_api"), ("workflow", "shop")):
             assert f"::{kind}::{name}" in out, out
         yield influx, testid
@@ -200,8 +212,9 @@ def test_every_panel_query_returns_rows(written: Tuple[Influxd, str]) -> None:
             count += 1
             assert "$" not in query.replace("$/", "/"), f"{name} / {title}: unsubstituted macro: {query}"
             series = queries.run(influx.url, DB, query)
-            values = [v for r in queries.rows(series) for k, v in r.items() if k != "time" and isinstance(v, (int, float))]
-            print(f"{name:20} {title[:40]:40} n={len(values)} first={values[:3]} max={max(values) if values else None}")
+            # A row counts when it has a value besides its time (tags alone are not data).
+            values = [v for s in series for row in s.get("values") or [] for c, v in zip(s["columns"], row) if c != "time" and v is not None]
+            print(f"{name:20} {title[:40]:40} n={len(values)} first={values[:3]}")
             if not values:
                 empty.append(f"{name} / {title}: {query}")
     assert count >= 60, count  # every dashboard was read
@@ -231,3 +244,31 @@ def test_testid_filter_excludes_other_runs(written: Tuple[Influxd, str]) -> None
             if queries.rows(queries.run(influx.url, DB, query)):
                 leaking.append(f"{name} / {title}")
     assert not leaking, leaking
+
+
+def _panel_values(influx: Influxd, testid: str, file: str, title: str, interval: str = "1s") -> List[float]:
+    """The numbers one panel's first query returns (all rows, all value columns)."""
+    dash = json.loads((DASHBOARDS / file).read_text())
+    found = [q for t, _type, q in queries.panel_queries(dash, _variables(influx, testid), interval=interval, time_from="now-15m") if t == title]
+    assert found, f"{file}: no panel {title!r}"
+    series = queries.run(influx.url, DB, found[0])
+    return [v for r in queries.rows(series) for k, v in r.items() if k != "time" and isinstance(v, (int, float))]
+
+
+def test_sums_across_generators(written: Tuple[Influxd, str]) -> None:
+    """The aggregated dashboard adds the two generators up: its request count equals the raw
+    http_reqs points both wrote (PERFSINK_MODE=both, same instance tags), and both are seen."""
+    influx, testid = written
+    gens = "|".join(GENERATORS)
+    raw = influx.rows(DB, f'SELECT count("value") FROM "http_reqs" WHERE "testid" = \'{testid}\' AND "instance" =~ /^({gens})$/')
+    per_instance = influx.rows(
+        DB, f'SELECT sum("count") FROM "http_reqs_agg" WHERE "testid" = \'{testid}\' GROUP BY "instance"'
+    )
+    assert sorted(r["instance"] for r in per_instance) == sorted(GENERATORS), per_instance
+    assert all(r["sum"] > 0 for r in per_instance), per_instance
+    assert _panel_values(influx, testid, "k6-aggregated.json", "Requests") == [raw[0]["count"]]
+    assert _panel_values(influx, testid, "k6-aggregated.json", "Generators") == [len(GENERATORS)]
+    # Both ran 2 VUs over the same seconds: the summed gauge reaches 4 (one generator alone: 2).
+    assert max(_panel_values(influx, testid, "k6-aggregated.json", "Virtual users (sum across instances)")) == 4
+    # The raw dashboard counts every generator's requests, the unified run's k6 test included.
+    assert _panel_values(influx, testid, "k6.json", "Requests")[0] > raw[0]["count"]
