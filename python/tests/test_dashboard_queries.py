@@ -73,6 +73,8 @@ jmeter_tests:
       num_threads: 2
       ramp_time: 0
       duration: 3
+    thresholds:
+      error_rate: 0.9
 workflows:
   shop:
     iterations: 3
@@ -84,6 +86,10 @@ workflows:
         body: {username: "u{{vu}}", password: demo}
       - name: browse
         url: ${TARGET_URL}/api/items
+      - name: missing
+        url: ${TARGET_URL}/api/items/999999
+    thresholds:
+      error_rate: 0.9
 """
 
 K6_SCRIPT = """
@@ -175,7 +181,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Influxd,
         out = unified.stdout + unified.stderr
         print(out[-2500:])
         for kind, name in (("k6", "shop_load"), ("jmeter", "shop_api"), ("workflow", "shop")):
-            assert f"::{kind}::{name}" in out, out
+            assert f"passed dashboards_test.yml::{kind}::{name}" in out, out
         yield influx, testid
 
 
