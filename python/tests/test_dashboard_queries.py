@@ -115,8 +115,9 @@ def _perfsink_bin() -> str:
 GENERATORS = ("gen-a", "gen-b")
 
 
-def _start_aggregated_k6(tmp: Path, influx: Influxd, testid: str, instance: str, target: str) -> subprocess.Popen:  # type: ignore[type-arg]
-    """``perfsink k6`` in raw + aggregate mode as generator ``instance``, same testid."""
+def _start_k6(tmp: Path, influx: Influxd, tags: str, mode: str, target: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    """``perfsink k6`` on the checks script, global tags ``tags`` (``PERFSINK_TAGS``), ``mode``."""
+    tmp.mkdir()
     script = tmp / "checks.js"
     script.write_text(K6_SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFLUXDB_", "K6_", "PERFSINK_"))}
@@ -126,8 +127,8 @@ def _start_aggregated_k6(tmp: Path, influx: Influxd, testid: str, instance: str,
     env.update(
         {
             "INFLUXDB_URL": f"{influx.url}/{DB}",
-            "PERFSINK_MODE": "both",
-            "PERFSINK_TAGS": f"testid={testid},instance={instance}",
+            "PERFSINK_MODE": mode,
+            "PERFSINK_TAGS": tags,
             "PERFSINK_SELF_METRICS_INTERVAL_MS": SELF_METRICS_MS,
             "TARGET_URL": target,
             "K6_NO_USAGE_REPORT": "true",
@@ -163,19 +164,24 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Influxd,
         server = serve()
         host, port = server.server_address[0], server.server_address[1]
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        gens: List[subprocess.Popen] = []  # type: ignore[type-arg]
         try:
-            # The two generators run while the unified run does: the box has 2 cores, the runs
-            # are short and the load is light, and it keeps the test's wall time down.
-            gens = []
-            for g in GENERATORS:
-                (tmp / g).mkdir()
-                gens.append(_start_aggregated_k6(tmp / g, influx, testid, g, f"http://{host!s}:{port}"))
+            # Two aggregating generators of this run, and a bare run without any tag (what the
+            # testid variable's "All" must still show). They run while the unified run does: the
+            # runs are short and light, and it keeps the test's wall time down on 2 cores.
+            target = f"http://{host!s}:{port}"
+            gens = [_start_k6(tmp / g, influx, f"testid={testid},instance={g}", "both", target) for g in GENERATORS]
+            gens.append(_start_k6(tmp / "bare", influx, "", "raw", target))
             unified = run_pytest(tmp, "dashboards_test.yml", "--perf-testid", testid, env=env, timeout=180)
             for g in gens:
                 out, _ = g.communicate(timeout=120)
                 print(out[-800:])
                 assert g.returncode == 0, out
         finally:
+            for g in gens:
+                if g.poll() is None:
+                    g.kill()
+                    g.wait()
             server.shutdown()
             server.server_close()
         out = unified.stdout + unified.stderr
@@ -278,3 +284,21 @@ def test_sums_across_generators(written: Tuple[Influxd, str]) -> None:
     assert max(_panel_values(influx, testid, "k6-aggregated.json", "Virtual users (sum across instances)")) == 4
     # The raw dashboard counts every generator's requests, the unified run's k6 test included.
     assert _panel_values(influx, testid, "k6.json", "Requests")[0] > raw[0]["count"]
+
+
+def test_all_testids_include_untagged_runs(written: Tuple[Influxd, str]) -> None:
+    """The testid variable's "All" (allValue ``.*``, inserted as it is, as Grafana does) shows
+    every run, the bare ``perfsink k6`` run without a testid tag included."""
+    influx, testid = written
+    dash = json.loads((DASHBOARDS / "k6.json").read_text())
+    all_value = next(v for v in dash["templating"]["list"] if v["name"] == "testid")["allValue"]
+    every = [
+        q.replace("$testid", all_value)
+        for t, _type, q in queries.panel_queries(dash, {}, time_from="now-15m")
+        if t == "Requests"
+    ]
+    total = influx.rows(DB, 'SELECT count("value") FROM "http_reqs"')[0]["count"]
+    untagged = influx.rows(DB, 'SELECT count("value") FROM "http_reqs" WHERE "testid" = \'\'')[0]["count"]
+    assert untagged > 0
+    assert [r["count"] for r in queries.rows(queries.run(influx.url, DB, every[0]))] == [total]
+    assert _panel_values(influx, testid, "k6.json", "Requests") == [total - untagged]
