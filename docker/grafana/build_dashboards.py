@@ -523,6 +523,36 @@ def jmeter() -> Any:
         )
         .with_panel(
             ts(
+                "Response times (all transactions)",
+                "ms",
+                InfluxQL(
+                    'SELECT sum("weighted") / sum("n") AS "avg" FROM (SELECT "avg" * "count" AS "weighted", "count" AS "n" '
+                    f'FROM "jmeter" WHERE {total}) WHERE $timeFilter {g}'
+                ),
+                InfluxQL(
+                    'SELECT max("pct90.0") AS "pct90", max("pct95.0") AS "pct95", max("pct99.0") AS "pct99", max("max") AS "max" '
+                    f'FROM "jmeter" WHERE {total} {g}',
+                    ref_id="B",
+                ),
+                interval=send_interval,
+                desc="the summary line (transaction=all): avg weighted by count across instances (exact), "
+                "percentiles and max as the max across instances (an upper bound)",
+            )
+        )
+        .with_panel(
+            ts(
+                "Throughput per transaction",
+                "reqps",
+                InfluxQL(
+                    f'SELECT sum("count") {per_s} FROM "jmeter" WHERE {tx} AND "statut" = \'all\' AND {w} GROUP BY time($__interval), "transaction" fill(none)',
+                    alias="$tag_transaction",
+                ),
+                interval=send_interval,
+                desc="samples per second, summed across instances",
+            )
+        )
+        .with_panel(
+            ts(
                 "Response time pct95 per transaction",
                 "ms",
                 InfluxQL(
@@ -542,6 +572,19 @@ def jmeter() -> Any:
                     alias="$tag_transaction",
                 ),
                 interval=send_interval,
+            )
+        )
+        .with_panel(
+            ts(
+                "Network",
+                "Bps",
+                InfluxQL(
+                    f'SELECT sum("rb") {per_s} AS "received", sum("sb") {per_s} AS "sent" FROM "jmeter" WHERE {total} {g}'
+                ),
+                w=24,
+                h=6,
+                interval=send_interval,
+                desc="bytes per second received and sent by the samplers (5496's network panel)",
             )
         )
         .with_panel(
