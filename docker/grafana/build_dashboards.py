@@ -775,7 +775,15 @@ def health() -> Any:
         ("Spooled", "spooled"),
         ("Queue depth", "queue_depth"),
     ):
-        d = d.with_panel(single(title, "short", total(field), desc=f"`{field}`, last value of each sink, summed"))
+        d = d.with_panel(
+            single(
+                title,
+                "short",
+                total(field),
+                # The engine writes its last report when a sink starts closing, before the drain.
+                desc=f"`{field}` at each sink's latest report, summed over sinks (a closed sink's last report is from the start of its close)",
+            )
+        )
     d = (
         d.with_panel(ts("Points written per second", "short", rate("written"), desc="per sink (source@host)"))
         .with_panel(

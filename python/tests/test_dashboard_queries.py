@@ -216,6 +216,7 @@ def _dashboards() -> List[Tuple[str, Dict[str, Any]]]:
 def test_every_panel_query_returns_rows(written: Tuple[Influxd, str]) -> None:
     influx, testid = written
     variables = _variables(influx, testid)
+    print(variables)
     assert all(variables.values()), variables
     empty: List[str] = []
     count = 0
