@@ -110,6 +110,18 @@ if [ ! -f "$mvn_marker" ]; then
     || say "mvn could not resolve jmeter/'s build (offline?): jmeter/test.sh will try again"
 fi
 
+# The dashboards' builder and its checks (docker/grafana/build_dashboards.py,
+# python/tests/test_dashboards.py): Grafana's foundation SDK pinned to its 11.6 build (pip's
+# "latest" is an older 10.1 build, the epoch sorts it first) and jsonschema for the SDK's
+# vendored dashboard schema.
+GRAFANA_SDK="grafana-foundation-sdk==1769699379!11.6.0"
+if [ "$(python3 -c 'from importlib.metadata import version; print(version("grafana-foundation-sdk"))' 2>/dev/null)" != "${GRAFANA_SDK#*==}" ] \
+  || ! python3 -c 'import jsonschema' 2>/dev/null; then
+  say "pip install $GRAFANA_SDK jsonschema"
+  python3 -m pip install -q "$GRAFANA_SDK" 'jsonschema>=4.18' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "$GRAFANA_SDK" 'jsonschema>=4.18'
+fi
+
 say "cargo fetch"
 cargo fetch --locked -q
 say "ready"
