@@ -603,6 +603,31 @@ fn self_metrics_are_written_to_the_perfsink_measurement() {
     assert_eq!(influx.count(db, "m"), 50);
 }
 
+/// The last self-metrics line is the final state: written after the user's points drained,
+/// not when close began (the health dashboard shows it after the run).
+#[test]
+fn the_last_self_metrics_line_is_written_after_the_points_drained() {
+    let influx = Influx::start();
+    let db = "selfm_final";
+    // A long interval: only the line of close is written.
+    let sink = open(&influx, db, "PERFSINK_SELF_METRICS_INTERVAL_MS=600000");
+    let id = sink.register_series("m", &[], "value").unwrap();
+    let pts: Vec<Point> = (0..20_000).map(|i| Point::new(id, i as f64, T0 + i)).collect();
+    for chunk in pts.chunks(1000) {
+        sink.submit(chunk).into_result().unwrap();
+    }
+    let report = sink.close();
+    assert_eq!(report.stats.written, 20_000);
+    let series = influx.query_series(
+        db,
+        "SELECT * FROM perfsink GROUP BY * ORDER BY time DESC LIMIT 1",
+    );
+    let last = &series_rows(&series)[0];
+    assert_eq!(last["written"], json!(20_000), "{last:?}");
+    assert_eq!(last["queue_depth"], json!(0), "{last:?}");
+    assert_eq!(influx.count(db, "m"), 20_000);
+}
+
 fn gethostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())

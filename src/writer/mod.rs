@@ -200,7 +200,7 @@ impl Run {
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_self_metrics = self.self_metrics.map(|d| Instant::now() + d);
-        let mut saw_shutdown = false;
+        let mut final_report = false;
         let mut settled = self.counters.settled();
         loop {
             // `Sink::flush` waits for this instead of polling.
@@ -210,10 +210,6 @@ impl Run {
                 self.counters.notify_settled();
             }
             let shutting = self.state.shutdown.load(Relaxed);
-            if shutting && !saw_shutdown {
-                saw_shutdown = true;
-                self.emit_self_metrics();
-            }
             self.intake(shutting);
             let deadline = *self.state.deadline.lock();
             let late = shutting && deadline.is_none_or(|d| Instant::now() >= d);
@@ -225,6 +221,14 @@ impl Run {
                 let drained = self.backlog.is_empty()
                     && self.queue.is_empty()
                     && self.queue.accumulator_is_empty();
+                // The last self-metrics line reports the final state (queue empty, every
+                // point written), so it waits until the user's points have drained.
+                if drained && self.inflight.is_empty() && !late && !self.is_fatal() && !final_report
+                {
+                    final_report = true;
+                    self.emit_self_metrics();
+                    continue;
+                }
                 if self.inflight.is_empty() && (drained || late || self.is_fatal()) {
                     break;
                 }

@@ -168,7 +168,9 @@ where
             is_env_key(k).then(|| (k.to_string(), v.to_string()))
         })
         .collect();
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    // The self-metrics' `source` tag tells the listener's sinks from the other paths' (k6,
+    // relay, api) on the health dashboard; PERFSINK_SOURCE from the environment or a parameter wins.
+    let mut pairs: Vec<(String, String)> = vec![("PERFSINK_SOURCE".into(), "jmeter".into())];
     let url = url.filter(|u| !u.is_empty() && u != PLACEHOLDER_URL);
     match &url {
         None => {

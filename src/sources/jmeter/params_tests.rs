@@ -202,3 +202,14 @@ fn java_float_names() {
     assert_eq!(java_float(0.5), "0.5");
     assert_eq!(java_float(100.0), "100.0");
 }
+
+#[test]
+fn self_metrics_source_is_jmeter_unless_set() {
+    let url = [("influxdbUrl", "http://127.0.0.1:8086/write?db=jm")];
+    assert_eq!(resolve_with(&url, &[]).unwrap().config.source, "jmeter");
+    let from_env = resolve_with(&url, &[("PERFSINK_SOURCE", "gen-a")]).unwrap();
+    assert_eq!(from_env.config.source, "gen-a");
+    let as_param = [url[0], ("PERFSINK_SOURCE", "gen-b")];
+    let from_param = resolve_with(&as_param, &[("PERFSINK_SOURCE", "gen-a")]).unwrap();
+    assert_eq!(from_param.config.source, "gen-b");
+}
