@@ -23,6 +23,7 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
 # Grafana's classic series palette, so the pictures look like the dashboards they stand for.
 PALETTE = ["#7EB26D", "#EAB839", "#6ED0E0", "#EF843C", "#E24D42", "#1F78C1", "#BA43A9", "#705DA0", "#508642", "#CCA300"]
@@ -51,6 +52,7 @@ class Series:
     columns: list[str]
     values: list[list[Any]]
     alias: Optional[str] = None  # the target's legend alias, if any
+    ref_id: str = ""  # the target (query) it came from
 
     def numeric_columns(self) -> list[str]:
         """Columns other than ``time`` holding at least one number."""
@@ -251,13 +253,13 @@ def draw_timeseries(fig: Figure, ax: Axes, data: PanelData, time_range: tuple[da
     unit = unit_of(data.panel)
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_value(v, unit)))
     ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
-    ax.tick_params(labelsize=7, colors="#555555")
+    ax.tick_params(labelsize=7.5, colors="#444444")
     ax.grid(True, color="#E4E4E4", linewidth=0.6)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     x0, top, width_in = legend_box
-    fits = legend_columns(width_in)
-    shown = labels[: fits[1] * fits[0]]
+    ncol, nrows = legend_columns(width_in, labels)
+    shown = labels[: ncol * nrows]
     if len(shown) < len(labels):
         shown[-1] = f"… {len(labels) - len(shown) + 1} more series"
     if shown:
@@ -267,18 +269,21 @@ def draw_timeseries(fig: Figure, ax: Axes, data: PanelData, time_range: tuple[da
             loc="upper left",
             bbox_to_anchor=(x0, top),
             bbox_transform=fig.transFigure,
-            ncol=fits[0],
-            fontsize=6.5,
+            ncol=ncol,
+            fontsize=7.5,
             frameon=False,
             handlelength=1.2,
             borderaxespad=0,
             columnspacing=1.0,
+            labelspacing=0.25,
         )
 
 
-def legend_columns(width_in: float) -> tuple[int, int]:
-    """(columns, rows) of a legend under a ``width_in`` wide plot."""
-    return max(1, int(width_in / 3.2)), 3
+def legend_columns(width_in: float, labels: list[str]) -> tuple[int, int]:
+    """(columns, rows) of a legend under a ``width_in`` wide plot: as many columns of the longest
+    label (7-pt text, ~0.06 in a character, plus the line sample) as fit, two rows."""
+    longest = max((len(x) for x in labels), default=10)
+    return max(1, int(width_in / (longest * 0.065 + 0.45))), 2
 
 
 def draw_stat(ax: Axes, data: PanelData) -> None:
@@ -307,6 +312,8 @@ def table_rows(data: PanelData) -> tuple[list[str], list[list[Any]]]:
         for r in s.values:
             d = dict(zip(s.columns, r))
             rows.append([s.tags.get(k, "") for k in tag_keys] + [d.get(c) for c in cols])
+    if any(t.get("id") == "merge" for t in data.panel.get("transformations") or []):
+        rows = _merge_rows(rows, len(tag_keys), cols)
     if "time" in cols:
         i = len(tag_keys) + cols.index("time")
         if len({r[i] for r in rows}) <= 1:
@@ -315,6 +322,21 @@ def table_rows(data: PanelData) -> tuple[list[str], list[list[Any]]]:
         else:
             rows = [r[:i] + [to_datetime(r[i]).strftime("%H:%M:%S")] + r[i + 1 :] for r in rows]
     return tag_keys + cols, rows
+
+
+def _merge_rows(rows: list[list[Any]], n_tags: int, cols: list[str]) -> list[list[Any]]:
+    """Grafana's ``merge`` transformation: rows of the panel's queries with the same tag values
+    (and time, when it is the same) become one row, each query filling its own columns."""
+    keep_time = "time" in cols
+    key_cols = list(range(n_tags)) + ([n_tags + cols.index("time")] if keep_time else [])
+    merged: dict[tuple[Any, ...], list[Any]] = {}
+    for r in rows:
+        key = tuple(r[i] for i in key_cols)
+        into = merged.setdefault(key, list(r))
+        for i, v in enumerate(r):
+            if into[i] is None and v is not None:
+                into[i] = v
+    return list(merged.values())
 
 
 def draw_table(ax: Axes, data: PanelData, height_in: float) -> None:
@@ -332,7 +354,7 @@ def draw_table(ax: Axes, data: PanelData, height_in: float) -> None:
         cells.append([f"… {more + 1} more rows"] + [""] * (len(header) - 1))
     t = ax.table(cellText=cells, colLabels=header, loc="upper center", cellLoc="left", colLoc="left", bbox=[0, 1 - (len(cells) + 1) * INCH_PER_LINE / height_in, 1, (len(cells) + 1) * INCH_PER_LINE / height_in])
     t.auto_set_font_size(False)
-    t.set_fontsize(7)
+    t.set_fontsize(7.5)
     for (r, _c), cell in t.get_celld().items():
         cell.set_edgecolor("#E4E4E4")
         cell.set_linewidth(0.5)
@@ -363,7 +385,7 @@ def draw_bars(ax: Axes, data: PanelData, horizontal: bool) -> None:
             bars = ax.barh(pos, vals, height=width, color=colour, label=name or None)
         else:
             bars = ax.bar(pos, vals, width=width, color=colour, label=name or None)
-        ax.bar_label(bars, labels=[format_value(v, unit) for v in vals], fontsize=6, padding=2)
+        ax.bar_label(bars, labels=[format_value(v, unit) for v in vals], fontsize=7, padding=2)
     if horizontal:
         ax.set_yticks(range(len(cats)), cats, fontsize=7)
         ax.invert_yaxis()
@@ -371,7 +393,7 @@ def draw_bars(ax: Axes, data: PanelData, horizontal: bool) -> None:
     else:
         ax.set_xticks(range(len(cats)), cats, fontsize=7, rotation=15 if len(cats) > 4 else 0, ha="right" if len(cats) > 4 else "center")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_value(v, unit)))
-    ax.tick_params(labelsize=7, colors="#555555")
+    ax.tick_params(labelsize=7.5, colors="#444444")
     ax.grid(True, axis="x" if horizontal else "y", color="#E4E4E4", linewidth=0.6)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
@@ -395,6 +417,99 @@ def draw_text(ax: Axes, panel: dict[str, Any]) -> None:
 # The panel types drawn with their own picture; every other type gets a note.
 TIME_AXES = {"timeseries", "trend"}
 DRAWN = TIME_AXES | {"stat", "gauge", "table", "barchart", "bargauge", "piechart", "text"}
+
+# --- the dashboard -----------------------------------------------------------------------------
+
+# Grafana's grid: 24 columns; on a 1600-px wide screen a column is ~67 px and a row 30 px plus an
+# 8-px gap, so a grid row is ~0.57 of a column. 12 inches at 100 dpi: 1200 px, which a README shows
+# at about three quarters of its size, so the fonts below stay readable there.
+FIG_WIDTH_IN = 12.0
+DPI = 100
+COL_IN = FIG_WIDTH_IN / 24
+ROW_IN = COL_IN * 0.6
+HEADER_IN = 0.75
+PANEL_PAD_IN = 0.04
+TITLE_IN = 0.26
+PANEL_BG = "#FAFAFB"
+DISCLAIMER = "drawn from InfluxDB by scripts/render-dashboards.py with the dashboard's queries (not a Grafana screenshot)"
+
+PanelResults = dict[int, tuple[PanelData, list[str], Optional[str]]]
+
+
+def dashboard_figure(title: str, subtitle: str, panels: list[dict[str, Any]], results: PanelResults, time_range: tuple[datetime, datetime]) -> Figure:
+    """One figure for the dashboard: a header (title, the data's testid and range), then every panel
+    where its ``gridPos`` puts it, titled, with the measurements it reads at its top right.
+    ``results`` holds each panel's data, measurements and error, keyed by ``id(panel)``."""
+    rows = max((p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels if "gridPos" in p), default=1)
+    height = HEADER_IN + rows * ROW_IN + 0.05
+    fig = plt.figure(figsize=(FIG_WIDTH_IN, height), dpi=DPI, facecolor="white")
+
+    def fy(inches: float) -> float:  # figure y of a distance from the top
+        return 1 - inches / height
+
+    fig.text(0.008, fy(0.12), title, fontsize=15, fontweight="bold", va="top", color="#1F1F1F")
+    fig.text(0.008, fy(0.45), subtitle, fontsize=8.5, va="top", color="#333333")
+    fig.text(0.992, fy(0.14), DISCLAIMER, fontsize=7, va="top", ha="right", style="italic", color="#8A8A8A")
+    for p in panels:
+        g = p.get("gridPos") or {"x": 0, "y": 0, "w": 24, "h": 1}
+        x0, w = g["x"] * COL_IN + PANEL_PAD_IN, g["w"] * COL_IN - 2 * PANEL_PAD_IN
+        top, h = HEADER_IN + g["y"] * ROW_IN + PANEL_PAD_IN, g["h"] * ROW_IN - 2 * PANEL_PAD_IN
+        name = p.get("title") or f"panel {p.get('id')}"
+        if p.get("type") == "row":
+            fig.text(x0 / FIG_WIDTH_IN, fy(top + 0.05), name, fontsize=10, fontweight="bold", va="top", color="#333333")
+            continue
+        data, measurements, error = results.get(id(p), (PanelData(panel=p), [], None))
+        fig.add_artist(
+            FancyBboxPatch(
+                (x0 / FIG_WIDTH_IN, fy(top + h)), w / FIG_WIDTH_IN, h / height,
+                boxstyle="round,pad=0,rounding_size=0.002", transform=fig.transFigure,
+                facecolor=PANEL_BG, edgecolor="#D0D1D5", linewidth=0.8, zorder=-1,  # under the axes
+            )
+        )
+        fig.text((x0 + 0.08) / FIG_WIDTH_IN, fy(top + 0.06), name, fontsize=9, fontweight="bold", va="top", color="#1F1F1F")
+        if measurements and kind in ("stat", "gauge"):  # small: under the number, centred
+            source = ", ".join(measurements)
+            fig.text((x0 + w / 2) / FIG_WIDTH_IN, fy(top + h - 0.05), source if len(source) * 0.054 < w - 0.1 else source[: int((w - 0.1) / 0.054) - 1] + "…", fontsize=6.5, va="bottom", ha="center", color="#7A7A7A", family="monospace")
+        elif measurements:
+            source = "from " + ", ".join(measurements)
+            # ~0.08 in per character of the 9-pt bold title, 0.054 in per 6.5-pt monospace one
+            room = max(0, int((w - 0.3 - len(name) * 0.08) / 0.054))
+            if len(source) > room:
+                source = source[: max(0, room - 1)] + "…" if room > 8 else ""
+            fig.text((x0 + w - 0.08) / FIG_WIDTH_IN, fy(top + 0.075), source, fontsize=6.5, va="top", ha="right", color="#7A7A7A", family="monospace")
+        kind = p.get("type", "")
+        legend_h = 2 * INCH_PER_LINE + 0.04 if kind in TIME_AXES else 0.0
+        left, bottom = {
+            **{k: (0.62, 0.26 + legend_h) for k in TIME_AXES},
+            "barchart": (0.62, 0.32),
+            "bargauge": (1.4, 0.2),
+            "stat": (0.08, 0.16),
+            "gauge": (0.08, 0.16),
+        }.get(kind, (0.08, 0.06))
+        inner_w, inner_h = max(0.3, w - left - 0.12), max(0.2, h - TITLE_IN - bottom)
+        ax = fig.add_axes((
+            (x0 + left) / FIG_WIDTH_IN, fy(top + TITLE_IN + inner_h), inner_w / FIG_WIDTH_IN, inner_h / height
+        ))
+        ax.set_facecolor(PANEL_BG)
+        if kind == "text":
+            draw_text(ax, p)
+        elif error:
+            _message(ax, "query failed:\n" + error[-160:], colour="#C4162A")
+        elif not data.has_data():
+            _message(ax, "No data")
+        elif kind in TIME_AXES:
+            draw_timeseries(fig, ax, data, time_range, ((x0 + 0.08) / FIG_WIDTH_IN, fy(top + h - legend_h - 0.02), w - 0.16))
+        elif kind in ("stat", "gauge"):
+            draw_stat(ax, data)
+        elif kind == "table":
+            draw_table(ax, data, inner_h)
+        elif kind in ("barchart", "bargauge"):
+            draw_bars(ax, data, horizontal=kind == "bargauge")
+        elif kind == "piechart":
+            draw_pie(ax, data)
+        else:
+            _message(ax, f"panel type {kind!r} is not drawn by render-dashboards.py")
+    return fig
 
 
 def close(fig: Figure) -> None:
