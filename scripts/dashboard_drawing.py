@@ -248,7 +248,7 @@ def draw_timeseries(fig: Figure, ax: Axes, data: PanelData, time_range: tuple[da
             lines.append(line)
             labels.append(s.label(c, len(cols) > 1) or s.name)
     ax.set_xlim(*time_range)
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=timezone.utc, maxticks=max(3, int(ax.bbox.width / 90))))
+    ax.xaxis.set_major_locator(time_locator(time_range, max(3, int(ax.bbox.width / 80))))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=timezone.utc))
     unit = unit_of(data.panel)
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_value(v, unit)))
@@ -277,6 +277,21 @@ def draw_timeseries(fig: Figure, ax: Axes, data: PanelData, time_range: tuple[da
             columnspacing=1.0,
             labelspacing=0.25,
         )
+
+
+TICK_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400]
+
+
+def time_locator(time_range: tuple[datetime, datetime], max_ticks: int) -> mdates.DateLocator:
+    """Ticks at round seconds/minutes/hours, at most ``max_ticks`` (matplotlib's AutoDateLocator
+    gives up on ranges of a few seconds)."""
+    span = (time_range[1] - time_range[0]).total_seconds()
+    step = next((s for s in TICK_STEPS_S if span / s <= max_ticks), TICK_STEPS_S[-1])
+    if step < 60:
+        return mdates.SecondLocator(bysecond=range(0, 60, step), tz=timezone.utc)
+    if step < 3600:
+        return mdates.MinuteLocator(byminute=range(0, 60, step // 60), tz=timezone.utc)
+    return mdates.HourLocator(byhour=range(0, 24, min(24, step // 3600)), tz=timezone.utc)
 
 
 def legend_columns(width_in: float, labels: list[str]) -> tuple[int, int]:
@@ -459,6 +474,7 @@ def dashboard_figure(title: str, subtitle: str, panels: list[dict[str, Any]], re
             fig.text(x0 / FIG_WIDTH_IN, fy(top + 0.05), name, fontsize=10, fontweight="bold", va="top", color="#333333")
             continue
         data, measurements, error = results.get(id(p), (PanelData(panel=p), [], None))
+        kind = p.get("type", "")
         fig.add_artist(
             FancyBboxPatch(
                 (x0 / FIG_WIDTH_IN, fy(top + h)), w / FIG_WIDTH_IN, h / height,
@@ -477,7 +493,6 @@ def dashboard_figure(title: str, subtitle: str, panels: list[dict[str, Any]], re
             if len(source) > room:
                 source = source[: max(0, room - 1)] + "…" if room > 8 else ""
             fig.text((x0 + w - 0.08) / FIG_WIDTH_IN, fy(top + 0.075), source, fontsize=6.5, va="top", ha="right", color="#7A7A7A", family="monospace")
-        kind = p.get("type", "")
         legend_h = 2 * INCH_PER_LINE + 0.04 if kind in TIME_AXES else 0.0
         left, bottom = {
             **{k: (0.62, 0.26 + legend_h) for k in TIME_AXES},
