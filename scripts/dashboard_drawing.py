@@ -120,6 +120,7 @@ def _si(v: float, suffixes: Sequence[str], step: float) -> tuple[float, str]:
 
 
 def _num(v: float) -> str:
+    v = round(v, 9)  # 0.6 * 100 is 60.00000000000001
     if v == int(v) and abs(v) < 1e15:
         return f"{int(v)}"
     a = abs(v)
@@ -252,7 +253,10 @@ def draw_timeseries(fig: Figure, ax: Axes, data: PanelData, time_range: tuple[da
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=timezone.utc))
     unit = unit_of(data.panel)
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_value(v, unit)))
-    ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
+    if all(y == 0 for line in lines for y in line.get_ydata()):
+        ax.set_ylim(0, 1)  # nothing but zeros (no errors, no retries): 0 at the bottom, as Grafana
+    else:
+        ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
     ax.tick_params(labelsize=7.5, colors="#444444")
     ax.grid(True, color="#E4E4E4", linewidth=0.6)
     for side in ("top", "right"):
@@ -354,6 +358,16 @@ def _merge_rows(rows: list[list[Any]], n_tags: int, cols: list[str]) -> list[lis
     return list(merged.values())
 
 
+def table_cell(v: Any, unit: Optional[str]) -> str:
+    """A table cell as Grafana shows it: in the column's unit if it has one, else the plain number
+    (all its digits when whole, else three significant digits below 1 and two decimals above)."""
+    if isinstance(v, str) or not _is_number(v) or unit:
+        return v if isinstance(v, str) else format_value(v, unit)
+    if float(v) == int(v):
+        return str(int(v))
+    return f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}"
+
+
 def draw_table(ax: Axes, data: PanelData, height_in: float) -> None:
     """A plain table; rows beyond the panel's height are counted in a last line."""
     header, rows = table_rows(data)
@@ -362,12 +376,13 @@ def draw_table(ax: Axes, data: PanelData, height_in: float) -> None:
     more = len(rows) - fit
     if more > 0:
         rows = rows[: fit - 1]
-    cells = [
-        [v if isinstance(v, str) else format_value(v, unit_of(data.panel, header[j])) for j, v in enumerate(r)] for r in rows
-    ]
+    cells = [[table_cell(v, unit_of(data.panel, header[j])) for j, v in enumerate(r)] for r in rows]
     if more > 0:
         cells.append([f"… {more + 1} more rows"] + [""] * (len(header) - 1))
-    t = ax.table(cellText=cells, colLabels=header, loc="upper center", cellLoc="left", colLoc="left", bbox=[0, 1 - (len(cells) + 1) * INCH_PER_LINE / height_in, 1, (len(cells) + 1) * INCH_PER_LINE / height_in])
+    # Columns as wide as their longest text (at least a few characters), sharing the panel's width.
+    chars = [max([len(header[j])] + [len(r[j]) for r in cells], default=4) + 2 for j in range(len(header))]
+    widths = [c / sum(chars) for c in chars]
+    t = ax.table(cellText=cells, colLabels=header, colWidths=widths, loc="upper center", cellLoc="left", colLoc="left", bbox=[0, 1 - (len(cells) + 1) * INCH_PER_LINE / height_in, 1, (len(cells) + 1) * INCH_PER_LINE / height_in])
     t.auto_set_font_size(False)
     t.set_fontsize(7.5)
     for (r, _c), cell in t.get_celld().items():
@@ -495,13 +510,14 @@ def dashboard_figure(title: str, subtitle: str, panels: list[dict[str, Any]], re
             fig.text((x0 + w - 0.08) / FIG_WIDTH_IN, fy(top + 0.075), source, fontsize=6.5, va="top", ha="right", color="#7A7A7A", family="monospace")
         legend_h = 2 * INCH_PER_LINE + 0.04 if kind in TIME_AXES else 0.0
         left, bottom = {
-            **{k: (0.62, 0.26 + legend_h) for k in TIME_AXES},
+            **{k: (0.62, 0.26 + legend_h) for k in TIME_AXES},  # y labels left, time labels below
             "barchart": (0.62, 0.32),
             "bargauge": (1.4, 0.2),
             "stat": (0.08, 0.16),
             "gauge": (0.08, 0.16),
         }.get(kind, (0.08, 0.06))
-        inner_w, inner_h = max(0.3, w - left - 0.12), max(0.2, h - TITLE_IN - bottom)
+        right = 0.3 if kind in TIME_AXES else 0.12  # room for half of the last time label
+        inner_w, inner_h = max(0.3, w - left - right), max(0.2, h - TITLE_IN - bottom)
         ax = fig.add_axes((
             (x0 + left) / FIG_WIDTH_IN, fy(top + TITLE_IN + inner_h), inner_w / FIG_WIDTH_IN, inner_h / height
         ))

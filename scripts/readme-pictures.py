@@ -4,8 +4,8 @@
 1. a private influxd (temporary directory, free loopback port), database ``k6``;
 2. the quick start: ``pytest examples/unified_performance_test.yml --perf-testid <run>`` (k6 raw,
    JMeter with perfsink's listener, a Python workflow; perfsink's self-metrics every second);
-3. the k6 part of ``make demo`` (``examples/k6/demo.js``, with a check) through ``perfsink k6`` with
-   ``PERFSINK_MODE=both``, testid ``<run>-k6``: raw and aggregated points;
+3. ``docs/pictures-k6.js`` (named requests, a failing one, checks, VUs ramping) through
+   ``perfsink k6`` with ``PERFSINK_MODE=both``, testid ``<run>-k6``: raw and aggregated points;
 4. ``scripts/render-dashboards.py --testid <run>`` into ``--out`` (default docs/img).
 
     python3 scripts/readme-pictures.py [--run readme] [--out docs/img] [--keep]
@@ -38,6 +38,7 @@ def main() -> int:
 
     sys.path.insert(0, str(ROOT / "python" / "tests"))  # the tests' throw-away influxd
     from influxd import Influxd
+    from plugin_helpers import plugin_installed
     from perfsink.target import serve
     from perfsink.tools import perfsink_cli
 
@@ -49,7 +50,9 @@ def main() -> int:
 
         print(f"== pytest examples/unified_performance_test.yml --perf-testid {args.run}", flush=True)
         unified = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/unified_performance_test.yml", "--perf-testid", args.run],
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+            + ([] if plugin_installed() else ["-p", "perfsink.pytest_plugin"])  # a source checkout
+            + ["examples/unified_performance_test.yml", "--perf-testid", args.run],
             cwd=ROOT,
             env=base,
         )
@@ -57,7 +60,7 @@ def main() -> int:
             print("readme-pictures: the unified example failed", file=sys.stderr)
             return 1
 
-        print(f"== perfsink k6 run examples/k6/demo.js, PERFSINK_MODE=both, testid {args.run}-k6", flush=True)
+        print(f"== perfsink k6 run docs/pictures-k6.js, PERFSINK_MODE=both, testid {args.run}-k6", flush=True)
         server = serve()
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
         host, port = server.server_address[0], server.server_address[1]
@@ -67,10 +70,9 @@ def main() -> int:
             PERFSINK_TAGS=f"testid={args.run}-k6",
             TESTID=f"{args.run}-k6",
             TARGET=f"http://{host!s}:{port}",
-            DURATION="20s",
             K6_NO_USAGE_REPORT="true",
         )
-        k6 = subprocess.run([str(perfsink_cli()), "k6", "run", "--quiet", "examples/k6/demo.js"], cwd=ROOT, env=k6_env)
+        k6 = subprocess.run([str(perfsink_cli()), "k6", "run", "--quiet", "docs/pictures-k6.js"], cwd=ROOT, env=k6_env)
         server.shutdown()
         server.server_close()
         if k6.returncode != 0:

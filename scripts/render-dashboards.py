@@ -170,15 +170,16 @@ def testid_span(queries: ModuleType, url: str, db: str, measurements: list[str],
     return start, end
 
 
-NICE_INTERVALS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600]
+NICE_INTERVALS_MS = [100, 200, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000]
 
 
-def interval_for(span: timedelta) -> int:
-    """``$__interval`` in seconds: about 100 buckets over the range, at least 1 s. (Grafana divides
-    by the panel's pixel width and goes down to milliseconds on a short test; at 1 s and up the
-    lines read as rates, as on a real dashboard over a longer run.)"""
-    want = span.total_seconds() / 100
-    return next((s for s in NICE_INTERVALS_S if s >= want), NICE_INTERVALS_S[-1])
+def interval_for(span: timedelta) -> str:
+    """``$__interval``: a round step giving about 40 buckets over the range, 100 ms at least (Grafana
+    divides by the panel's width in pixels instead; on a run of a few seconds that is a few ms, too
+    fine to read a rate from)."""
+    want_ms = span.total_seconds() * 1000 / 40
+    ms = next((s for s in NICE_INTERVALS_MS if s >= want_ms), NICE_INTERVALS_MS[-1])
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
 @dataclass
@@ -190,12 +191,12 @@ class Range:
 
     @staticmethod
     def around(span: tuple[datetime, datetime]) -> "Range":
-        pad = max(timedelta(seconds=2), (span[1] - span[0]) * 0.02)
+        pad = max(timedelta(seconds=0.5), (span[1] - span[0]) * 0.03)
         return Range(span[0] - pad, span[1] + pad)
 
     @property
     def interval(self) -> str:
-        return f"{interval_for(self.end - self.start)}s"
+        return interval_for(self.end - self.start)
 
     def args(self) -> dict[str, Any]:
         """Keyword arguments of queries.panel_targets / variable_queries (epoch ms)."""
@@ -246,6 +247,7 @@ class PanelResult:
     type: str
     measurements: list[str]
     queries: list[str]
+    interval: str
     rows: int = 0
     error: Optional[str] = None
     data: Any = None  # dashboard_drawing.PanelData
@@ -255,27 +257,43 @@ class PanelResult:
         return self.error is None and self.data is not None and self.data.has_data()
 
 
+def _seconds(interval: str) -> float:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", interval.strip())
+    if not m:
+        raise RenderError(f"interval {interval!r}: use <n>ms|s|m|h|d")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def panel_interval(panel: dict[str, Any], rng: Range) -> str:
+    """``$__interval`` of one panel: the range's, or the panel's minimum (``interval``, e.g. 5s for
+    JMeter's 5-second flushes) when larger, as Grafana does."""
+    own = str(panel.get("interval") or "").strip()
+    return own if own and _seconds(own) > _seconds(rng.interval) else rng.interval
+
+
 def fetch_panels(queries: ModuleType, dashboard: dict[str, Any], variables: dict[str, Any], rng: Range, url: str, db: str) -> dict[int, PanelResult]:
     """Runs every panel's queries (filled in by queries.panel_targets), keyed by ``id(panel)``."""
     from dashboard_drawing import PanelData, Series
 
     out: dict[int, PanelResult] = {}
-    for t in queries.panel_targets(dashboard, variables, **rng.args()):
-        key = id(t.panel)
-        if key not in out:
-            out[key] = PanelResult(t.panel_title, t.panel_type, [], [], data=PanelData(panel=dict(t.panel)))
-        res = out[key]
-        res.queries.append(t.query)
-        res.measurements = measurements_of(res.queries)
-        try:
-            series = queries.run(url, db, t.query)
-        except Exception as e:  # a failing query is the panel's; the rest is still drawn
-            res.error = f"{e}"
+    for panel in drawn_panels(dashboard.get("panels") or []):
+        if panel.get("type") == "row":
             continue
-        for s in series:
-            values = [list(v) for v in s.get("values") or []]
-            res.rows += len(values)
-            res.data.series.append(Series(s.get("name", ""), dict(s.get("tags") or {}), list(s["columns"]), values, t.alias or None, t.ref_id))
+        interval = panel_interval(panel, rng)
+        res = out[id(panel)] = PanelResult(panel.get("title", ""), panel.get("type", ""), [], [], interval, data=PanelData(panel=panel))
+        args = dict(rng.args(), interval=interval)
+        for t in queries.panel_targets({**dashboard, "panels": [panel]}, variables, **args):
+            res.queries.append(t.query)
+            try:
+                series = queries.run(url, db, t.query)
+            except Exception as e:  # a failing query is the panel's; the rest is still drawn
+                res.error = f"{e}"
+                continue
+            for s in series:
+                values = [list(v) for v in s.get("values") or []]
+                res.rows += len(values)
+                res.data.series.append(Series(s.get("name", ""), dict(s.get("tags") or {}), list(s["columns"]), values, t.alias or None, t.ref_id))
+        res.measurements = measurements_of(res.queries)
     return out
 
 
@@ -327,9 +345,11 @@ def render(d: Dashboard, db: str, out_dir: Path) -> tuple[Path, int]:
     """Draws ``d`` to ``<out_dir>/<uid>.png``; returns the path and its size in bytes."""
     import dashboard_drawing as draw
 
+    own = sorted({p.interval for p in d.panels.values()} - {d.rng.interval}, key=_seconds)
+    interval = d.rng.interval + (f" ({', '.join(own)} where a panel sets its minimum)" if own else "")
     fig = draw.dashboard_figure(
         title=d.json.get("title", d.uid),
-        subtitle=f"testid {d.testid}   ·   {d.rng.start:%Y-%m-%d %H:%M:%S} – {d.rng.end:%H:%M:%S} UTC   ·   $__interval {d.rng.interval}   ·   InfluxDB database {db}",
+        subtitle=f"testid {d.testid}   ·   {d.rng.start:%Y-%m-%d %H:%M:%S} – {d.rng.end:%H:%M:%S} UTC   ·   $__interval {interval}   ·   InfluxDB database {db}",
         panels=list(drawn_panels(d.json.get("panels") or [])),
         results={k: (r.data, r.measurements, r.error) for k, r in d.panels.items()},
         time_range=(d.rng.start, d.rng.end),
@@ -419,7 +439,7 @@ def run(args: argparse.Namespace) -> int:
                 "to": d.rng.end.isoformat(),
                 "interval": d.rng.interval,
                 "panels": [
-                    {"title": p.title, "type": p.type, "measurements": p.measurements, "rows": p.rows, "has_data": p.has_data, "error": p.error}
+                    {"title": p.title, "type": p.type, "measurements": p.measurements, "interval": p.interval, "rows": p.rows, "has_data": p.has_data, "error": p.error}
                     for p in d.panels.values()
                 ],
             }
