@@ -40,7 +40,7 @@ NAMED_COLOURS = {
     "transparent": "#24292E",
 }
 DEFAULT_VALUE_COLOUR = "#1F60C4"
-INCH_PER_LINE = 0.17  # one line of 7-pt text (legends, table rows)
+INCH_PER_LINE = 0.19  # one line of 8.5-pt text (legends, table rows)
 
 
 @dataclass
@@ -257,7 +257,7 @@ def draw_timeseries(fig: Figure, ax: Axes, data: PanelData, time_range: tuple[da
         ax.set_ylim(0, 1)  # nothing but zeros (no errors, no retries): 0 at the bottom, as Grafana
     else:
         ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
-    ax.tick_params(labelsize=7.5, colors="#444444")
+    ax.tick_params(labelsize=8.5, colors="#444444")
     ax.grid(True, color="#E4E4E4", linewidth=0.6)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -274,7 +274,7 @@ def draw_timeseries(fig: Figure, ax: Axes, data: PanelData, time_range: tuple[da
             bbox_to_anchor=(x0, top),
             bbox_transform=fig.transFigure,
             ncol=ncol,
-            fontsize=7.5,
+            fontsize=8.5,
             frameon=False,
             handlelength=1.2,
             borderaxespad=0,
@@ -300,9 +300,9 @@ def time_locator(time_range: tuple[datetime, datetime], max_ticks: int) -> mdate
 
 def legend_columns(width_in: float, labels: list[str]) -> tuple[int, int]:
     """(columns, rows) of a legend under a ``width_in`` wide plot: as many columns of the longest
-    label (7-pt text, ~0.06 in a character, plus the line sample) as fit, two rows."""
+    label (8.5-pt text, ~0.072 in a character, plus the line sample) as fit, two rows."""
     longest = max((len(x) for x in labels), default=10)
-    return max(1, int(width_in / (longest * 0.065 + 0.45))), 2
+    return max(1, int(width_in / (longest * 0.072 + 0.45))), 2
 
 
 def draw_stat(ax: Axes, data: PanelData) -> None:
@@ -315,7 +315,7 @@ def draw_stat(ax: Axes, data: PanelData) -> None:
         size = 26 if n == 1 else max(11, 22 - 3 * min(n, 6))
         ax.text(x, 0.5, format_value(v, unit_of(data.panel, col)), ha="center", va="center", fontsize=size, fontweight="bold", color=threshold_colour(data.panel, v), transform=ax.transAxes)
         if n > 1 and label:
-            ax.text(x, 0.08, label, ha="center", va="bottom", fontsize=6.5, color="#555555", transform=ax.transAxes)
+            ax.text(x, 0.08, label, ha="center", va="bottom", fontsize=7.5, color="#555555", transform=ax.transAxes)
 
 
 def table_rows(data: PanelData) -> tuple[list[str], list[list[Any]]]:
@@ -384,7 +384,7 @@ def draw_table(ax: Axes, data: PanelData, height_in: float) -> None:
     widths = [c / sum(chars) for c in chars]
     t = ax.table(cellText=cells, colLabels=header, colWidths=widths, loc="upper center", cellLoc="left", colLoc="left", bbox=[0, 1 - (len(cells) + 1) * INCH_PER_LINE / height_in, 1, (len(cells) + 1) * INCH_PER_LINE / height_in])
     t.auto_set_font_size(False)
-    t.set_fontsize(7.5)
+    t.set_fontsize(8.5)
     for (r, _c), cell in t.get_celld().items():
         cell.set_edgecolor("#E4E4E4")
         cell.set_linewidth(0.5)
@@ -417,31 +417,31 @@ def draw_bars(ax: Axes, data: PanelData, horizontal: bool) -> None:
             bars = ax.bar(pos, vals, width=width, color=colour, label=name or None)
         ax.bar_label(bars, labels=[format_value(v, unit) for v in vals], fontsize=7, padding=2)
     if horizontal:
-        ax.set_yticks(range(len(cats)), cats, fontsize=7)
+        ax.set_yticks(range(len(cats)), cats, fontsize=8.5)
         ax.invert_yaxis()
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_value(v, unit)))
     else:
-        ax.set_xticks(range(len(cats)), cats, fontsize=7, rotation=15 if len(cats) > 4 else 0, ha="right" if len(cats) > 4 else "center")
+        ax.set_xticks(range(len(cats)), cats, fontsize=8.5, rotation=15 if len(cats) > 4 else 0, ha="right" if len(cats) > 4 else "center")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: format_value(v, unit)))
-    ax.tick_params(labelsize=7.5, colors="#444444")
+    ax.tick_params(labelsize=8.5, colors="#444444")
     ax.grid(True, axis="x" if horizontal else "y", color="#E4E4E4", linewidth=0.6)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if len(groups) > 1:
-        ax.legend(fontsize=6.5, frameon=False)
+        ax.legend(fontsize=8, frameon=False)
 
 
 def draw_pie(ax: Axes, data: PanelData) -> None:
     items = [(label, v) for label, v, _ in reduced_items(data) if v and v > 0]
-    ax.pie([v for _, v in items], labels=[label for label, _ in items], colors=PALETTE, textprops={"fontsize": 7})
+    ax.pie([v for _, v in items], labels=[label for label, _ in items], colors=PALETTE, textprops={"fontsize": 8.5})
 
 
 def draw_text(ax: Axes, panel: dict[str, Any]) -> None:
     content = ((panel.get("options") or {}).get("content") or "").strip()
     ax.set_axis_off()
     plain = re.sub(r"[*_`#>]", "", re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", content))
-    ax.text(0, 1, plain, ha="left", va="top", fontsize=7.5, wrap=True, transform=ax.transAxes)
+    ax.text(0, 1, plain, ha="left", va="top", fontsize=8.5, wrap=True, transform=ax.transAxes)
 
 
 # The panel types drawn with their own picture; every other type gets a note.
@@ -459,7 +459,7 @@ COL_IN = FIG_WIDTH_IN / 24
 ROW_IN = COL_IN * 0.6
 HEADER_IN = 0.75
 PANEL_PAD_IN = 0.04
-TITLE_IN = 0.26
+TITLE_IN = 0.3
 PANEL_BG = "#FAFAFB"
 DISCLAIMER = "drawn from InfluxDB by scripts/render-dashboards.py with the dashboard's queries (not a Grafana screenshot)"
 
@@ -477,8 +477,8 @@ def dashboard_figure(title: str, subtitle: str, panels: list[dict[str, Any]], re
     def fy(inches: float) -> float:  # figure y of a distance from the top
         return 1 - inches / height
 
-    fig.text(0.008, fy(0.12), title, fontsize=15, fontweight="bold", va="top", color="#1F1F1F")
-    fig.text(0.008, fy(0.45), subtitle, fontsize=8.5, va="top", color="#333333")
+    fig.text(0.008, fy(0.12), title, fontsize=16, fontweight="bold", va="top", color="#1F1F1F")
+    fig.text(0.008, fy(0.47), subtitle, fontsize=9.5, va="top", color="#333333")
     fig.text(0.992, fy(0.14), DISCLAIMER, fontsize=7, va="top", ha="right", style="italic", color="#8A8A8A")
     for p in panels:
         g = p.get("gridPos") or {"x": 0, "y": 0, "w": 24, "h": 1}
@@ -497,17 +497,17 @@ def dashboard_figure(title: str, subtitle: str, panels: list[dict[str, Any]], re
                 facecolor=PANEL_BG, edgecolor="#D0D1D5", linewidth=0.8, zorder=-1,  # under the axes
             )
         )
-        fig.text((x0 + 0.08) / FIG_WIDTH_IN, fy(top + 0.06), name, fontsize=9, fontweight="bold", va="top", color="#1F1F1F")
+        fig.text((x0 + 0.08) / FIG_WIDTH_IN, fy(top + 0.06), name, fontsize=10, fontweight="bold", va="top", color="#1F1F1F")
         if measurements and kind in ("stat", "gauge"):  # small: under the number, centred
             source = ", ".join(measurements)
-            fig.text((x0 + w / 2) / FIG_WIDTH_IN, fy(top + h - 0.05), source if len(source) * 0.054 < w - 0.1 else source[: int((w - 0.1) / 0.054) - 1] + "…", fontsize=6.5, va="bottom", ha="center", color="#7A7A7A", family="monospace")
+            fig.text((x0 + w / 2) / FIG_WIDTH_IN, fy(top + h - 0.05), source if len(source) * 0.058 < w - 0.1 else source[: int((w - 0.1) / 0.058) - 1] + "…", fontsize=7, va="bottom", ha="center", color="#7A7A7A", family="monospace")
         elif measurements:
             source = "from " + ", ".join(measurements)
-            # ~0.08 in per character of the 9-pt bold title, 0.054 in per 6.5-pt monospace one
-            room = max(0, int((w - 0.3 - len(name) * 0.08) / 0.054))
+            # ~0.09 in per character of the 10-pt bold title, 0.058 in per 7-pt monospace one
+            room = max(0, int((w - 0.3 - len(name) * 0.09) / 0.058))
             if len(source) > room:
                 source = source[: max(0, room - 1)] + "…" if room > 8 else ""
-            fig.text((x0 + w - 0.08) / FIG_WIDTH_IN, fy(top + 0.075), source, fontsize=6.5, va="top", ha="right", color="#7A7A7A", family="monospace")
+            fig.text((x0 + w - 0.08) / FIG_WIDTH_IN, fy(top + 0.075), source, fontsize=7, va="top", ha="right", color="#7A7A7A", family="monospace")
         legend_h = 2 * INCH_PER_LINE + 0.04 if kind in TIME_AXES else 0.0
         left, bottom = {
             **{k: (0.62, 0.26 + legend_h) for k in TIME_AXES},  # y labels left, time labels below
