@@ -52,14 +52,10 @@ class RenderError(RuntimeError):
 
 
 def ensure_matplotlib() -> None:
-    """Imports matplotlib, installing the pinned version (scripts/render-requirements.txt) with pip
-    if it is missing (scripts/setup.sh does the same), and saying so."""
-    try:
-        import matplotlib  # noqa: F401
-
+    """Installs the pinned matplotlib (scripts/render-requirements.txt) with pip if it is missing
+    (scripts/setup.sh does the same), and says so."""
+    if importlib.util.find_spec("matplotlib") is not None:
         return
-    except ImportError:
-        pass
     print(f"render-dashboards: matplotlib is missing; pip install -r {REQUIREMENTS.relative_to(ROOT)}", file=sys.stderr)
     base = [sys.executable, "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)]
     if subprocess.run(base).returncode != 0 and subprocess.run(base + ["--break-system-packages"]).returncode != 0:
@@ -96,18 +92,9 @@ def influxdb_destination(url: Optional[str], db: Optional[str]) -> tuple[str, st
         import perfsink  # the engine's own URL rule, as scripts/demo.sh asks it
     except ImportError:
         raise RenderError(f"{url} names a database in its path: give the base URL and --db (or install ./python)") from None
-    env = dict(os.environ, INFLUXDB_URL=url, PERFSINK_SELF_METRICS_INTERVAL_MS="0")
-    if db:
-        env["INFLUXDB_DB"] = db
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        pub = perfsink.InfluxDBPublisher()
-        dest, database = pub.destination, pub.database
-        pub.close()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    pub = perfsink.InfluxDBPublisher(url=url, db=db, self_metrics_interval_ms=0)
+    dest, database = pub.destination, pub.database
+    pub.close()
     if not database:
         raise RenderError(f"{url}: the pictures need an InfluxDB 1.x database, not a v2 bucket")
     return dest.rsplit(", db ", 1)[0].rstrip("/"), database
@@ -386,9 +373,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     try:
         return run(args)
-    except RenderError as e:
+    except RuntimeError as e:  # RenderError, or queries.QueryError: InfluxDB refused a query
         print(f"render-dashboards: {e}", file=sys.stderr)
-        return 1
+    except OSError as e:  # InfluxDB not answering (URLError is an OSError)
+        print(f"render-dashboards: InfluxDB at {args.influxdb_url or os.environ.get('INFLUXDB_URL') or LOCAL_INFLUXDB_URL_FILE}: {e}", file=sys.stderr)
+    return 1
 
 
 def run(args: argparse.Namespace) -> int:
