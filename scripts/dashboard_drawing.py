@@ -149,6 +149,9 @@ def format_value(v: Any, unit: Optional[str]) -> str:
         return f"{_num(v)}%"
     if unit == "percentunit":
         return f"{_num(v * 100)}%"
+    if unit in ("Bps", "binBps"):  # bytes per second, SI (Grafana's "bytes/sec(SI)") or IEC
+        x, s = _si(v, ["B/s", "kB/s", "MB/s", "GB/s"] if unit == "Bps" else ["B/s", "KiB/s", "MiB/s", "GiB/s"], 1000 if unit == "Bps" else 1024)
+        return f"{_num(x)} {s}"
     if unit in ("bytes", "decbytes"):
         x, s = _si(v, ["B", "KiB", "MiB", "GiB", "TiB"] if unit == "bytes" else ["B", "kB", "MB", "GB", "TB"], 1024 if unit == "bytes" else 1000)
         return f"{_num(x)} {s}"

@@ -251,13 +251,6 @@ def _seconds(interval: str) -> float:
     return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
-def panel_interval(panel: dict[str, Any], rng: Range) -> str:
-    """``$__interval`` of one panel: the range's, or the panel's minimum (``interval``, e.g. 5s for
-    JMeter's 5-second flushes) when larger, as Grafana does."""
-    own = str(panel.get("interval") or "").strip()
-    return own if own and _seconds(own) > _seconds(rng.interval) else rng.interval
-
-
 def fetch_panels(queries: ModuleType, dashboard: dict[str, Any], variables: dict[str, Any], rng: Range, url: str, db: str) -> dict[int, PanelResult]:
     """Runs every panel's queries (filled in by queries.panel_targets), keyed by ``id(panel)``."""
     from dashboard_drawing import PanelData, Series
@@ -266,10 +259,9 @@ def fetch_panels(queries: ModuleType, dashboard: dict[str, Any], variables: dict
     for panel in drawn_panels(dashboard.get("panels") or []):
         if panel.get("type") == "row":
             continue
-        interval = panel_interval(panel, rng)
+        interval = queries.panel_interval(panel, rng.interval)  # Grafana's rule: the panel's minimum
         res = out[id(panel)] = PanelResult(panel.get("title", ""), panel.get("type", ""), [], [], interval, data=PanelData(panel=panel))
-        args = dict(rng.args(), interval=interval)
-        for t in queries.panel_targets({**dashboard, "panels": [panel]}, variables, **args):
+        for t in queries.panel_targets({**dashboard, "panels": [panel]}, variables, **rng.args()):
             res.queries.append(t.query)
             try:
                 series = queries.run(url, db, t.query)

@@ -9,12 +9,14 @@ panel's query against a real InfluxDB 1.x. Standard library only; import it by p
 
     spec = importlib.util.spec_from_file_location("queries", "docker/grafana/queries.py")
 
-Interface (kept stable; changes are announced in /work/wt/QUERIES-CHANGES.md):
+Interface (kept stable: the pictures' script uses it too):
 
 - ``panel_queries(dashboard, variables, interval=..., time_from=..., time_to=...)``
-  -> ``[(panel_title, panel_type, query_text)]``, one per target, substituted;
+  -> ``[(panel_title, panel_type, query_text)]``, one per target, substituted (``$__interval``
+  never below the panel's own minimum interval, as in Grafana);
 - ``panel_targets(...)``: the same as ``PanelTarget`` records (plus refId, alias, resultFormat,
   the panel dict);
+- ``panel_interval(panel, interval)`` -> the ``$__interval`` of that panel;
 - ``variable_queries(dashboard, variables, ...)`` -> ``[(variable_name, query_text)]``;
 - ``substitute(query, variables, interval=..., time_from=..., time_to=...)`` -> ``str``;
 - ``run(influx_url, db, query)`` -> the series of the query's first statement (InfluxDB's JSON:
@@ -129,6 +131,16 @@ def _interval_ms(interval: str) -> int:
     return int(m.group(1)) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[m.group(2)]
 
 
+def panel_interval(panel: Mapping[str, Any], interval: str) -> str:
+    """The ``$__interval`` Grafana uses for ``panel``: ``interval`` (the range's auto interval),
+    but never below the panel's own minimum interval (its ``interval`` option, e.g. ``5s`` for
+    JMeter's send interval)."""
+    minimum = panel.get("interval")
+    if minimum and _interval_ms(minimum) > _interval_ms(interval):
+        return str(minimum)
+    return interval
+
+
 def _panels(panels: Sequence[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
     """Every panel, the ones inside (collapsed) rows included; rows themselves are not panels."""
     for p in panels:
@@ -145,9 +157,11 @@ def panel_targets(
     time_from: Union[str, int, float] = DEFAULT_TIME_FROM,
     time_to: Union[str, int, float] = DEFAULT_TIME_TO,
 ) -> list[PanelTarget]:
-    """Every raw query of every panel of ``dashboard`` (a dashboard JSON dict), substituted."""
+    """Every raw query of every panel of ``dashboard`` (a dashboard JSON dict), substituted;
+    ``$__interval`` is ``interval`` or the panel's minimum interval, whichever is larger."""
     out: list[PanelTarget] = []
     for p in _panels(dashboard.get("panels") or []):
+        step = panel_interval(p, interval)
         for t in p.get("targets") or []:
             q = t.get("query")
             if not q:
@@ -156,7 +170,7 @@ def panel_targets(
                 PanelTarget(
                     panel_title=p.get("title", ""),
                     panel_type=p.get("type", ""),
-                    query=substitute(q, variables, interval, time_from, time_to),
+                    query=substitute(q, variables, step, time_from, time_to),
                     ref_id=t.get("refId", ""),
                     alias=t.get("alias", ""),
                     result_format=t.get("resultFormat", "time_series"),
