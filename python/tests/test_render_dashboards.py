@@ -7,9 +7,10 @@ paths into a private influxd:
   Python workflow, testid ``<run>``;
 - self-metrics of every sink (a short ``PERFSINK_SELF_METRICS_INTERVAL_MS``).
 
-The renderer runs as ``make pictures`` runs it, with ``--testid <run>``: each dashboard must pick
-the run that fills it (k6 ones ``<run>-k6``) and every PNG must be a sane picture; every panel of the
-two k6 dashboards must have had data.
+``<run>`` is named as ``make demo`` names its runs (``demo-<yyyymmdd>-<hhmmss>``), and the renderer
+runs as ``make pictures`` runs it without ``TESTID``: it must find that run, each dashboard must
+pick the testid that fills it (the k6 ones ``<run>-k6``), every PNG must be a sane picture, and
+every panel of the two k6 dashboards must have had data.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import struct
 import subprocess
 import sys
 import threading
-import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -135,7 +136,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Influxd,
     if not DASHBOARDS.is_dir():
         pytest.skip(f"no dashboards in {DASHBOARDS}")
     tmp = tmp_path_factory.mktemp("pictures")
-    run = f"pics-{uuid.uuid4().hex[:8]}"
+    run = f"demo-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"  # as make demo names its runs
     with Influxd() as influx:
         influx.query(DB, f'CREATE DATABASE "{DB}"')
         k6 = _k6_both(tmp, influx, f"{run}-k6")
@@ -180,7 +181,7 @@ def _png_size(path: Path) -> Tuple[int, int]:
 
 def test_every_dashboard_is_drawn_from_its_run(written: Tuple[Influxd, str], tmp_path: Path) -> None:
     influx, run = written
-    proc, report = _render(influx, tmp_path, "--testid", run)
+    proc, report = _render(influx, tmp_path)  # no --testid: the latest demo run
     assert proc.returncode in (0, 3), proc.stderr  # 3: some panel had no data (listed on stderr)
     by_uid = {d["uid"]: d for d in report}
     assert set(by_uid) == EXPECTED_UIDS, report
@@ -213,6 +214,7 @@ def test_every_dashboard_is_drawn_from_its_run(written: Tuple[Influxd, str], tmp
     assert {"http_reqs", "http_req_duration", "checks", "vus"} <= k6_reads, k6_reads
     agg_reads = {m for p in by_uid["perfsink-k6-agg"]["panels"] for m in p["measurements"]}
     assert any(m.endswith("_agg") for m in agg_reads), agg_reads
+    assert proc.stdout.splitlines()[0].endswith(f"testid {run}"), proc.stdout
     assert f"perfsink-k6.png: perfsink · k6: testid {run}-k6" in proc.stdout
 
 
