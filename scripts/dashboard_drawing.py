@@ -447,9 +447,8 @@ def draw_text(ax: Axes, panel: dict[str, Any]) -> None:
     ax.text(0, 1, plain, ha="left", va="top", fontsize=8.5, wrap=True, transform=ax.transAxes)
 
 
-# The panel types drawn with their own picture; every other type gets a note.
+# The panel types drawn on a time axis (the others: see dashboard_figure; unknown ones get a note).
 TIME_AXES = {"timeseries", "trend"}
-DRAWN = TIME_AXES | {"stat", "gauge", "table", "barchart", "bargauge", "piechart", "text"}
 
 # --- the dashboard -----------------------------------------------------------------------------
 
