@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 
-.PHONY: all setup build jar header lint python python-package test bench demo examples clean
+.PHONY: all setup build jar header lint python python-package test bench demo examples pictures clean
 
 all: build
 
@@ -61,6 +61,16 @@ bench: setup
 
 demo: examples python-package
 	bash scripts/demo.sh
+
+# The dashboards drawn to docs/img/<uid>.png from an InfluxDB's data (Grafana need not run): the
+# InfluxDB of INFLUXDB_URL, else the local one of `make up`; the run TESTID (a testid or the prefix
+# of a demo's testids), else the latest `make demo` run. Needs python3 and matplotlib only (the
+# script pip-installs scripts/render-requirements.txt when it is missing). Panels without data
+# (a run without errors has none to show) are listed, not fatal. docs/pictures.md.
+PICTURES_INFLUXDB_URL = $(or $(INFLUXDB_URL),$(shell cat .perfsink/influxdb.url 2>/dev/null))
+pictures:
+	python3 scripts/render-dashboards.py $(if $(PICTURES_INFLUXDB_URL),--influxdb-url '$(PICTURES_INFLUXDB_URL)') \
+	  $(if $(TESTID),--testid '$(TESTID)') --out docs/img --allow-empty
 
 clean:
 	$(CARGO) clean

@@ -62,6 +62,14 @@ if ! python3 -c 'import check_jsonschema' 2>/dev/null || ! command -v hadolint >
   hash -r
 fi
 
+# matplotlib for the dashboard pictures (scripts/render-dashboards.py, `make pictures`, and its
+# test), pinned in scripts/render-requirements.txt; pip, as python3 may not be Debian's.
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+  say "pip install -r scripts/render-requirements.txt (matplotlib)"
+  python3 -m pip install -q -r scripts/render-requirements.txt 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages -r scripts/render-requirements.txt
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
