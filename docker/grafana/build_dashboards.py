@@ -314,7 +314,7 @@ def k6_aggregated() -> Any:
     # would show empty buckets between them.
     agg_interval = "1s"
     p95_why = (
-        "max across generators (instance tag) of each interval's p95: percentiles cannot be combined, "
+        "max across generators (instance tag) of each interval's p95 of a request name: percentiles cannot be combined, "
         "but the combined p95 is never above the largest per-instance p95, so the max is an upper bound "
         "(exact with one generator), where a mean could hide a slow generator."
     )
@@ -356,7 +356,7 @@ def k6_aggregated() -> Any:
         )
         .with_panel(
             single(
-                "Worst interval p95",
+                "Worst p95 (any name)",
                 "ms",
                 InfluxQL(f'SELECT max("p95") FROM "http_req_duration_agg" WHERE {w}'),
                 desc=p95_why,
@@ -391,10 +391,14 @@ def k6_aggregated() -> Any:
         )
         .with_panel(
             ts(
-                "http_req_duration percentiles (max across instances)",
+                "http_req_duration p95 per name (max across instances)",
                 "ms",
+                # Per name: a max across names would show the slowest request's percentiles as
+                # if they were the whole run's.
                 InfluxQL(
-                    f'SELECT max("p50") AS "p50", max("p90") AS "p90", max("p95") AS "p95", max("p99") AS "p99" FROM "http_req_duration_agg" WHERE {w} {g}'
+                    f'SELECT max("p95") FROM "http_req_duration_agg" WHERE {w} '
+                    'GROUP BY time($__interval), "name" fill(none)',
+                    alias="$tag_name p95",
                 ),
                 InfluxQL(
                     f'SELECT sum("sum") / sum("count") AS "mean (exact)" FROM "http_req_duration_agg" WHERE {w} {g}',
@@ -780,8 +784,8 @@ def health() -> Any:
                 title,
                 "short",
                 total(field),
-                # The engine writes its last report when a sink starts closing, before the drain.
-                desc=f"`{field}` at each sink's latest report, summed over sinks (a closed sink's last report is from the start of its close)",
+                # A closed sink's last report is written after its points drained: its final state.
+                desc=f"`{field}` at each sink's latest report, summed over sinks (a closed sink's last report is its final state)",
             )
         )
     d = (
