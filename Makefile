@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 
-.PHONY: all setup build jar header lint python python-package test bench demo examples clean
+.PHONY: all setup build jar header lint python python-package test bench demo examples up down clean
 
 all: build
 
@@ -61,6 +61,14 @@ bench: setup
 
 demo: examples python-package
 	bash scripts/demo.sh
+
+# A local InfluxDB 1.x for machines without Docker (the demo uses it, and leaves it running):
+# data under .perfsink/influxdb, URL in .perfsink/influxdb.url. With Docker, docker-compose up -d.
+up:
+	@bash scripts/influxdb-local.sh up
+
+down:
+	@bash scripts/influxdb-local.sh down
 
 clean:
 	$(CARGO) clean

@@ -13,7 +13,6 @@
 # the Grafana URL of each dashboard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grafana=""
 
 if [ -n "${INFLUXDB_URL:-}" ]; then
   echo "demo: INFLUXDB_URL=$INFLUXDB_URL"
@@ -26,27 +25,31 @@ elif docker info >/dev/null 2>&1; then
     sleep 1
   done
   export INFLUXDB_URL=http://localhost:8086
-  grafana=http://localhost:3000
 else
   echo "demo: no Docker engine (docker info fails): the local InfluxDB of make up"
   bash scripts/influxdb-local.sh up
   INFLUXDB_URL=$(cat "${PERFSINK_HOME:-.perfsink}/influxdb.url")
   export INFLUXDB_URL
 fi
+# Grafana: $GRAFANA_URL, else the compose stack's when it answers (also with INFLUXDB_URL set).
+grafana=${GRAFANA_URL:-}
+if [ -z "$grafana" ] && curl -sf -m 2 http://localhost:3000/api/health >/dev/null 2>&1; then
+  grafana=http://localhost:3000
+fi
 
 # The engine's rule (URL path, else INFLUXDB_DB, else k6) decides the database; the demo asks
-# it instead of parsing the URL, then hands every part a base URL and INFLUXDB_DB.
-dest=$(PERFSINK_SELF_METRICS_INTERVAL_MS=0 python3 -c '
+# it instead of parsing the URL, then hands every part the base URL and INFLUXDB_DB.
+{ read -r base; read -r DB; } < <(PERFSINK_SELF_METRICS_INTERVAL_MS=0 python3 -c '
 import perfsink
 p = perfsink.InfluxDBPublisher()
-print(p.destination if p.database else "")
+print(p.destination.rsplit(", db ", 1)[0] if p.database else "")
+print(p.database or "")
 p.close()')
-[ -n "$dest" ] || { echo "demo: the demo needs an InfluxDB 1.x database, not a v2 bucket" >&2; exit 1; }
-base=${dest%, db *}
-DB=${dest##*, db }
+[ -n "$DB" ] || { echo "demo: the demo needs an InfluxDB 1.x database, not a v2 bucket" >&2; exit 1; }
 export INFLUXDB_URL="$base" INFLUXDB_DB="$DB"
 unset INFLUXDB_BUCKET
 run="demo-$(date -u +%Y%m%d-%H%M%S)"
+started_ms=$(($(date +%s) * 1000 - 60000))  # the dashboards' time range: a minute of margin
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cleanup() {
@@ -107,11 +110,15 @@ python3 scripts/demo_report.py "$base" "$DB" \
   "unified:$run:$work/pytest.out" || report=$?
 
 echo
-board() { printf '  %-28s %s\n' "$1" "${grafana:-http://localhost:3000}/d/$2?var-testid=$3"; }
+ended_ms=$(($(date +%s) * 1000 + 60000))
+board() {
+  printf '  %-28s %s\n' "$1" "${grafana:-http://localhost:3000}/d/$2?var-testid=$3&from=$started_ms&to=$ended_ms"
+}
 if [ -n "$grafana" ]; then
-  echo "== Grafana ($grafana, admin/admin), each dashboard on this run"
+  echo "== Grafana ($grafana, admin/admin): each dashboard on this run"
 else
-  echo "== Grafana needs Docker (docker-compose up -d, then make demo again); with it these would be:"
+  echo "== Grafana needs Docker: docker-compose up -d, then make demo again (docs/monitoring.md)."
+  echo "   With it, these would show this run:"
 fi
 board "perfsink · k6" perfsink-k6 "$run"
 board "perfsink · k6 aggregated" perfsink-k6-agg "$run-k6agg"
@@ -119,7 +126,7 @@ board "perfsink · JMeter" perfsink-jmeter "$run"
 board "perfsink · Python workflows" perfsink-workflows "$run"
 board "perfsink · health" perfsink-health "$run"
 if [ -z "$grafana" ]; then
-  echo "== the data stays in $base (make down stops it); query it with curl, e.g."
+  echo "== the data stays in InfluxDB at $base, database $DB (make down stops the local one); e.g."
   echo "  curl -sG '$base/query' --data-urlencode 'db=$DB' --data-urlencode \"q=SELECT count(value) FROM http_reqs WHERE testid = '$run'\""
 fi
 exit "$report"
