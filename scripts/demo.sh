@@ -74,10 +74,10 @@ tport=$(free_port)
 target/release/examples/k6_target "$tport" >/dev/null &
 target_pid=$!
 export TARGET="http://127.0.0.1:$tport"
-TESTID=$run-k6 quiet target/release/perfsink k6 run --quiet --no-summary \
+TESTID=$run-k6 quiet target/release/perfsink k6 run --quiet \
   --summary-export "$work/k6.json" examples/k6/demo.js
 grep '^perfsink: accepted' "$work/out" | sed 's/^/   /'
-TESTID=$run-k6agg PERFSINK_MODE=aggregate quiet target/release/perfsink k6 run --quiet --no-summary \
+TESTID=$run-k6agg PERFSINK_MODE=aggregate quiet target/release/perfsink k6 run --quiet \
   --summary-export "$work/k6agg.json" examples/k6/demo.js
 grep '^perfsink: accepted' "$work/out" | sed 's/^/   /'
 
@@ -86,7 +86,7 @@ rport=$(free_port)
 target/release/perfsink serve --quiet --listen "127.0.0.1:$rport" >/dev/null 2>"$work/relay.err" &
 relay_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$rport/ping" >/dev/null && break; sleep 0.1; done
-TESTID=$run-relay quiet k6 run --quiet --no-summary --summary-export "$work/relay.json" \
+TESTID=$run-relay quiet k6 run --quiet --summary-export "$work/relay.json" \
   --out "influxdb=http://127.0.0.1:$rport/$DB" examples/k6/demo.js
 kill -INT "$relay_pid"; wait "$relay_pid" 2>/dev/null || true
 relay_pid=""
