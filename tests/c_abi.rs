@@ -722,8 +722,10 @@ fn readme_c_lines_build_and_run_as_printed() {
     let mut ran = Vec::new();
     for (name, line) in [("cc", lines[build]), ("run", run_line)] {
         let mut cmd = program("sh");
+        // `$PWD` in the line: the scratch copy, as in a user's shell there (not the test's).
         cmd.args(["-c", line])
             .current_dir(scratch.path())
+            .env("PWD", scratch.path())
             .env("INFLUXDB_URL", format!("{}/readme", influx.url()))
             .env("PERFSINK_FLUSH_INTERVAL_MS", "100");
         let r = run(&scratch, name, cmd);
