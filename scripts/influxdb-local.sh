@@ -8,7 +8,8 @@
 #
 # Everything lives under one directory, $PERFSINK_HOME (default .perfsink at the repository
 # root, gitignored): influxdb/{meta,data,wal} the data, influxdb/influxd.{conf,log,pid}, and
-# influxdb.url the URL: http://127.0.0.1:8086 when that port is free, else a free port.
+# influxdb.url the URL: http://127.0.0.1:8086 when that port is free, else a free port
+# ($PERFSINK_INFLUXDB_PORT asks for another port; 0: any free one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 home="${PERFSINK_HOME:-$PWD/.perfsink}"
@@ -49,7 +50,7 @@ up() {
   }
   mkdir -p "$dir"
   local port rpc
-  port=$(free_port 8086)
+  port=$(free_port "${PERFSINK_INFLUXDB_PORT:-8086}")
   rpc=$(free_port 8088)
   cat >"$dir/influxd.conf" <<CONF
 reporting-enabled = false
