@@ -99,7 +99,12 @@ fn engine_fresh(args: &[&str]) -> bool {
         .to_string();
     let mut cmd = Command::new(cargo());
     cmd.args(args)
-        .args(["--locked", "--quiet", "--message-format=json", "--manifest-path"])
+        .args([
+            "--locked",
+            "--quiet",
+            "--message-format=json",
+            "--manifest-path",
+        ])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
     match profile.as_str() {
         "debug" => {}

@@ -345,6 +345,9 @@ fn reporting_disabled_still_runs_k6() {
     assert!(dir.path("summary.json").exists(), "k6 ran");
 }
 
+/// One run of the loss test: its name, `perfsink k6` flags, extra environment, exit code.
+type LossRun<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], i32);
+
 /// InfluxDB never answers (a closed port): k6 succeeds and every sample is lost. By default
 /// the exit code is k6's (0); `--fail-on-loss` and `PERFSINK_FAIL_ON_LOSS=true` make it 3.
 /// The report's last error is the failure itself, not a stale "retrying in ..." (no retry
@@ -368,7 +371,7 @@ fn total_loss_fails_the_run_only_when_asked_and_the_report_is_not_stale() {
             ("PERFSINK_RETRY_MAX_MS", "300"),
         ],
     );
-    let runs: [(&str, &[&str], &[(&str, &str)], i32); 3] = [
+    let runs: [LossRun; 3] = [
         ("default", &[], &[], 0),
         ("flag", &["--fail-on-loss"], &[], 3),
         ("env", &[], &[("PERFSINK_FAIL_ON_LOSS", "true")], 3),

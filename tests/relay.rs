@@ -1074,7 +1074,12 @@ fn serve_and_stop(db: &str, args: &[&str], bodies: &[&str]) -> (std::process::Ex
         .unwrap_or_else(|| panic!("no address in {first:?}"))
         .to_string();
     for body in bodies {
-        let r = http::post(&format!("{url}/write?db={db}"), "text/plain", body.as_bytes()).unwrap();
+        let r = http::post(
+            &format!("{url}/write?db={db}"),
+            "text/plain",
+            body.as_bytes(),
+        )
+        .unwrap();
         assert_status(&r, 204);
         // One batch per body: the second one meets the field type the first one created.
         std::thread::sleep(Duration::from_millis(300));
