@@ -39,12 +39,15 @@ fi
 
 # The engine's rule (URL path, else INFLUXDB_DB, else k6) decides the database; the demo asks
 # it instead of parsing the URL, then hands every part the base URL and INFLUXDB_DB.
-{ read -r base; read -r DB; } < <(PERFSINK_SELF_METRICS_INTERVAL_MS=0 python3 -c '
+# (`destination` is the engine's "http://host:8086, db k6".)
+dest=$(PERFSINK_SELF_METRICS_INTERVAL_MS=0 python3 -c '
 import perfsink
 p = perfsink.InfluxDBPublisher()
 print(p.destination.rsplit(", db ", 1)[0] if p.database else "")
 print(p.database or "")
-p.close()')
+p.close()') || { echo "demo: the perfsink Python package did not load (make python-package)" >&2; exit 1; }
+base=$(sed -n 1p <<<"$dest")
+DB=$(sed -n 2p <<<"$dest")
 [ -n "$DB" ] || { echo "demo: the demo needs an InfluxDB 1.x database, not a v2 bucket" >&2; exit 1; }
 export INFLUXDB_URL="$base" INFLUXDB_DB="$DB"
 unset INFLUXDB_BUCKET
@@ -125,6 +128,8 @@ board "perfsink · k6 aggregated" perfsink-k6-agg "$run-k6agg"
 board "perfsink · JMeter" perfsink-jmeter "$run"
 board "perfsink · Python workflows" perfsink-workflows "$run"
 board "perfsink · health" perfsink-health "$run"
+echo "   (the unified example is testid $run; the other parts are $run-k6, $run-relay, $run-c and"
+echo "   $run-rust: the dashboards' testid menu switches to them)"
 if [ -z "$grafana" ]; then
   echo "== the data stays in InfluxDB at $base, database $DB (make down stops the local one); e.g."
   echo "  curl -sG '$base/query' --data-urlencode 'db=$DB' --data-urlencode \"q=SELECT count(value) FROM http_reqs WHERE testid = '$run'\""
