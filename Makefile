@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 
-.PHONY: all setup build jar header lint python python-package test bench demo examples pictures clean
+.PHONY: all setup build jar header lint python python-package test bench demo examples up down pictures clean
 
 all: build
 
@@ -61,6 +61,14 @@ bench: setup
 
 demo: examples python-package
 	bash scripts/demo.sh
+
+# A local InfluxDB 1.x for machines without Docker (the demo uses it, and leaves it running):
+# data under .perfsink/influxdb, URL in .perfsink/influxdb.url. With Docker, docker-compose up -d.
+up:
+	@bash scripts/influxdb-local.sh up
+
+down:
+	@bash scripts/influxdb-local.sh down
 
 # The dashboards drawn to docs/img/<uid>.png from an InfluxDB's data (Grafana need not run): the
 # InfluxDB of INFLUXDB_URL, else the local one of `make up`; the run TESTID (a testid or the prefix

@@ -35,6 +35,7 @@
 //! | `PERFSINK_CREATE_DATABASE` | `true` | v1: create the database when it is missing |
 //! | `PERFSINK_DEDUP` | `true` | move a timestamp equal to one already written for its series by the smallest step, so InfluxDB keeps both |
 //! | `PERFSINK_DEDUP_WINDOW_MS` | `5000` | how far behind a series' latest timestamp ties are still found |
+//! | `PERFSINK_FAIL_ON_LOSS` | `false` | a run whose points did not all reach InfluxDB (rejected, dropped, left in the spool) fails: the tools exit non-zero |
 //! | `PERFSINK_TAGS` | | global tags added to every point, `k=v,k2=v2` |
 //! | `PERFSINK_SOURCE` | `api` | value of the `source` tag of self-metrics |
 //! | `PERFSINK_MODE` | `raw` | samples of value series: `raw` lines, `aggregate` (per-interval statistics, `<measurement>_agg`), or `both` |
@@ -202,6 +203,8 @@ pub struct Config {
     pub dedup: bool,
     /// How far behind a series' latest timestamp the de-duplication still checks for ties.
     pub dedup_window: Duration,
+    /// Tools exit non-zero when the close report counts a lost point (`Report::failed`).
+    pub fail_on_loss: bool,
     /// Global tags, sorted by key, empty values removed.
     pub global_tags: Vec<(String, String)>,
     pub source: String,
@@ -236,6 +239,7 @@ impl Default for Config {
             self_metrics_interval: Some(Duration::from_millis(10_000)),
             create_database: true,
             dedup: true,
+            fail_on_loss: false,
             dedup_window: Duration::from_millis(5000),
             global_tags: Vec::new(),
             source: "api".to_string(),
@@ -470,6 +474,7 @@ const KEYS: &[&str] = &[
     "PERFSINK_CREATE_DATABASE",
     "PERFSINK_DEDUP",
     "PERFSINK_DEDUP_WINDOW_MS",
+    "PERFSINK_FAIL_ON_LOSS",
     "PERFSINK_TAGS",
     "PERFSINK_SOURCE",
     "PERFSINK_MODE",
@@ -802,6 +807,7 @@ impl<'a> Raw<'a> {
         self.boolean("PERFSINK_CREATE_DATABASE", &mut c.create_database)?;
         self.boolean("PERFSINK_DEDUP", &mut c.dedup)?;
         self.millis("PERFSINK_DEDUP_WINDOW_MS", 0, &mut c.dedup_window)?;
+        self.boolean("PERFSINK_FAIL_ON_LOSS", &mut c.fail_on_loss)?;
         if let Some(v) = self.text("PERFSINK_TAGS") {
             c.global_tags = parse_tags(v)?;
         }
@@ -1137,6 +1143,7 @@ mod tests {
             ("PERFSINK_CREATE_DATABASE", "false"),
             ("PERFSINK_DEDUP", "false"),
             ("PERFSINK_DEDUP_WINDOW_MS", "7"),
+            ("PERFSINK_FAIL_ON_LOSS", "true"),
             ("PERFSINK_TAGS", "a=b"),
             ("PERFSINK_SOURCE", "k6"),
             ("PERFSINK_MODE", "both"),

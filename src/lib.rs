@@ -1,5 +1,5 @@
 //! perfsink: one native metric sink for k6, JMeter and scripted workflows, writing to InfluxDB.
-//! Layers (see ARCHITECTURE.md): model → series → lineproto → pipeline → writer; `sink` ties
+//! Layers (see docs/ARCHITECTURE.md): model → series → lineproto → pipeline → writer; `sink` ties
 //! them together, `ffi` is the C ABI on top.
 
 pub mod aggregate;

@@ -62,6 +62,8 @@ pub struct Report {
     pub kept_in_spool: u64,
     /// The latest write failure, if any.
     pub last_error: Option<String>,
+    /// `PERFSINK_FAIL_ON_LOSS`: whether [`Report::failed`] counts a lost point as a failure.
+    pub fail_on_loss: bool,
 }
 
 impl Report {
@@ -69,6 +71,18 @@ impl Report {
     /// writing stopped) or kept in the spool. 0 when everything was delivered.
     pub fn undelivered(&self) -> u64 {
         self.stats.dropped_undelivered + self.kept_in_spool
+    }
+
+    /// Points handed to the sink that are not in InfluxDB: rejected (invalid, or refused by the
+    /// server), dropped (queue full, undeliverable) or left in the spool for a later run.
+    pub fn lost(&self) -> u64 {
+        self.stats.rejected + self.stats.dropped + self.kept_in_spool
+    }
+
+    /// The rule every tool applies to its exit code: with `PERFSINK_FAIL_ON_LOSS` (or a tool's
+    /// `--fail-on-loss`) a run that lost a point failed, however the tool itself ended.
+    pub fn failed(&self) -> bool {
+        self.fail_on_loss && self.lost() > 0
     }
 }
 
@@ -610,6 +624,7 @@ impl Sink {
             stats: self.stats(),
             kept_in_spool,
             last_error,
+            fail_on_loss: self.config.fail_on_loss,
         };
         *report = Some(r.clone());
         r

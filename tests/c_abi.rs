@@ -8,7 +8,8 @@
 //!   refusals' messages (plain and sanitized);
 //! * `tests/c/close_race.c`: seven pthreads call in while the handle is closed, then it is
 //!   closed again and freed (plain, sanitized, valgrind);
-//! * the header compiles on its own as C99/C11/C17/C2x and C++11/17.
+//! * the header compiles on its own as C99/C11/C17/C2x and C++11/17;
+//! * the README's build-and-run lines of the C example, run verbatim.
 //!
 //! Compilers: `$CC` (default `cc`) and `$CXX` (default `c++`). The native libraries are built
 //! first when missing or stale (`tests/native/mod.rs`). Valgrind suppressions, each explained:
@@ -688,4 +689,53 @@ fn closing_while_threads_call_in_under_valgrind() {
     let ran = run(&scratch, "valgrind", cmd);
     ran.assert_success("close_race under valgrind");
     assert_close_race(&influx, "valgrind", &ran);
+}
+
+/// The README's two lines that build and run the C example (after `make build`): `cc ...
+/// -lperfsink -Wl,-rpath,...` and `./workflow_steps ...`, run verbatim by `sh` from a scratch
+/// copy of the repository's layout (`include/`, `examples/`, `target/release/` the libraries of
+/// this test run), with `LD_LIBRARY_PATH` unset: the program finds the library by itself.
+#[test]
+fn readme_c_lines_build_and_run_as_printed() {
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let lines: Vec<&str> = readme.lines().collect();
+    let build = lines
+        .iter()
+        .position(|l| l.starts_with("cc ") && l.contains("-lperfsink"))
+        .expect("the README prints no `cc ... -lperfsink` line");
+    let run_line = lines[build + 1];
+    assert!(
+        run_line.starts_with("./workflow_steps"),
+        "the README's line after the cc line should run the program: {run_line:?}"
+    );
+    let scratch = Scratch::new("readme-c-lines");
+    let libs = libs();
+    fs::create_dir(scratch.join("target")).unwrap();
+    for (link, to) in [
+        ("include", root().join("include")),
+        ("examples", root().join("examples")),
+        ("target/release", libs.dir.clone()),
+    ] {
+        std::os::unix::fs::symlink(to, scratch.join(link)).unwrap();
+    }
+    let influx = Influx::start();
+    let mut ran = Vec::new();
+    for (name, line) in [("cc", lines[build]), ("run", run_line)] {
+        let mut cmd = program("sh");
+        // `$PWD` in the line: the scratch copy, as in a user's shell there (not the test's).
+        cmd.args(["-c", line])
+            .current_dir(scratch.path())
+            .env("PWD", scratch.path())
+            .env("INFLUXDB_URL", format!("{}/readme", influx.url()))
+            .env("PERFSINK_FLUSH_INTERVAL_MS", "100");
+        let r = run(&scratch, name, cmd);
+        r.assert_success(line);
+        ran.push(r);
+    }
+    let n: usize = run_line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|w| w.parse().ok())
+        .expect("the run line is `./workflow_steps - <steps>`");
+    assert_example_wrote(&influx, "readme", n, &ran[1]);
 }

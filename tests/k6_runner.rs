@@ -336,8 +336,68 @@ fn reporting_disabled_still_runs_k6() {
         Duration::from_secs(45),
     );
     assert!(run.status.success(), "{}", run.stderr);
-    assert!(run.stderr.contains("reporting disabled"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("reporting disabled").count(),
+        1,
+        "said once:\n{}",
+        run.stderr
+    );
     assert!(dir.path("summary.json").exists(), "k6 ran");
+}
+
+/// One run of the loss test: its name, `perfsink k6` flags, extra environment, exit code.
+type LossRun<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], i32);
+
+/// InfluxDB never answers (a closed port): k6 succeeds and every sample is lost. By default
+/// the exit code is k6's (0); `--fail-on-loss` and `PERFSINK_FAIL_ON_LOSS=true` make it 3.
+/// The report's last error is the failure itself, not a stale "retrying in ..." (no retry
+/// follows the report).
+#[test]
+fn total_loss_fails_the_run_only_when_asked_and_the_report_is_not_stale() {
+    let k6 = k6_binary();
+    let target = start_target();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/lost", closed.local_addr().unwrap());
+    drop(closed);
+    let env = script_env(&target);
+    let env = with(
+        &env,
+        &[
+            ("INFLUXDB_URL", &url),
+            ("PERFSINK_K6", &k6),
+            ("PERFSINK_CLOSE_TIMEOUT_MS", "1500"),
+            ("PERFSINK_CONNECT_TIMEOUT_MS", "200"),
+            ("PERFSINK_RETRY_INITIAL_MS", "100"),
+            ("PERFSINK_RETRY_MAX_MS", "300"),
+        ],
+    );
+    let runs: [LossRun; 3] = [
+        ("default", &[], &[], 0),
+        ("flag", &["--fail-on-loss"], &[], 3),
+        ("env", &[], &[("PERFSINK_FAIL_ON_LOSS", "true")], 3),
+    ];
+    for (name, flags, extra, want) in runs {
+        let dir = WorkDir::new(&format!("loss-{name}"));
+        let env: Vec<(&str, &str)> = env.iter().chain(extra).copied().collect();
+        let mut args = flags.to_vec();
+        args.extend(k6_args("1", "1s", &[]));
+        let run = perfsink_k6(&dir, &env, &args, Duration::from_secs(60));
+        assert_eq!(run.status.code(), Some(want), "{name}: {}", run.stderr);
+        let report = run.report();
+        assert!(
+            run.reported("accepted") > 0 && run.reported("written") == 0,
+            "{name}: {report}"
+        );
+        assert!(
+            report.contains("last error: write failed") && !report.contains("retrying in"),
+            "{name}: the report's last error is stale: {report}"
+        );
+        let last = run.stderr.lines().last().unwrap_or_default();
+        assert!(!last.contains("retrying in"), "{name}: ends on {last:?}");
+        if want != 0 {
+            assert!(last.contains("did not reach InfluxDB"), "{name}: {last}");
+        }
+    }
 }
 
 /// k6 that fails before it opens the pipe (a script error), and a k6 that cannot be started:

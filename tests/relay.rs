@@ -1048,6 +1048,73 @@ fn serve_binary_relays_until_sigterm() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("INFLUXDB_URL is not set"));
 }
 
+/// `perfsink serve` with `args`, fed `bodies` one request each, stopped with SIGTERM: its exit
+/// status and stderr.
+fn serve_and_stop(db: &str, args: &[&str], bodies: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perfsink"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--quiet"])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("INFLUXDB_URL", format!("{}/{db}", influx().url()))
+        .env("PERFSINK_FLUSH_INTERVAL_MS", "50")
+        .env("PERFSINK_SELF_METRICS_INTERVAL_MS", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    for body in bodies {
+        let r = http::post(
+            &format!("{url}/write?db={db}"),
+            "text/plain",
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_status(&r, 204);
+        // One batch per body: the second one meets the field type the first one created.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap(), stderr)
+}
+
+/// A line InfluxDB refuses (a field type conflict) is counted, not dropped: the relay exits 0,
+/// unless `--fail-on-loss` or `PERFSINK_FAIL_ON_LOSS=true` asks for every loss to fail it.
+#[test]
+fn serve_fails_on_refused_lines_only_with_fail_on_loss() {
+    let bodies = [
+        &format!("conflict v=1 {T0}\n") as &str,
+        &format!("conflict v=\"text\" {}\n", T0 + 1),
+    ];
+    let (status, stderr) = serve_and_stop("relay_loss_default", &[], &bodies);
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("rejected 1 "), "{stderr}");
+    let (status, stderr) = serve_and_stop("relay_loss_flag", &["--fail-on-loss"], &bodies);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("rejected 1 "), "{stderr}");
+    assert_eq!(influx().count("relay_loss_flag", "conflict"), 1);
+}
+
 /// CPU time of the calling thread (Linux `schedstat`), in ns.
 fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")

@@ -1,7 +1,7 @@
 /*
  * workflow_steps.c: record the steps of a scripted workflow in InfluxDB through perfsink.
  *
- * It writes the schema of the Python workflow steps (ARCHITECTURE.md), one point per step:
+ * It writes the schema of the Python workflow steps (docs/ARCHITECTURE.md), one point per step:
  *
  *   workflow_step,action=api_call,status=success,step=login,workflow=checkout
  *       duration=0.231,success_count=1i,iteration=7i

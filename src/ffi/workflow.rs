@@ -61,7 +61,7 @@ pub struct perfsink_workflow_tag {
     pub value_len: u32,
 }
 
-/// Writes `count` steps, one `workflow_step` point each (ARCHITECTURE.md's schema: tags
+/// Writes `count` steps, one `workflow_step` point each (docs/ARCHITECTURE.md's schema: tags
 /// `workflow`, `step`, `status`, `action` and the step's extra tags, fields `duration`,
 /// `success_count`, `iteration`, the step's end as the timestamp). Never waits on the network. Each step stands alone: one
 /// that cannot be read (a range outside `strings` or `tags`, invalid UTF-8, an unknown flag)

@@ -1,5 +1,5 @@
 //! Layer 6: scripted workflow steps (Python's `InfluxDBPublisher`, C callers through
-//! `ffi::workflow`), the `workflow_step` schema of ARCHITECTURE.md, once:
+//! `ffi::workflow`), the `workflow_step` schema of docs/ARCHITECTURE.md, once:
 //!
 //! `workflow_step,action=<action>,status=success|failure,step=<step>,workflow=<workflow>[,<caller tags>]
 //!  duration=<seconds, always a float>,success_count=1i|0i[,iteration=<n>i] <end of the step>`

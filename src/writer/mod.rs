@@ -449,6 +449,9 @@ impl Run {
                     "retry",
                     format!("write failed, retrying in {wait:?}: {reason}"),
                 );
+                // The log line says when the next attempt comes; the last error is read later
+                // (the close report), when that wait is stale or no attempt follows at all.
+                *self.state.last_error.lock() = Some(format!("write failed: {reason}"));
                 Counters::add(&self.counters.retried, 1);
                 chunk.attempts += 1;
                 self.backlog.push_front(chunk);

@@ -32,7 +32,7 @@ use perfsink::sources::k6::schema::TagsAsFields;
 use perfsink::Sink;
 
 pub const USAGE: &str =
-    "usage: perfsink k6 [--progress|--no-progress] [--] [run] <k6 run arguments...>
+    "usage: perfsink k6 [--progress|--no-progress] [--fail-on-loss] [--] [run] <k6 run arguments...>
 
 Runs `k6 run --out json=<pipe> <arguments>` and streams every sample into InfluxDB in the schema
 of k6's own influxdb output (dashboard 2587 works), while k6 runs. k6's output and exit code pass
@@ -40,6 +40,8 @@ through unchanged; a one-line delivery report is printed on stderr at the end.
 
   --progress      a progress line on stderr every 2 s (default: only when stderr is a terminal)
   --no-progress   no progress line
+  --fail-on-loss  exit 3 (unless k6 itself failed) when a sample did not reach InfluxDB
+                  (rejected, dropped, left in the spool); also PERFSINK_FAIL_ON_LOSS=true
 
 k6 is $PERFSINK_K6, else `k6` from PATH. Configuration: INFLUXDB_* / PERFSINK_* (README.md), and
 k6's own K6_INFLUXDB_* variables (INFLUXDB_* / PERFSINK_* win when both are set). With neither
@@ -55,11 +57,13 @@ const READER_GRACE: Duration = Duration::from_secs(30);
 
 pub fn run(args: &[String]) -> ExitCode {
     let mut progress: Option<bool> = None;
+    let mut fail_on_loss = false;
     let mut i = 0;
     while let Some(a) = args.get(i) {
         match a.as_str() {
             "--progress" => progress = Some(true),
             "--no-progress" => progress = Some(false),
+            "--fail-on-loss" => fail_on_loss = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -81,7 +85,7 @@ pub fn run(args: &[String]) -> ExitCode {
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "k6".into());
 
-    let settings = match k6config::from_env() {
+    let mut settings = match k6config::from_env() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("perfsink: {e}");
@@ -91,6 +95,7 @@ pub fn run(args: &[String]) -> ExitCode {
     for note in &settings.notes {
         eprintln!("perfsink: note: {note}");
     }
+    settings.config.fail_on_loss |= fail_on_loss;
     let signals = Signals::install();
 
     if !settings.config.enabled() {
@@ -132,14 +137,15 @@ pub fn run(args: &[String]) -> ExitCode {
     let mut out = std::ffi::OsString::from("json=");
     out.push(&pipe.path);
     cmd.arg("run").arg("--out").arg(out).args(k6_args);
-    let code = match cmd.spawn() {
+    let (code, k6_ok) = match cmd.spawn() {
         Ok(child) => {
             let mut meter = Progress::new(progress, &sink, &counters);
-            exit_code(supervise(child, &signals, || meter.tick()))
+            let status = supervise(child, &signals, || meter.tick());
+            (exit_code(status), status.success())
         }
         Err(e) => {
             signals.k6_exited.store(true, Ordering::Relaxed);
-            spawn_failed(&k6, &e)
+            (spawn_failed(&k6, &e), false)
         }
     };
 
@@ -147,8 +153,22 @@ pub fn run(args: &[String]) -> ExitCode {
     let report = sink.close();
     eprintln!("{report}; {stats}");
     drop(pipe);
+    if report.failed() {
+        eprintln!(
+            "perfsink: {} sample(s) did not reach InfluxDB and loss fails the run \
+             (--fail-on-loss, PERFSINK_FAIL_ON_LOSS)",
+            report.lost()
+        );
+        // k6's own failure (thresholds 99, script errors) says more; it is kept.
+        if k6_ok {
+            return ExitCode::from(LOSS_EXIT);
+        }
+    }
     code
 }
+
+/// The exit code of a k6 run that succeeded but lost samples under `--fail-on-loss`.
+const LOSS_EXIT: u8 = 3;
 
 fn describe_target(config: &Config) -> String {
     match config.endpoint.as_ref().map(|e| (&e.base_url, &e.api)) {

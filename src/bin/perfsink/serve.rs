@@ -29,6 +29,7 @@ INFLUXDB_URL must be set.
   --max-body-bytes N  largest request body, compressed or inflated (default 134217728: k6
                       sends all samples of a second in one body, ~37 MB at 17 k requests/s)
   --quiet             no progress line on stderr
+  --fail-on-loss      exit 1 also when a line was lost (see Exit code below)
 
 Endpoints: POST /write (1.x: db, rp, precision n|ns|u|us|ms|s|m|h), POST /api/v2/write (2.x:
 org, bucket, precision ns|us|ms|s), gzip bodies, GET|POST /query (answers CREATE DATABASE only,
@@ -51,7 +52,8 @@ logged once); run one relay per database.
 
 Ctrl-C or SIGTERM stops it: no new connections, requests in progress finish, what the sink holds
 is delivered (up to PERFSINK_CLOSE_TIMEOUT_MS) and the delivery report is printed on stderr.
-Exit code 0, or 1 when points were dropped.";
+Exit code 0, or 1 when points were dropped; with --fail-on-loss (PERFSINK_FAIL_ON_LOSS=true)
+also 1 when lines were not taken, refused by InfluxDB or left in the spool.";
 
 /// How often the progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -65,6 +67,7 @@ struct Args {
     token: Option<String>,
     max_body_bytes: usize,
     quiet: bool,
+    fail_on_loss: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
@@ -75,6 +78,7 @@ fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
         token: None,
         max_body_bytes: defaults.max_body_bytes,
         quiet: false,
+        fail_on_loss: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -108,6 +112,7 @@ fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
                     })?;
             }
             "--quiet" | "-q" => a.quiet = true,
+            "--fail-on-loss" => a.fail_on_loss = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -149,6 +154,7 @@ pub fn run(args: &[String]) -> ExitCode {
     if std::env::var_os("PERFSINK_SOURCE").is_none() {
         config.source = "relay".into();
     }
+    config.fail_on_loss |= args.fail_on_loss;
     let sink = match Sink::open(config) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -233,7 +239,10 @@ pub fn run(args: &[String]) -> ExitCode {
         r.lines_dropped
     );
     eprintln!("{report}");
-    if report.stats.dropped > 0 {
+    // Dropped points always fail the relay; with --fail-on-loss / PERFSINK_FAIL_ON_LOSS so do
+    // lines it did not take and points InfluxDB refused or the spool still holds.
+    let lost = report.failed() || (report.fail_on_loss && r.lines_dropped > 0);
+    if report.stats.dropped > 0 || lost {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
@@ -252,7 +261,7 @@ mod tests {
     fn arguments() {
         let a = args(&[]).unwrap().unwrap();
         assert_eq!(a.listen.to_string(), "127.0.0.1:8186");
-        assert!(!a.allow_remote && !a.quiet && a.token.is_none());
+        assert!(!a.allow_remote && !a.quiet && !a.fail_on_loss && a.token.is_none());
         assert_eq!(a.max_body_bytes, 128 << 20);
         let a = args(&[
             "--listen",
@@ -262,13 +271,14 @@ mod tests {
             "10",
             "--quiet",
             "--allow-remote",
+            "--fail-on-loss",
         ])
         .unwrap()
         .unwrap();
         assert_eq!(a.listen.port(), 0);
         assert_eq!(a.token.as_deref(), Some("t"));
         assert_eq!(a.max_body_bytes, 10);
-        assert!(a.quiet && a.allow_remote);
+        assert!(a.quiet && a.allow_remote && a.fail_on_loss);
         assert!(args(&["--help"]).unwrap().is_none());
         assert!(args(&["--listen"]).unwrap_err().contains("needs"));
         assert!(args(&["--listen", "nowhere"]).is_err());
