@@ -74,11 +74,13 @@ down:
 # InfluxDB of INFLUXDB_URL, else the local one of `make up`; the run TESTID (a testid or the prefix
 # of a demo's testids), else the latest `make demo` run. Needs python3 and matplotlib only (the
 # script pip-installs scripts/render-requirements.txt when it is missing). Panels without data
-# (a run without errors has none to show) are listed, not fatal. docs/pictures.md.
+# (a run without errors has none to show) are listed, not fatal. Into .perfsink/pictures (PICTURES_OUT):
+# docs/img holds the README's pictures (scripts/readme-pictures.py). docs/pictures.md.
+PICTURES_OUT ?= .perfsink/pictures
 PICTURES_INFLUXDB_URL = $(or $(INFLUXDB_URL),$(shell cat .perfsink/influxdb.url 2>/dev/null))
 pictures:
 	python3 scripts/render-dashboards.py $(if $(PICTURES_INFLUXDB_URL),--influxdb-url '$(PICTURES_INFLUXDB_URL)') \
-	  $(if $(TESTID),--testid '$(TESTID)') --out docs/img --allow-empty
+	  $(if $(TESTID),--testid '$(TESTID)') --out '$(PICTURES_OUT)' --allow-empty
 
 clean:
 	$(CARGO) clean

@@ -131,6 +131,7 @@ board "perfsink · health" perfsink-health "$run"
 echo "   (the unified example is testid $run; the other parts are $run-k6, $run-relay, $run-c and"
 echo "   $run-rust: the dashboards' testid menu switches to them)"
 if [ -z "$grafana" ]; then
+  echo "== the dashboards drawn from this run without Grafana: make pictures TESTID=$run (into .perfsink/pictures)"
   echo "== the data stays in InfluxDB at $base, database $DB (make down stops the local one); e.g."
   echo "  curl -sG '$base/query' --data-urlencode 'db=$DB' --data-urlencode \"q=SELECT count(value) FROM http_reqs WHERE testid = '$run'\""
 fi
