@@ -612,7 +612,9 @@ fn the_last_self_metrics_line_is_written_after_the_points_drained() {
     // A long interval: only the line of close is written.
     let sink = open(&influx, db, "PERFSINK_SELF_METRICS_INTERVAL_MS=600000");
     let id = sink.register_series("m", &[], "value").unwrap();
-    let pts: Vec<Point> = (0..20_000).map(|i| Point::new(id, i as f64, T0 + i)).collect();
+    let pts: Vec<Point> = (0..20_000)
+        .map(|i| Point::new(id, i as f64, T0 + i))
+        .collect();
     for chunk in pts.chunks(1000) {
         sink.submit(chunk).into_result().unwrap();
     }
