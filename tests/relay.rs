@@ -1409,7 +1409,7 @@ fn a_stalled_body_times_out() {
     let answer = raw_exchange(
         &s.relay,
         &format!(
-            "POST /write?db={} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000",
+            "POST /write?db={} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nConnection: close",
             s.db
         ),
         b"slow v=1 1",
@@ -1464,6 +1464,11 @@ fn lines_of_a_client_that_went_away_are_counted() {
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!("the client left with {gone_at} of {n} lines taken");
+    assert!(
+        gone_at < n as u64,
+        "the body was processed before the client left: this run did not test a client that \
+         went away during processing"
+    );
     s.flush();
     assert_eq!(influx().count(&s.db, "gone"), n as u64);
     let (relay, report) = s.finish();

@@ -102,7 +102,7 @@ const INFLUXDB_VERSION: &str = concat!("1.8.10-perfsink-", env!("CARGO_PKG_VERSI
 const DEFAULT_MAX_INFLIGHT_BYTES: usize = 512 << 20;
 /// Longest time to receive a request body (see the module's "Memory").
 const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the inflated copy of a gzipped body grows at a time (and is reserved for).
+/// The first step of the inflated copy of a gzipped body (it then doubles, reserved as it grows).
 const INFLATE_STEP: usize = 256 << 10;
 /// How long a client may take to send a request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -721,22 +721,19 @@ fn gunzip(
     let mut out: Vec<u8> = Vec::new();
     let mut decoder = flate2::read::MultiGzDecoder::new(data).take(max as u64 + 1);
     loop {
-        if out.len() == out.capacity() {
-            let capacity = (out.capacity() + INFLATE_STEP).min(max + 1);
-            if !held.hold(base + capacity) {
-                return Err(BodyError::Busy);
-            }
-            out.reserve_exact(capacity - out.len());
+        // Doubling: few copies; what is held is the capacity, at most twice the data.
+        let capacity = out.len().saturating_mul(2).max(INFLATE_STEP).min(max + 1);
+        if !held.hold(base + capacity) {
+            return Err(BodyError::Busy);
         }
-        let at = out.len();
-        out.resize(out.capacity(), 0);
-        let n = decoder.read(&mut out[at..]);
-        out.truncate(at + *n.as_ref().unwrap_or(&0));
-        match n {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(BodyError::Broken(format!("gzip: {e}"))),
+        out.reserve_exact(capacity - out.len());
+        let room = (capacity - out.len()) as u64;
+        let n = (&mut decoder)
+            .take(room)
+            .read_to_end(&mut out)
+            .map_err(|e| BodyError::Broken(format!("gzip: {e}")))?;
+        if (n as u64) < room || out.len() > max {
+            break;
         }
     }
     if out.len() > max {
