@@ -139,7 +139,8 @@ pub enum HealthStatus {
     /// Writes fail and are retried: points are held (memory, spool), none lost yet.
     Warn,
     /// Points are being lost: writing stopped for good (credentials refused), or points were
-    /// dropped within the last 10 s (a check's window) (queue full, memory and spool full, undeliverable).
+    /// dropped lately (queue full; memory and spool full; undeliverable): since the previous
+    /// check, or within 10 s after the check that saw them.
     Fail,
 }
 

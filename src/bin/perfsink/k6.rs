@@ -383,11 +383,19 @@ fn clean_stale_pipes(base: &Path) {
             Ok(m) if m.is_dir() && m.uid() == uid => {}
             _ => continue,
         }
-        let fifo = dir.join(PIPE_NAME);
-        if fs::symlink_metadata(&fifo).is_ok_and(|m| m.file_type().is_fifo()) {
-            let _ = fs::remove_file(&fifo);
+        // Nothing but the FIFO (or nothing at all): anything else means it is not ours.
+        let Ok(mut inside) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let only_the_fifo = inside.all(|e| {
+            e.is_ok_and(|e| {
+                e.file_name() == PIPE_NAME && e.file_type().is_ok_and(|t| t.is_fifo())
+            })
+        });
+        if !only_the_fifo {
+            continue;
         }
-        // Fails, and leaves it, when anything else is in it.
+        let _ = fs::remove_file(dir.join(PIPE_NAME));
         if fs::remove_dir(&dir).is_ok() {
             eprintln!(
                 "perfsink: removed {}, left by an earlier run (pid {pid}) that did not end cleanly",
@@ -598,5 +606,29 @@ impl<'a> Progress<'a> {
         );
         self.last = Instant::now();
         self.last_samples = k6.samples;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_directory_names() {
+        assert_eq!(pipe_dir_pid("perfsink-k6-1234-0badf00d"), Some(1234));
+        assert_eq!(pipe_dir_pid("perfsink-k6-1-ABCDEF01"), Some(1));
+        for other in [
+            "perfsink-k6-1234-0badf00",
+            "perfsink-k6-1234-0badf00dd",
+            "perfsink-k6-1234-notahex!",
+            "perfsink-k6--0badf00d",
+            "perfsink-k6-+12-0badf00d",
+            "perfsink-k6-12345678901-0badf00d",
+            "perfsink-k6test-x-1-2",
+            "perfsink-k6-1234",
+            "other-1234-0badf00d",
+        ] {
+            assert_eq!(pipe_dir_pid(other), None, "{other}");
+        }
     }
 }
