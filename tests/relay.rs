@@ -1434,7 +1434,7 @@ fn a_stalled_body_times_out() {
 #[test]
 fn lines_of_a_client_that_went_away_are_counted() {
     let s = setup("relay_gone", "", options());
-    let n = 500_000;
+    let n = 300_000;
     let body = lines("gone", n);
     let mut stream = TcpStream::connect(s.relay.addr()).unwrap();
     stream
@@ -1525,12 +1525,15 @@ fn health_follows_influxdb_down_and_back_and_the_503_names_the_cause() {
     drop(relay);
     assert_eq!(sink.close().stats.written, 20);
 
-    // Stopped again; a sink that holds at most 64 KiB and queues 1 batch of 100 lines.
+    // Stopped again; a sink that holds at most 64 KiB and queues 2 batches of 100 lines. A
+    // producer waits up to 300 ms for room in the queue, so the queue is full only when the
+    // writer stopped taking from it.
     own.stop();
     let sink = Arc::new(
         Sink::from_kv(&format!(
             "{base};PERFSINK_CLOSE_TIMEOUT_MS=300;PERFSINK_MEMORY_MAX_BYTES=65536;\
-             PERFSINK_QUEUE_CAPACITY=1;PERFSINK_BATCH_LINES=100;PERFSINK_QUEUE_POLICY=drop"
+             PERFSINK_QUEUE_CAPACITY=2;PERFSINK_BATCH_LINES=100;PERFSINK_QUEUE_POLICY=block;\
+             PERFSINK_BLOCK_TIMEOUT_MS=300"
         ))
         .unwrap(),
     );
