@@ -509,6 +509,7 @@ fn killed_perfsink_takes_k6_down_and_leaves_no_pipe_directory() {
     let influx = Influx::start();
     let target = start_target();
     let dir = WorkDir::new("killed");
+    influx.create_db("k6killed");
     let url = format!("{}/k6killed", influx.url());
     let env = script_env(&target);
     let env = with(&env, &[("INFLUXDB_URL", &url), ("PERFSINK_K6", &k6)]);

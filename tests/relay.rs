@@ -1325,9 +1325,10 @@ fn lines(measurement: &str, n: usize) -> String {
         .collect()
 }
 
-/// Two requests together may not hold more than `max_inflight_bytes` of body: a third that
-/// would go past it gets a 503 with `Retry-After`, by its `Content-Length` or while its chunks
-/// arrive; once the first finished, the same size fits again. (Before: every request could
+/// The bodies of requests in progress together hold at most `max_inflight_bytes`: while a
+/// slow request holds 600 kB of 1 MB, another that would go past it gets a 503 with
+/// `Retry-After`, by its `Content-Length` or while its chunks arrive; once the slow one is
+/// done, the same size fits again. (Before: every request could
 /// hold its own `max_body_bytes`, 16 x 127 MiB = 2 GiB.)
 #[test]
 fn request_bodies_in_progress_share_one_memory_cap() {
