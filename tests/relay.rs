@@ -3,7 +3,7 @@
 //! stored points read back with `/query`, exact values asserted.
 //!
 //! One influxd serves every test (each test has its own database), so the tests stay fast and
-//! run in parallel.
+//! run in parallel; the two `/health` tests that stop InfluxDB or need its auth start their own.
 
 mod common;
 
