@@ -681,7 +681,10 @@ impl Sink {
         if let Some((_, full, undelivered)) = dropped {
             let mut why = Vec::new();
             if full > 0 {
-                why.push(format!("{full} refused, queue full: {}", self.queue_full_cause()));
+                why.push(format!(
+                    "{full} refused, queue full: {}",
+                    self.queue_full_cause()
+                ));
             }
             if undelivered > 0 {
                 why.push(format!(

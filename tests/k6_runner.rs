@@ -19,8 +19,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::k6::{
-    assert_counts_and_sums, assert_dashboard_2587, clean_env, assert_matches_summary, assert_same_rows,
-    assert_tags_and_fields, expected_row, influx_rows, k6_args, k6_binary, perfsink_k6,
+    assert_counts_and_sums, assert_dashboard_2587, assert_matches_summary, assert_same_rows,
+    assert_tags_and_fields, clean_env, expected_row, influx_rows, k6_args, k6_binary, perfsink_k6,
     read_reference, script_env, start_target, true_ties, with, Schema, WorkDir,
 };
 use common::Influx;
@@ -440,7 +440,11 @@ fn k6_failing_early_passes_its_exit_code_and_nothing_hangs() {
 fn children(parent: u32) -> Vec<(u32, String)> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -544,7 +548,10 @@ fn killed_perfsink_takes_k6_down_and_leaves_no_pipe_directory() {
     let landed = influx.wait_for_count("k6killed", "http_reqs", 1, Duration::from_secs(30));
     assert!(landed > 0, "no sample reached InfluxDB");
     while fs::metadata(dir.path("ref.json")).map_or(0, |m| m.len()) < 1 << 20 {
-        assert!(started.elapsed() < Duration::from_secs(60), "k6 writes little");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "k6 writes little"
+        );
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(entries(&dir.path("tmp")).len(), 1, "the pipe directory");
@@ -589,10 +596,19 @@ fn killed_perfsink_takes_k6_down_and_leaves_no_pipe_directory() {
         .filter(|(k, _)| *k != "INFLUXDB_URL")
         .copied()
         .collect();
-    let run = perfsink_k6(&dir, &env, &k6_args("1", "1s", &[]), Duration::from_secs(45));
+    let run = perfsink_k6(
+        &dir,
+        &env,
+        &k6_args("1", "1s", &[]),
+        Duration::from_secs(45),
+    );
     assert!(run.status.success(), "{}", run.stderr);
     assert!(!stale.exists(), "{}", run.stderr);
-    assert!(run.stderr.contains("left by an earlier run"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("left by an earlier run"),
+        "{}",
+        run.stderr
+    );
     let mut kept: Vec<String> = [&live, &foreign, &busy]
         .iter()
         .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())

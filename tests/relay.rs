@@ -1474,7 +1474,11 @@ fn lines_of_a_client_that_went_away_are_counted() {
     assert_eq!(influx().count(&s.db, "gone"), n as u64);
     let (relay, report) = s.finish();
     assert_eq!(report.stats.accepted, n as u64);
-    assert_eq!((relay.writes, relay.lines_accepted), (1, n as u64), "{relay:?}");
+    assert_eq!(
+        (relay.writes, relay.lines_accepted),
+        (1, n as u64),
+        "{relay:?}"
+    );
 }
 
 /// `/health` follows InfluxDB: `pass`; `warn` with the write error while it is stopped (the
@@ -1507,7 +1511,11 @@ fn health_follows_influxdb_down_and_back_and_the_503_names_the_cause() {
     assert_status(&write(&relay, &lines("up", 10)), 204);
     sink.flush(FLUSH).unwrap();
     let (code, h) = health(&relay);
-    assert_eq!((code, &h["status"], &h["last_error"]), (200, &json!("pass"), &Value::Null), "{h}");
+    assert_eq!(
+        (code, &h["status"], &h["last_error"]),
+        (200, &json!("pass"), &Value::Null),
+        "{h}"
+    );
 
     own.stop();
     let held = lines("held", 10).replace("held,", "held,phase=down,");
@@ -1520,7 +1528,11 @@ fn health_follows_influxdb_down_and_back_and_the_503_names_the_cause() {
 
     own.start_again();
     let (code, h) = wait_health(&relay, "pass", Duration::from_secs(15));
-    assert_eq!((code, &h["status"], &h["last_error"]), (200, &json!("pass"), &Value::Null), "{h}");
+    assert_eq!(
+        (code, &h["status"], &h["last_error"]),
+        (200, &json!("pass"), &Value::Null),
+        "{h}"
+    );
     sink.flush(FLUSH).unwrap();
     assert_eq!(own.count("relay_health", "held"), 10);
     drop(relay);
@@ -1559,7 +1571,10 @@ fn health_follows_influxdb_down_and_back_and_the_503_names_the_cause() {
     let (code, h) = health(&relay);
     assert_eq!((code, &h["status"]), (503, &json!("fail")), "{h}");
     let error = h["last_error"].as_str().unwrap();
-    assert!(error.contains("points are being dropped") && error.contains("queue full"), "{h}");
+    assert!(
+        error.contains("points are being dropped") && error.contains("queue full"),
+        "{h}"
+    );
     drop(relay);
     sink.close();
 }
@@ -1592,7 +1607,10 @@ fn health_fails_when_influxdb_refuses_the_credentials() {
     assert_eq!((code, &h["status"]), (503, &json!("fail")), "{h}");
     let error = h["last_error"].as_str().unwrap();
     assert!(error.contains("refused the credentials"), "{h}");
-    assert!(!h.to_string().contains("n0tThePw"), "no secret in /health: {h}");
+    assert!(
+        !h.to_string().contains("n0tThePw"),
+        "no secret in /health: {h}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(health(&relay).1["status"], json!("fail"));
     drop(relay);

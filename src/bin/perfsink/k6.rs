@@ -388,9 +388,7 @@ fn clean_stale_pipes(base: &Path) {
             continue;
         };
         let only_the_fifo = inside.all(|e| {
-            e.is_ok_and(|e| {
-                e.file_name() == PIPE_NAME && e.file_type().is_ok_and(|t| t.is_fifo())
-            })
+            e.is_ok_and(|e| e.file_name() == PIPE_NAME && e.file_type().is_ok_and(|t| t.is_fifo()))
         });
         if !only_the_fifo {
             continue;
