@@ -207,7 +207,6 @@ pub fn run(args: &[String]) -> ExitCode {
         max_body_bytes: args.max_body_bytes,
         max_inflight_bytes: args.max_inflight_bytes,
         body_timeout: args.body_timeout,
-        ..RelayOptions::default()
     };
     let authenticated = options.token.is_some();
     let mut relay = match Relay::start(sink.clone(), options) {
