@@ -19,6 +19,6 @@ pub mod writer;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use model::{Field, FieldValue, MetricKind, Point, Precision, SeriesId, Tag};
-pub use sink::{Report, Sink, Submitted};
+pub use sink::{Health, HealthStatus, Report, Sink, Submitted};
 pub use sources::relay::Ingested;
 pub use stats::Stats;

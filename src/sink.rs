@@ -131,6 +131,51 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// How a sink is doing now: [`Sink::health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthStatus {
+    /// Writing gets through (or reporting is disabled).
+    Pass,
+    /// Writes fail and are retried: points are held (memory, spool), none lost yet.
+    Warn,
+    /// Points are being lost: writing stopped for good (credentials refused), or points were
+    /// dropped lately (queue full; memory and spool full; undeliverable): since the previous
+    /// check, or within 10 s after the check that saw them.
+    Fail,
+}
+
+impl HealthStatus {
+    /// `pass`, `warn` or `fail`, as InfluxDB's `/health` spells them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Pass => "pass",
+            HealthStatus::Warn => "warn",
+            HealthStatus::Fail => "fail",
+        }
+    }
+}
+
+/// [`Sink::health`]: the status and, unless it is `Pass`, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub status: HealthStatus,
+    /// The current problem (never holds a secret); `None` once writing gets through again.
+    pub error: Option<String>,
+}
+
+/// How long dropped points keep [`Sink::health`] at `Fail`: drops seen by a health check
+/// count until this long after that check (and any drop since the previous check counts).
+const DROP_WINDOW: Duration = Duration::from_secs(10);
+
+/// What [`Sink::health`] has seen of the drop counters.
+#[derive(Default)]
+struct DropWatch {
+    /// `dropped_queue_full`, `dropped_undelivered` at the previous check.
+    seen: (u64, u64),
+    /// When a check last saw them grow, and by how much.
+    at: Option<(Instant, u64, u64)>,
+}
+
 /// How long `open` waits for `/ping` with `INFLUXDB_VERSION=auto`.
 const VERSION_PROBE_LIMIT: Duration = Duration::from_millis(1500);
 
@@ -178,6 +223,7 @@ pub struct Sink {
     field_options: FieldOptions,
     closed: AtomicBool,
     report: Mutex<Option<Report>>,
+    drops: Mutex<DropWatch>,
 }
 
 impl Sink {
@@ -246,6 +292,7 @@ impl Sink {
             },
             closed: AtomicBool::new(false),
             report: Mutex::new(None),
+            drops: Mutex::new(DropWatch::default()),
         })
     }
 
@@ -596,6 +643,115 @@ impl Sink {
         let writer = engine.writer.lock();
         let e = writer.state.last_error.lock().clone();
         e
+    }
+
+    /// How the sink is doing now, for health checks (the relay's `/health`). The rule, in
+    /// order: writing stopped for good (credentials refused) is `Fail`; points dropped since
+    /// the previous check or within 10 s after a check saw them is `Fail`; writes
+    /// failing and retried (InfluxDB unreachable, 5xx, database missing) is `Warn`; else `Pass`,
+    /// and the error is cleared as soon as InfluxDB answers a write again.
+    pub fn health(&self) -> Health {
+        let Some(engine) = &self.engine else {
+            return Health {
+                status: HealthStatus::Pass,
+                error: None,
+            };
+        };
+        let fail = |error: String| Health {
+            status: HealthStatus::Fail,
+            error: Some(error),
+        };
+        if let Some(e) = engine.state.fatal.lock().clone() {
+            return fail(e.to_string());
+        }
+        if self.closed.load(Relaxed) {
+            return fail("the sink is closed".into());
+        }
+        let current = engine.state.current_error.lock().clone();
+        let s = self.stats();
+        let dropped = {
+            let mut w = self.drops.lock();
+            let now = (s.dropped_queue_full, s.dropped_undelivered);
+            if now.0 > w.seen.0 || now.1 > w.seen.1 {
+                w.at = Some((Instant::now(), now.0 - w.seen.0, now.1 - w.seen.1));
+                w.seen = now;
+            }
+            w.at.filter(|(t, _, _)| t.elapsed() < DROP_WINDOW)
+        };
+        if let Some((_, full, undelivered)) = dropped {
+            let mut why = Vec::new();
+            if full > 0 {
+                why.push(format!(
+                    "{full} refused, queue full: {}",
+                    self.queue_full_cause()
+                ));
+            }
+            if undelivered > 0 {
+                why.push(format!(
+                    "{undelivered} undeliverable (memory{} full)",
+                    if self.config.spool_dir.is_some() {
+                        " and spool"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            let mut msg = format!("points are being dropped: {}", why.join("; "));
+            if let Some(e) = &current {
+                msg.push_str(&format!("; {e}"));
+            }
+            return fail(msg);
+        }
+        match current {
+            Some(e) => Health {
+                status: HealthStatus::Warn,
+                error: Some(e),
+            },
+            None => Health {
+                status: HealthStatus::Pass,
+                error: None,
+            },
+        }
+    }
+
+    /// Why the queue is full, for a producer that met the full-queue policy (the relay's 503):
+    /// the writer holds all it may because InfluxDB does not take writes (the memory cap,
+    /// `PERFSINK_MEMORY_MAX_BYTES`, and the spool's), or because it takes them slower than they
+    /// come; or, with room behind it, the queue itself is too small for the burst.
+    pub fn queue_full_cause(&self) -> String {
+        let Some(engine) = &self.engine else {
+            return "reporting is disabled".into();
+        };
+        if let Some(e) = engine.state.fatal.lock().clone() {
+            return format!("writing stopped: {e}");
+        }
+        let held = match &self.config.spool_dir {
+            Some(_) => format!(
+                "memory (PERFSINK_MEMORY_MAX_BYTES={}) and spool (PERFSINK_SPOOL_MAX_BYTES={})",
+                self.config.memory_max_bytes, self.config.spool_max_bytes
+            ),
+            None => format!(
+                "memory (PERFSINK_MEMORY_MAX_BYTES={}, no PERFSINK_SPOOL_DIR)",
+                self.config.memory_max_bytes
+            ),
+        };
+        if engine.state.backlog_full.load(Relaxed) {
+            return match engine.state.current_error.lock().clone() {
+                Some(e) => format!(
+                    "InfluxDB is not taking writes ({e}) and what perfsink may hold meanwhile \
+                     is full: {held}"
+                ),
+                None => format!(
+                    "InfluxDB takes writes slower than they come and what perfsink may hold \
+                     is full: {held}"
+                ),
+            };
+        }
+        format!(
+            "the queue (PERFSINK_QUEUE_CAPACITY={} batches) filled faster than the writer \
+             empties it; raise PERFSINK_QUEUE_CAPACITY for such bursts",
+            self.config.queue_capacity
+        )
     }
 
     /// Delivers what is left within `PERFSINK_CLOSE_TIMEOUT_MS`, stops the writer, and reports.

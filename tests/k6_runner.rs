@@ -13,13 +13,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::TcpListener;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::k6::{
     assert_counts_and_sums, assert_dashboard_2587, assert_matches_summary, assert_same_rows,
-    assert_tags_and_fields, expected_row, influx_rows, k6_args, k6_binary, perfsink_k6,
+    assert_tags_and_fields, clean_env, expected_row, influx_rows, k6_args, k6_binary, perfsink_k6,
     read_reference, script_env, start_target, true_ties, with, Schema, WorkDir,
 };
 use common::Influx;
@@ -433,6 +434,188 @@ fn k6_failing_early_passes_its_exit_code_and_nothing_hangs() {
     assert_eq!(run.status.code(), Some(127), "{}", run.stderr);
     assert!(run.stderr.contains("PERFSINK_K6"), "{}", run.stderr);
     dir.assert_pipe_dir_removed();
+}
+
+/// The live processes whose parent is `parent`: `(pid, command name)`, from `/proc`.
+fn children(parent: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let mut rest = stat[close + 1..].split_whitespace();
+        let (state, ppid) = (rest.next(), rest.next().and_then(|p| p.parse::<u32>().ok()));
+        if ppid == Some(parent) && state != Some("Z") {
+            found.push((pid, stat[open + 1..close].to_string()));
+        }
+    }
+    found
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// Kills `pid` with SIGKILL when dropped, so that a failing test leaves no k6 behind.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill -KILL {}", self.0)])
+                .status();
+        }
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `perfsink k6` killed with `-9` in the middle of a 2-minute run: k6 is stopped within
+/// seconds (before, it ran on, blocked on the FIFO once the pipe's buffer filled) and the
+/// pipe directory is removed (perfsink's watchdog). The next run removes a stale pipe
+/// directory of a perfsink that is gone, and keeps those of a live pid, other names, and one
+/// holding more than the FIFO.
+#[test]
+fn killed_perfsink_takes_k6_down_and_leaves_no_pipe_directory() {
+    let k6 = k6_binary();
+    let influx = Influx::start();
+    let target = start_target();
+    let dir = WorkDir::new("killed");
+    influx.create_db("k6killed");
+    let url = format!("{}/k6killed", influx.url());
+    let env = script_env(&target);
+    let env = with(&env, &[("INFLUXDB_URL", &url), ("PERFSINK_K6", &k6)]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_perfsink"));
+    clean_env(&mut cmd)
+        .arg("k6")
+        .arg("--no-progress")
+        .args(k6_args("2", "120s", &[]))
+        .current_dir(&dir.0)
+        .env("TMPDIR", dir.path("tmp"))
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(dir.path("stdout.txt")).unwrap())
+        .stderr(fs::File::create(dir.path("stderr.txt")).unwrap());
+    let mut perfsink = cmd.spawn().unwrap();
+    let pid = perfsink.id();
+    let started = Instant::now();
+    let k6_pid = loop {
+        if let Some((p, _)) = children(pid).into_iter().find(|(_, comm)| comm == "k6") {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no k6 child of perfsink: {:?}",
+            children(pid)
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    let _guard = KillOnDrop(k6_pid);
+    // Samples flow through the FIFO into InfluxDB, and k6 has written several times the
+    // pipe's buffer (64 KiB) to its own JSON output.
+    let landed = influx.wait_for_count("k6killed", "http_reqs", 1, Duration::from_secs(30));
+    assert!(landed > 0, "no sample reached InfluxDB");
+    while fs::metadata(dir.path("ref.json")).map_or(0, |m| m.len()) < 1 << 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "k6 writes little"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(entries(&dir.path("tmp")).len(), 1, "the pipe directory");
+
+    perfsink.kill().unwrap(); // SIGKILL
+    perfsink.wait().unwrap();
+    let killed = Instant::now();
+    while alive(k6_pid) && killed.elapsed() < Duration::from_secs(15) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !alive(k6_pid),
+        "k6 (pid {k6_pid}) still runs {:?} after perfsink was killed",
+        killed.elapsed()
+    );
+    eprintln!("k6 gone {:?} after perfsink was killed", killed.elapsed());
+    while !entries(&dir.path("tmp")).is_empty() && killed.elapsed() < Duration::from_secs(20) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    dir.assert_pipe_dir_removed();
+
+    // Stale directories: only the first is this tool's, of a dead pid, with just its FIFO.
+    let dead = {
+        let mut c = Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    };
+    let tmp = dir.path("tmp");
+    let stale = tmp.join(format!("perfsink-k6-{dead}-0badf00d"));
+    let live = tmp.join(format!("perfsink-k6-{}-0badf00d", std::process::id()));
+    let foreign = tmp.join(format!("perfsink-k6-{dead}-notmine"));
+    let busy = tmp.join(format!("perfsink-k6-{dead}-12345678"));
+    for d in [&stale, &live, &foreign, &busy] {
+        fs::create_dir(d).unwrap();
+        mkfifo(&d.join("samples.json"));
+    }
+    fs::write(busy.join("notes.txt"), "not perfsink's").unwrap();
+    // Reporting disabled: the cleaning does not depend on it.
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| *k != "INFLUXDB_URL")
+        .copied()
+        .collect();
+    let run = perfsink_k6(
+        &dir,
+        &env,
+        &k6_args("1", "1s", &[]),
+        Duration::from_secs(45),
+    );
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(!stale.exists(), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("left by an earlier run"),
+        "{}",
+        run.stderr
+    );
+    let mut kept: Vec<String> = [&live, &foreign, &busy]
+        .iter()
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(entries(&tmp), kept);
+    assert!(live.join("samples.json").exists() && busy.join("samples.json").exists());
 }
 
 #[test]

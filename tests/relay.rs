@@ -3,7 +3,7 @@
 //! stored points read back with `/query`, exact values asserted.
 //!
 //! One influxd serves every test (each test has its own database), so the tests stay fast and
-//! run in parallel.
+//! run in parallel; the two `/health` tests that stop InfluxDB or need its auth start their own.
 
 mod common;
 
@@ -1279,4 +1279,340 @@ fn throughput() {
         "through HTTP (sequential POSTs of {per_body} lines): {:.2} M lines/s",
         (posts * per_body) as f64 / t.elapsed().as_secs_f64() / 1e6
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// Limits and health (issue 12): the in-flight body cap, the body timeout, requests whose
+// client went away, `/health` against a stopped, restarted and credential-refusing InfluxDB,
+// and the 503's cause.
+
+/// `GET /health` of `relay`: (HTTP status, JSON).
+fn health(relay: &Relay) -> (u16, Value) {
+    let r = http::get(&format!("{}/health", relay.url())).unwrap();
+    (r.status, r.json())
+}
+
+/// Polls `/health` until `status` or `limit`; returns the last answer.
+fn wait_health(relay: &Relay, status: &str, limit: Duration) -> (u16, Value) {
+    let started = Instant::now();
+    loop {
+        let h = health(relay);
+        if h.1["status"] == json!(status) || started.elapsed() > limit {
+            return h;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A raw request: `head` (without the blank line) and the first `body` bytes; errors of a
+/// server that answers and closes before reading everything are ignored. The answer as text.
+fn raw_exchange(relay: &Relay, head: &str, body: &[u8]) -> String {
+    let mut stream = TcpStream::connect(relay.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(format!("{head}\r\n\r\n").as_bytes());
+    let _ = stream.write_all(body);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// `n` distinct lines of `measurement` (one series per `i % 10`, distinct timestamps).
+fn lines(measurement: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("{measurement},s={} v={i}i {}\n", i % 10, T0 + i as i64))
+        .collect()
+}
+
+/// The bodies of requests in progress together hold at most `max_inflight_bytes`: while a
+/// slow request holds 600 kB of 1 MB, another that would go past it gets a 503 with
+/// `Retry-After`, by its `Content-Length` or while its chunks arrive; once the slow one is
+/// done, the same size fits again. (Before: every request could
+/// hold its own `max_body_bytes`, 16 x 127 MiB = 2 GiB.)
+#[test]
+fn request_bodies_in_progress_share_one_memory_cap() {
+    let s = setup(
+        "relay_inflight",
+        "",
+        RelayOptions {
+            max_body_bytes: 1_000_000,
+            max_inflight_bytes: 1_000_000,
+            ..options()
+        },
+    );
+    let first = lines("cap", 20_000);
+    let first = &first[..first[..600_000].rfind('\n').unwrap() + 1];
+    let head = |len: usize| {
+        format!(
+            "POST /write?db={} HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nConnection: close",
+            s.db
+        )
+    };
+    // The first request sends its head and a sixth of its body, then waits.
+    let mut slow = TcpStream::connect(s.relay.addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(format!("{}\r\n\r\n", head(first.len())).as_bytes())
+        .unwrap();
+    slow.write_all(&first.as_bytes()[..100_000]).unwrap();
+    let started = Instant::now();
+    while s.relay.stats().inflight_bytes < first.len() as u64 {
+        assert!(started.elapsed() < Duration::from_secs(10), "not reserved");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Declared: refused before reading.
+    let answer = raw_exchange(&s.relay, &head(500_000), b"");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("Retry-After: 1") || answer.contains("retry-after: 1"));
+    assert!(answer.contains("--max-inflight-bytes"), "{answer}");
+    // Chunked: refused when its chunks outgrow the room left.
+    let chunk = "x".repeat(300_000);
+    let chunked = format!(
+        "POST /write?db={} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close",
+        s.db
+    );
+    let body = format!("{:x}\r\n{chunk}\r\n1\r\nx\r\n0\r\n\r\n", chunk.len());
+    let answer = raw_exchange(&s.relay, &chunked, body.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // The first request ends: taken; the room is back.
+    slow.write_all(&first.as_bytes()[100_000..]).unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    let second = lines("cap2", 20_000);
+    let second = &second[..second[..500_000].rfind('\n').unwrap() + 1];
+    assert_status(&s.write("ns", second), 204);
+    let h = health(&s.relay).1;
+    assert_eq!(h["relay"]["inflight_bytes"], json!(0), "{h}");
+    assert_eq!(h["relay"]["refused_busy"], json!(2), "{h}");
+    s.flush();
+    assert_eq!(
+        influx().count(&s.db, "cap") + influx().count(&s.db, "cap2"),
+        (first.lines().count() + second.lines().count()) as u64
+    );
+    let (relay, _) = s.finish();
+    assert_eq!((relay.refused, relay.refused_busy), (2, 2));
+}
+
+/// A body that stalls is a 408 after `body_timeout`, and its memory is given back.
+#[test]
+fn a_stalled_body_times_out() {
+    let s = setup(
+        "relay_slow_body",
+        "",
+        RelayOptions {
+            body_timeout: Duration::from_millis(300),
+            ..options()
+        },
+    );
+    let started = Instant::now();
+    let answer = raw_exchange(
+        &s.relay,
+        &format!(
+            "POST /write?db={} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nConnection: close",
+            s.db
+        ),
+        b"slow v=1 1",
+    );
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("--body-timeout-ms"), "{answer}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let (relay, report) = s.finish();
+    assert_eq!((relay.refused, relay.inflight_bytes), (1, 0));
+    assert_eq!(report.stats.accepted, 0);
+    assert_eq!(
+        RelayOptions::default().body_timeout,
+        Duration::from_secs(10),
+        "the documented default"
+    );
+}
+
+/// A client that goes away while the relay processes its body (after the body was read, as a
+/// client whose own timeout ran out): its lines are taken (the sink does not undo them) and
+/// counted by the relay too. (Before: the sink counted them, the relay's counters did not.)
+#[test]
+fn lines_of_a_client_that_went_away_are_counted() {
+    let s = setup("relay_gone", "", options());
+    let n = 300_000;
+    let body = lines("gone", n);
+    let mut stream = TcpStream::connect(s.relay.addr()).unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /write?db={} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                s.db,
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    // The body is read and being parsed (its bytes are counted before parsing starts): the
+    // client leaves now, without its answer.
+    let started = Instant::now();
+    while s.relay.stats().bytes_received == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "body not read");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(stream);
+    let gone_at = s.sink.stats().accepted;
+    while s.sink.stats().accepted < n as u64 || s.relay.stats().writes == 0 {
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("the client left with {gone_at} of {n} lines taken");
+    assert!(
+        gone_at < n as u64,
+        "the body was processed before the client left: this run did not test a client that \
+         went away during processing"
+    );
+    s.flush();
+    assert_eq!(influx().count(&s.db, "gone"), n as u64);
+    let (relay, report) = s.finish();
+    assert_eq!(report.stats.accepted, n as u64);
+    assert_eq!(
+        (relay.writes, relay.lines_accepted),
+        (1, n as u64),
+        "{relay:?}"
+    );
+}
+
+/// `/health` follows InfluxDB: `pass`; `warn` with the write error while it is stopped (the
+/// lines are held); `pass` again with `last_error` cleared once it is back, every line
+/// delivered. Then, stopped again, a relay whose sink may hold little: its 503 says InfluxDB
+/// and the memory cap are the cause (not the queue's capacity), and `/health` is `fail` (503)
+/// while lines are dropped. (Before: always `pass`, the old error kept, "raise
+/// PERFSINK_QUEUE_CAPACITY".)
+#[test]
+fn health_follows_influxdb_down_and_back_and_the_503_names_the_cause() {
+    let mut own = Influx::start();
+    let base = format!(
+        "INFLUXDB_URL={};INFLUXDB_DB=relay_health;PERFSINK_FLUSH_INTERVAL_MS=50;\
+         PERFSINK_RETRY_INITIAL_MS=50;PERFSINK_RETRY_MAX_MS=300;\
+         PERFSINK_SELF_METRICS_INTERVAL_MS=0;PERFSINK_TIMEOUT_MS=2000;\
+         PERFSINK_CONNECT_TIMEOUT_MS=300",
+        own.url()
+    );
+    let sink = Arc::new(Sink::from_kv(&format!("{base};PERFSINK_CLOSE_TIMEOUT_MS=5000")).unwrap());
+    let relay = Relay::start(sink.clone(), options()).unwrap();
+    let write = |relay: &Relay, body: &str| {
+        http::request(
+            "POST",
+            &format!("{}/write?db=relay_health", relay.url()),
+            &[],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    assert_status(&write(&relay, &lines("up", 10)), 204);
+    sink.flush(FLUSH).unwrap();
+    let (code, h) = health(&relay);
+    assert_eq!(
+        (code, &h["status"], &h["last_error"]),
+        (200, &json!("pass"), &Value::Null),
+        "{h}"
+    );
+
+    own.stop();
+    let held = lines("held", 10).replace("held,", "held,phase=down,");
+    assert_status(&write(&relay, &held), 204);
+    let (code, h) = wait_health(&relay, "warn", Duration::from_secs(10));
+    assert_eq!((code, &h["status"]), (200, &json!("warn")), "{h}");
+    let error = h["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(error.starts_with("write failed"), "{h}");
+    assert!(h["message"].as_str().unwrap().contains("retried"), "{h}");
+
+    own.start_again();
+    let (code, h) = wait_health(&relay, "pass", Duration::from_secs(15));
+    assert_eq!(
+        (code, &h["status"], &h["last_error"]),
+        (200, &json!("pass"), &Value::Null),
+        "{h}"
+    );
+    sink.flush(FLUSH).unwrap();
+    assert_eq!(own.count("relay_health", "held"), 10);
+    drop(relay);
+    assert_eq!(sink.close().stats.written, 20);
+
+    // Stopped again; a sink that holds at most 64 KiB and queues 2 batches of 100 lines. A
+    // producer waits up to 300 ms for room in the queue, so the queue is full only when the
+    // writer stopped taking from it.
+    own.stop();
+    let sink = Arc::new(
+        Sink::from_kv(&format!(
+            "{base};PERFSINK_CLOSE_TIMEOUT_MS=300;PERFSINK_MEMORY_MAX_BYTES=65536;\
+             PERFSINK_QUEUE_CAPACITY=2;PERFSINK_BATCH_LINES=100;PERFSINK_QUEUE_POLICY=block;\
+             PERFSINK_BLOCK_TIMEOUT_MS=300"
+        ))
+        .unwrap(),
+    );
+    let relay = Relay::start(sink.clone(), options()).unwrap();
+    assert_status(&write(&relay, &lines("first", 1)), 204);
+    let (_, h) = wait_health(&relay, "warn", Duration::from_secs(10));
+    assert_eq!(h["status"], json!("warn"), "{h}");
+    let body = lines("flood", 2000);
+    let refused = (0..200)
+        .map(|_| write(&relay, &body))
+        .find(|r| r.status != 204)
+        .expect("a sink holding 64 KiB takes 200 x 2000 lines while InfluxDB is down");
+    assert_status(&refused, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let message = refused.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("InfluxDB is not taking writes")
+            && message.contains("PERFSINK_MEMORY_MAX_BYTES=65536")
+            && !message.contains("raise PERFSINK_QUEUE_CAPACITY"),
+        "{message}"
+    );
+    let (code, h) = health(&relay);
+    assert_eq!((code, &h["status"]), (503, &json!("fail")), "{h}");
+    let error = h["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("points are being dropped") && error.contains("queue full"),
+        "{h}"
+    );
+    drop(relay);
+    sink.close();
+}
+
+/// InfluxDB refuses the credentials (a wrong token, 401): writing stops, `/health` is `fail`
+/// (503) with that error, and stays so.
+#[test]
+fn health_fails_when_influxdb_refuses_the_credentials() {
+    let secured = Influx::start_1_8_with_auth("admin", "pw");
+    secured.create_db("d");
+    let sink = Arc::new(
+        Sink::from_kv(&format!(
+            "INFLUXDB_URL={};INFLUXDB_TOKEN=admin:n0tThePw;INFLUXDB_ORG=o;INFLUXDB_BUCKET=d;{FAST}",
+            secured.url()
+        ))
+        .unwrap(),
+    );
+    let relay = Relay::start(sink.clone(), options()).unwrap();
+    let (code, h) = health(&relay);
+    assert_eq!((code, &h["status"]), (200, &json!("pass")), "{h}");
+    let r = http::request(
+        "POST",
+        &format!("{}/api/v2/write?bucket=d", relay.url()),
+        &[],
+        lines("denied", 5).as_bytes(),
+    )
+    .unwrap();
+    assert_status(&r, 204);
+    let (code, h) = wait_health(&relay, "fail", Duration::from_secs(10));
+    assert_eq!((code, &h["status"]), (503, &json!("fail")), "{h}");
+    let error = h["last_error"].as_str().unwrap();
+    assert!(error.contains("refused the credentials"), "{h}");
+    assert!(
+        !h.to_string().contains("n0tThePw"),
+        "no secret in /health: {h}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(health(&relay).1["status"], json!("fail"));
+    drop(relay);
+    sink.close();
 }

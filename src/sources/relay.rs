@@ -16,8 +16,10 @@
 //! - `POST /query`, `GET /query`: `CREATE DATABASE ...` is answered with 1.x's success shape
 //!   (`{"results":[{"statement_id":0}]}`), since k6 sends it before writing; the sink creates
 //!   its own database itself. Any other statement is a 400 that says so.
-//! - `GET|HEAD /ping`: 204 with `X-Influxdb-Version`. `GET /health`: JSON with `"status":"pass"`
-//!   and the relay's and the sink's counters.
+//! - `GET|HEAD /ping`: 204 with `X-Influxdb-Version`. `GET /health`: JSON with the sink's
+//!   status (`pass`, `warn` while writes fail and are retried, `fail` while points are lost;
+//!   see [`Sink::health`], a 503 with `fail`), the current error in `last_error` (`null` once
+//!   writing gets through again), and the relay's and the sink's counters.
 //!
 //! Lines are forwarded as they came (see `ingest`): timestamps rescaled to the sink's
 //! precision, the sink's global tags merged in, a timestamp equal to one already written for
@@ -37,6 +39,17 @@
 //! since its last push (1 s) in one body, ~37 MB at 17 k requests/s, and drops the lot on a
 //! 413; the relay hands InfluxDB batches of its own size whatever it receives.
 //!
+//! Memory: the bodies of all requests in progress together (compressed as received, plus the
+//! inflated copy of a gzipped one) stay under `max_inflight_bytes` (default 512 MiB); a request
+//! that would go past it is a 503 with `Retry-After` (one request alone is always let through,
+//! so a cap below `max_body_bytes` cannot refuse a body forever). A body must arrive within
+//! `body_timeout` (default 10 s, else 408): k6 and JMeter send a body at once, and a full
+//! 128 MiB body takes about 1 s on a gigabit link, so only a stalled or trickling client
+//! (which holds its share of the memory cap meanwhile) reaches it.
+//!
+//! Counters: a request's lines are counted when the sink took them, also when its client went
+//! away before the answer (the work is not undone).
+//!
 //! Security: it listens on loopback unless told otherwise (`allow_remote`). With a token set,
 //! writes and queries need it, as `Authorization: Bearer <token>`, `Token <token>`, `Basic`
 //! with the token as password, or 1.x's `p=<token>` query parameter; `/ping` and `/health`
@@ -46,12 +59,12 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
@@ -66,7 +79,7 @@ use tokio::sync::oneshot;
 use crate::config::{Api, Secret};
 use crate::error::{Error, Result};
 use crate::lineproto::InputPrecision;
-use crate::sink::Sink;
+use crate::sink::{HealthStatus, Sink};
 
 mod ingest;
 mod samples;
@@ -85,6 +98,12 @@ const DEFAULT_MAX_BODY_BYTES: usize = 128 << 20;
 /// The 1.x API level the relay speaks, sent as `X-Influxdb-Version` (1.x clients check that
 /// the header is there; 1.8 is the release that added `/api/v2/write`).
 const INFLUXDB_VERSION: &str = concat!("1.8.10-perfsink-", env!("CARGO_PKG_VERSION"));
+/// Request body memory of all requests in progress (see the module's "Memory").
+const DEFAULT_MAX_INFLIGHT_BYTES: usize = 512 << 20;
+/// Longest time to receive a request body (see the module's "Memory").
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first step of the inflated copy of a gzipped body (it then doubles, reserved as it grows).
+const INFLATE_STEP: usize = 256 << 10;
 /// How long a client may take to send a request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest `/query` form body.
@@ -104,7 +123,10 @@ pub struct RelayOptions {
     pub token: Option<Secret>,
     /// Largest request body, compressed or inflated (default 128 MiB).
     pub max_body_bytes: usize,
-    /// Longest time to receive a request body.
+    /// Request body memory of all requests in progress together (default 512 MiB); past it
+    /// a request is a 503 with `Retry-After`.
+    pub max_inflight_bytes: usize,
+    /// Longest time to receive a request body (default 10 s), else 408.
     pub body_timeout: Duration,
 }
 
@@ -115,7 +137,8 @@ impl Default for RelayOptions {
             allow_remote: false,
             token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            body_timeout: Duration::from_secs(60),
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 }
@@ -135,8 +158,12 @@ pub struct RelayStats {
     pub lines_dropped: u64,
     /// Body bytes received, after gunzip.
     pub bytes_received: u64,
-    /// Requests refused before their lines were read (auth, limits, bad parameters).
+    /// Requests refused before their lines were read (auth, limits, bad parameters, busy).
     pub refused: u64,
+    /// Of `refused`: 503s because the bodies in progress hold `max_inflight_bytes`.
+    pub refused_busy: u64,
+    /// Request body bytes held right now (received and inflated bodies in progress).
+    pub inflight_bytes: u64,
 }
 
 impl RelayStats {
@@ -155,12 +182,61 @@ struct Counters {
     lines_dropped: AtomicU64,
     bytes_received: AtomicU64,
     refused: AtomicU64,
+    refused_busy: AtomicU64,
+}
+
+/// The memory of request bodies in progress, against `max_inflight_bytes`.
+struct Budget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+/// Bytes of the [`Budget`] one request holds; given back on drop (also when the request's
+/// future is dropped because its client went away).
+struct Reservation {
+    budget: Arc<Budget>,
+    held: usize,
+}
+
+impl Reservation {
+    fn new(budget: Arc<Budget>) -> Reservation {
+        Reservation { budget, held: 0 }
+    }
+
+    /// Holds `total` bytes in all, taking more when needed: `false` (and nothing taken) when
+    /// that would go past the cap while other requests hold some of it.
+    fn hold(&mut self, total: usize) -> bool {
+        let Some(more) = total.checked_sub(self.held).filter(|&n| n > 0) else {
+            return true;
+        };
+        let used = &self.budget.used;
+        let mut now = used.load(Relaxed);
+        loop {
+            if now.saturating_add(more) > self.budget.max && now > self.held {
+                return false;
+            }
+            match used.compare_exchange_weak(now, now + more, Relaxed, Relaxed) {
+                Ok(_) => {
+                    self.held = total;
+                    return true;
+                }
+                Err(actual) => now = actual,
+            }
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.held, Relaxed);
+    }
 }
 
 struct Shared {
     sink: Arc<Sink>,
     token: Option<Secret>,
     max_body: usize,
+    budget: Arc<Budget>,
     body_timeout: Duration,
     /// The sink's database (v1 `db`, v2 `bucket`), for the notes on foreign names.
     database: Option<String>,
@@ -205,6 +281,10 @@ impl Relay {
             sink,
             token: options.token,
             max_body: options.max_body_bytes,
+            budget: Arc::new(Budget {
+                used: AtomicUsize::new(0),
+                max: options.max_inflight_bytes,
+            }),
             body_timeout: options.body_timeout,
             database,
             noted: Mutex::new(HashSet::new()),
@@ -326,6 +406,8 @@ impl Shared {
             lines_dropped: c.lines_dropped.load(Relaxed),
             bytes_received: c.bytes_received.load(Relaxed),
             refused: c.refused.load(Relaxed),
+            refused_busy: c.refused_busy.load(Relaxed),
+            inflight_bytes: self.budget.used.load(Relaxed) as u64,
         }
     }
 
@@ -356,6 +438,14 @@ impl Shared {
                 false
             };
         by_header || params.get("p").is_some_and(|p| same(p.as_bytes(), token))
+    }
+
+    /// A request refused for its body.
+    fn count_refusal(&self, e: &BodyError) {
+        self.counters.refused.fetch_add(1, Relaxed);
+        if matches!(e, BodyError::Busy) {
+            self.counters.refused_busy.fetch_add(1, Relaxed);
+        }
     }
 
     /// Logs, once per name, that a request named another database than the sink's.
@@ -502,10 +592,18 @@ fn ping(params: &Params) -> Response<Full<Bytes>> {
 fn health(shared: &Shared) -> Response<Full<Bytes>> {
     let r = shared.stats();
     let s = shared.sink.stats();
+    let health = shared.sink.health();
+    let message = match (health.status, &health.error) {
+        (HealthStatus::Pass, _) | (_, None) => "ready for writes".to_string(),
+        (HealthStatus::Warn, Some(e)) => {
+            format!("writes to InfluxDB fail and are retried, points are held: {e}")
+        }
+        (HealthStatus::Fail, Some(e)) => format!("points are being lost: {e}"),
+    };
     let body = json!({
         "name": "perfsink-relay",
-        "message": "ready for writes",
-        "status": "pass",
+        "message": message,
+        "status": health.status.as_str(),
         "checks": [],
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": shared.started.elapsed().as_secs(),
@@ -518,6 +616,8 @@ fn health(shared: &Shared) -> Response<Full<Bytes>> {
             "lines_dropped": r.lines_dropped,
             "bytes_received": r.bytes_received,
             "refused": r.refused,
+            "refused_busy": r.refused_busy,
+            "inflight_bytes": r.inflight_bytes,
         },
         "sink": {
             "accepted": s.accepted,
@@ -540,24 +640,34 @@ fn health(shared: &Shared) -> Response<Full<Bytes>> {
             "aggregated_late": s.aggregated_late,
             "aggregated_no_percentiles": s.aggregated_no_percentiles,
         },
-        "last_error": shared.sink.last_error(),
+        // The current error: `null` once writing gets through again.
+        "last_error": health.error,
     });
-    respond(StatusCode::OK, Some(body))
+    // As InfluxDB 2.x: 503 with `fail`, so load balancers and health checks notice.
+    let status = match health.status {
+        HealthStatus::Fail => StatusCode::SERVICE_UNAVAILABLE,
+        HealthStatus::Pass | HealthStatus::Warn => StatusCode::OK,
+    };
+    respond(status, Some(body))
 }
 
 /// Why a request body could not be had.
 enum BodyError {
     TooLarge,
+    /// The bodies in progress hold `max_inflight_bytes`.
+    Busy,
     Timeout,
     Broken(String),
 }
 
-/// Reads a body of at most `max` bytes, judging `Content-Length` before reading anything.
+/// Reads a body of at most `max` bytes within `timeout`, judging `Content-Length` before
+/// reading anything, and holding its memory in `held` (the buffer's capacity) as it grows.
 async fn read_body(
     req: Request<Incoming>,
     max: usize,
     timeout: Duration,
-) -> std::result::Result<Bytes, BodyError> {
+    held: &mut Reservation,
+) -> std::result::Result<Vec<u8>, BodyError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -566,22 +676,66 @@ async fn read_body(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(BodyError::TooLarge);
     }
-    let body = Limited::new(req.into_body(), max).collect();
-    match tokio::time::timeout(timeout, body).await {
+    let declared = declared.unwrap_or(0) as usize;
+    if !held.hold(declared) {
+        return Err(BodyError::Busy);
+    }
+    let mut buf = Vec::with_capacity(declared);
+    let mut body = req.into_body();
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let want = buf.len() + data.len();
+            if want > max {
+                return Err(BodyError::TooLarge);
+            }
+            if want > buf.capacity() {
+                let capacity = want.max(buf.capacity() * 2).min(max);
+                if !held.hold(capacity) {
+                    return Err(BodyError::Busy);
+                }
+                buf.reserve_exact(capacity - buf.len());
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, read).await {
         Err(_) => Err(BodyError::Timeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge),
-        Ok(Err(e)) => Err(BodyError::Broken(e.to_string())),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(())) => Ok(buf),
     }
 }
 
-/// Inflates a gzip body (several members allowed), never past `max` bytes.
-fn gunzip(data: &[u8], max: usize) -> std::result::Result<Vec<u8>, BodyError> {
-    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(max));
+/// Inflates a gzip body (several members allowed), never past `max` bytes, holding the
+/// inflated copy's memory in `held` (on top of what it holds for `data`).
+fn gunzip(
+    data: &[u8],
+    max: usize,
+    held: &mut Reservation,
+) -> std::result::Result<Vec<u8>, BodyError> {
+    let base = held.held;
+    let mut out: Vec<u8> = Vec::new();
     let mut decoder = flate2::read::MultiGzDecoder::new(data).take(max as u64 + 1);
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| BodyError::Broken(format!("gzip: {e}")))?;
+    loop {
+        // Doubling: few copies; what is held is the capacity, at most twice the data.
+        let capacity = out.len().saturating_mul(2).max(INFLATE_STEP).min(max + 1);
+        if !held.hold(base + capacity) {
+            return Err(BodyError::Busy);
+        }
+        out.reserve_exact(capacity - out.len());
+        let room = (capacity - out.len()) as u64;
+        let n = (&mut decoder)
+            .take(room)
+            .read_to_end(&mut out)
+            .map_err(|e| BodyError::Broken(format!("gzip: {e}")))?;
+        if (n as u64) < room || out.len() > max {
+            break;
+        }
+    }
     if out.len() > max {
         return Err(BodyError::TooLarge);
     }
@@ -648,53 +802,85 @@ async fn write(
         }
     };
     let max = shared.max_body;
-    let body = match read_body(req, max, shared.body_timeout).await {
+    let mut held = Reservation::new(shared.budget.clone());
+    let body = match read_body(req, max, shared.body_timeout, &mut held).await {
         Ok(b) => b,
-        Err(e) => return refuse(body_error(flavor, e, max)),
+        Err(e) => {
+            shared.count_refusal(&e);
+            return body_error(flavor, e, &shared);
+        }
     };
     let work = shared.clone();
+    // Everything from here on is counted in the blocking task: when the client goes away
+    // meanwhile, this future is dropped, but the task runs to its end and its lines, taken
+    // by the sink, show in the counters.
     let done = tokio::task::spawn_blocking(move || {
+        let c = &work.counters;
         let inflated;
         let data: &[u8] = if gzipped {
-            inflated = gunzip(&body, max)?;
-            &inflated
+            match gunzip(&body, max, &mut held) {
+                Ok(d) => {
+                    inflated = d;
+                    &inflated
+                }
+                Err(e) => {
+                    work.count_refusal(&e);
+                    return Err(e);
+                }
+            }
         } else {
             &body
         };
-        work.counters
-            .bytes_received
-            .fetch_add(data.len() as u64, Relaxed);
-        Ok(ingest_with(&work.sink, &work.samples, data, precision))
+        c.bytes_received.fetch_add(data.len() as u64, Relaxed);
+        let ingested = ingest_with(&work.sink, &work.samples, data, precision);
+        drop(held);
+        c.writes.fetch_add(1, Relaxed);
+        c.lines_accepted
+            .fetch_add(ingested.accepted as u64, Relaxed);
+        c.lines_rejected
+            .fetch_add(ingested.rejected as u64, Relaxed);
+        c.lines_dropped.fetch_add(ingested.dropped as u64, Relaxed);
+        Ok(ingested)
     })
     .await;
-    let ingested = match done {
-        Ok(Ok(i)) => i,
-        Ok(Err(e)) => return refuse(body_error(flavor, e, max)),
-        Err(e) => {
-            return error(
-                flavor,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("perfsink relay: {e}"),
-            )
-        }
-    };
-    let c = &shared.counters;
-    c.writes.fetch_add(1, Relaxed);
-    c.lines_accepted
-        .fetch_add(ingested.accepted as u64, Relaxed);
-    c.lines_rejected
-        .fetch_add(ingested.rejected as u64, Relaxed);
-    c.lines_dropped.fetch_add(ingested.dropped as u64, Relaxed);
-    write_answer(flavor, &ingested)
+    match done {
+        Ok(Ok(ingested)) => write_answer(flavor, &ingested, &shared),
+        // Counted in the task.
+        Ok(Err(e)) => body_error(flavor, e, &shared),
+        Err(e) => error(
+            flavor,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("perfsink relay: {e}"),
+        ),
+    }
 }
 
-fn body_error(flavor: Flavor, e: BodyError, max: usize) -> Response<Full<Bytes>> {
+/// 503 with `Retry-After`.
+fn unavailable(flavor: Flavor, message: &str) -> Response<Full<Bytes>> {
+    let mut r = error(flavor, StatusCode::SERVICE_UNAVAILABLE, message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+fn body_error(flavor: Flavor, e: BodyError, shared: &Shared) -> Response<Full<Bytes>> {
     match e {
-        BodyError::TooLarge => too_large(flavor, max),
+        BodyError::TooLarge => too_large(flavor, shared.max_body),
+        BodyError::Busy => unavailable(
+            flavor,
+            &format!(
+                "perfsink relay busy: the request bodies in progress hold its memory cap for \
+                 them ({} bytes, see --max-inflight-bytes); retry later",
+                shared.budget.max
+            ),
+        ),
         BodyError::Timeout => error(
             flavor,
             StatusCode::REQUEST_TIMEOUT,
-            "timed out reading the request body",
+            &format!(
+                "timed out reading the request body (more than {} ms, see --body-timeout-ms)",
+                shared.body_timeout.as_millis()
+            ),
         ),
         BodyError::Broken(m) => error(
             flavor,
@@ -713,7 +899,7 @@ fn unauthorized(flavor: Flavor) -> Response<Full<Bytes>> {
 }
 
 /// The answer to a write, from what the sink did with its lines.
-fn write_answer(flavor: Flavor, i: &Ingested) -> Response<Full<Bytes>> {
+fn write_answer(flavor: Flavor, i: &Ingested, shared: &Shared) -> Response<Full<Bytes>> {
     match &i.sink_error {
         Some(Error::Closed) => {
             return error(
@@ -726,18 +912,17 @@ fn write_answer(flavor: Flavor, i: &Ingested) -> Response<Full<Bytes>> {
             )
         }
         Some(Error::QueueFull) => {
-            let mut r = error(
+            return unavailable(
                 flavor,
-                StatusCode::SERVICE_UNAVAILABLE,
                 &format!(
-                    "perfsink queue full: {} lines dropped, {} taken, {} malformed; retry later \
-                     (or raise PERFSINK_QUEUE_CAPACITY)",
-                    i.dropped, i.accepted, i.rejected
+                    "perfsink queue full: {} lines dropped, {} taken, {} malformed; retry later. \
+                     Cause: {}",
+                    i.dropped,
+                    i.accepted,
+                    i.rejected,
+                    shared.sink.queue_full_cause()
                 ),
             );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
         }
         Some(e) if i.rejected == 0 => {
             return error(
@@ -796,14 +981,21 @@ async fn query(
         });
     let headers = req.headers().clone();
     if req.method() == Method::POST && form {
-        match read_body(req, MAX_QUERY_BODY, shared.body_timeout).await {
+        let mut held = Reservation::new(shared.budget.clone());
+        match read_body(req, MAX_QUERY_BODY, shared.body_timeout, &mut held).await {
             // Form values come first, as Go's `FormValue` takes them.
             Ok(body) => {
                 let mut from_body = Params::parse(&String::from_utf8_lossy(&body));
                 from_body.0.append(&mut params.0);
                 params = from_body;
             }
-            Err(e) => return refuse(body_error(Flavor::V1, e, MAX_QUERY_BODY)),
+            Err(BodyError::TooLarge) => {
+                return refuse(too_large(Flavor::V1, MAX_QUERY_BODY));
+            }
+            Err(e) => {
+                shared.count_refusal(&e);
+                return body_error(Flavor::V1, e, &shared);
+            }
         }
     }
     if !shared.authorized(&headers, &params) {

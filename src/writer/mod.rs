@@ -43,6 +43,13 @@ pub struct WriterState {
     pub fatal: Mutex<Option<Error>>,
     /// The latest write failure, for reports (never holds a secret).
     pub last_error: Mutex<Option<String>>,
+    /// Why writing does not get through right now (InfluxDB unreachable or failing, the
+    /// database missing, credentials refused): set with each failure, cleared when InfluxDB
+    /// answers a write again. `last_error` keeps the history; this is the present.
+    pub current_error: Mutex<Option<String>>,
+    /// The writer holds all it may (memory cap, and the spool's when there is one): it leaves
+    /// chunks on the queue, so producers meet the full-queue policy.
+    pub backlog_full: AtomicBool,
     /// User points left in the spool at close, replayed by the next sink on the same directory.
     pub kept_in_spool: AtomicU64,
 }
@@ -288,6 +295,13 @@ impl Run {
                 None => break,
             }
         }
+        let full = !self.backlog.has_room() && !self.is_fatal();
+        self.state.backlog_full.store(full, Relaxed);
+    }
+
+    /// Writing does not get through now, for `msg` (see `WriterState::current_error`).
+    fn failing(&self, msg: String) {
+        *self.state.current_error.lock() = Some(msg);
     }
 
     fn admit(&mut self, chunk: Chunk) {
@@ -419,6 +433,8 @@ impl Run {
                     self.failures = 0;
                     self.db_created_at = None;
                 }
+                // InfluxDB answered and the chunk is settled: writing gets through again.
+                *self.state.current_error.lock() = None;
                 if rejected > 0 {
                     self.note(
                         kind,
@@ -452,6 +468,7 @@ impl Run {
                 // The log line says when the next attempt comes; the last error is read later
                 // (the close report), when that wait is stale or no attempt follows at all.
                 *self.state.last_error.lock() = Some(format!("write failed: {reason}"));
+                self.failing(format!("write failed, retrying: {reason}"));
                 Counters::add(&self.counters.retried, 1);
                 chunk.attempts += 1;
                 self.backlog.push_front(chunk);
@@ -504,6 +521,7 @@ impl Run {
                     self.target.base_url
                 );
                 self.note("auth", msg.clone());
+                self.failing(msg.clone());
                 *self.state.fatal.lock() = Some(Error::Auth(msg));
                 self.backlog.release(len);
                 self.give_up(chunk);
@@ -515,10 +533,9 @@ impl Run {
     fn database_missing(&mut self, why: &str) {
         let db = self.target.database.clone().unwrap_or_default();
         self.back_off(None);
-        self.note(
-            "no-db",
-            format!("database {db:?} not found and not created: {why}"),
-        );
+        let msg = format!("database {db:?} not found and not created: {why}");
+        self.failing(msg.clone());
+        self.note("no-db", msg);
         Counters::add(&self.counters.retried, 1);
     }
 

@@ -6,20 +6,29 @@
 //!   the same; only `k6 run` is supported (other k6 commands produce no samples).
 //! * k6 is `$PERFSINK_K6`, else `k6` from `PATH`. It inherits stdin, stdout and stderr, and its
 //!   exit code is perfsink's (128 + N when a signal N ended it).
-//! * The stream is a named pipe in a private (0700) temporary directory, removed at the end.
-//!   k6 opens its `--out json` file read-write, so it never sees the end of the pipe: the reader
-//!   keeps reading until k6 exits, and perfsink ignores Ctrl-C (the terminal sends it to k6 too,
-//!   which stops gracefully) so that the reader never disappears under a writing k6.
-//!   SIGTERM is forwarded to k6.
+//! * The stream is a named pipe in a private (0700) temporary directory
+//!   (`$TMPDIR/perfsink-k6-<pid>-<random>`), removed at the end. k6 opens its `--out json` file
+//!   read-write, so it never sees the end of the pipe: the reader keeps reading until k6 exits,
+//!   and perfsink ignores Ctrl-C (the terminal sends it to k6 too, which stops gracefully) so
+//!   that the reader never disappears under a writing k6. SIGTERM is forwarded to k6.
+//! * k6 dies with perfsink: a watchdog (`sh`, see [`WATCHDOG`]) holds the read end of a pipe
+//!   only perfsink writes to. When perfsink ends in any way, `kill -9` included, the kernel
+//!   closes that pipe; unless perfsink said k6 had exited, the watchdog drains the FIFO (so
+//!   k6's graceful stop cannot block on it), sends k6 SIGTERM, SIGKILL after 5 s, and removes
+//!   the pipe directory. (k6 cannot see the end of the FIFO itself, and a parent-death signal
+//!   would need `unsafe` in `pre_exec` or an external `setpriv`, and leaves the directory.)
+//!   Directories of earlier runs whose perfsink is gone (the watchdog killed too) are removed
+//!   by the next run.
 //! * With neither `INFLUXDB_URL` nor any `K6_INFLUXDB_*` set, reporting is disabled: k6 runs
 //!   plainly, without the JSON output.
 
+use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, IsTerminal};
-use std::os::unix::fs::DirBuilderExt;
+use std::io::{self, IsTerminal, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -102,12 +111,21 @@ pub fn run(args: &[String]) -> ExitCode {
         eprintln!(
             "perfsink: reporting disabled (INFLUXDB_URL and K6_INFLUXDB_* are unset); running k6 on its own"
         );
+        clean_stale_pipes(&std::env::temp_dir());
+        let mut watchdog = Watchdog::start(None);
         let mut cmd = Command::new(&k6);
         cmd.arg("run").args(k6_args);
-        return match cmd.spawn() {
-            Ok(child) => exit_code(supervise(child, &signals, || {})),
+        let code = match cmd.spawn() {
+            Ok(child) => {
+                watchdog.watch(child.id());
+                let status = supervise(child, &signals, || {});
+                watchdog.k6_exited();
+                exit_code(status)
+            }
             Err(e) => spawn_failed(&k6, &e),
         };
+        watchdog.finish();
+        return code;
     }
 
     eprintln!("perfsink: {}", describe_target(&settings.config));
@@ -125,6 +143,7 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut watchdog = Watchdog::start(Some(&pipe));
     let counters = Arc::new(K6Counters::default());
     let reader = start_reader(
         pipe.path.clone(),
@@ -139,8 +158,10 @@ pub fn run(args: &[String]) -> ExitCode {
     cmd.arg("run").arg("--out").arg(out).args(k6_args);
     let (code, k6_ok) = match cmd.spawn() {
         Ok(child) => {
+            watchdog.watch(child.id());
             let mut meter = Progress::new(progress, &sink, &counters);
             let status = supervise(child, &signals, || meter.tick());
+            watchdog.k6_exited();
             (exit_code(status), status.success())
         }
         Err(e) => {
@@ -153,6 +174,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let report = sink.close();
     eprintln!("{report}; {stats}");
     drop(pipe);
+    watchdog.finish();
     if report.failed() {
         eprintln!(
             "perfsink: {} sample(s) did not reach InfluxDB and loss fails the run \
@@ -284,7 +306,7 @@ impl Pipe {
         let mut attempt = 0;
         let dir = loop {
             let dir = base.join(format!(
-                "perfsink-k6-{}-{:08x}",
+                "{PIPE_DIR_PREFIX}{}-{:08x}",
                 std::process::id(),
                 fastrand::u32(..)
             ));
@@ -295,9 +317,10 @@ impl Pipe {
             }
         };
         let pipe = Pipe {
-            path: dir.join("samples.json"),
+            path: dir.join(PIPE_NAME),
             dir,
         };
+        clean_stale_pipes(&base);
         // `mkfifo(1)`: creating a FIFO needs no `unsafe` this way.
         let status = Command::new("mkfifo")
             .arg("-m")
@@ -317,6 +340,177 @@ impl Drop for Pipe {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
         let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// The pipe directory's name: this prefix, perfsink's pid, `-`, 8 hex digits.
+const PIPE_DIR_PREFIX: &str = "perfsink-k6-";
+/// The FIFO's name in it.
+const PIPE_NAME: &str = "samples.json";
+
+/// The pid in a pipe directory's name, `None` for any other name.
+fn pipe_dir_pid(name: &str) -> Option<u32> {
+    let (pid, tag) = name.strip_prefix(PIPE_DIR_PREFIX)?.split_once('-')?;
+    let hex = tag.len() == 8 && tag.bytes().all(|b| b.is_ascii_hexdigit());
+    let digits = !pid.is_empty() && pid.len() <= 10 && pid.bytes().all(|b| b.is_ascii_digit());
+    if hex && digits {
+        pid.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Removes the pipe directories in `base` that earlier runs left behind: only directories
+/// named as [`Pipe::create`] names them, owned by this user, whose perfsink (the pid in the
+/// name) is gone, holding nothing but the FIFO.
+fn clean_stale_pipes(base: &Path) {
+    // Without `/proc` (where a pid's liveness and our uid are read) nothing is removed.
+    let Some(uid) = current_uid() else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(pipe_dir_pid) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() && m.uid() == uid => {}
+            _ => continue,
+        }
+        // Nothing but the FIFO (or nothing at all): anything else means it is not ours.
+        let Ok(mut inside) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let only_the_fifo = inside.all(|e| {
+            e.is_ok_and(|e| e.file_name() == PIPE_NAME && e.file_type().is_ok_and(|t| t.is_fifo()))
+        });
+        if !only_the_fifo {
+            continue;
+        }
+        let _ = fs::remove_file(dir.join(PIPE_NAME));
+        if fs::remove_dir(&dir).is_ok() {
+            eprintln!(
+                "perfsink: removed {}, left by an earlier run (pid {pid}) that did not end cleanly",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// This process's user id, as the owner of `/proc/self` says it (no `unsafe` `getuid`).
+fn current_uid() -> Option<u32> {
+    fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// The watchdog's script: `$1` the pipe directory, `$2` the FIFO (both empty without a pipe).
+/// Its stdin is a pipe only perfsink writes to: `k6 <pid>` once k6 runs, `exited` once k6 has
+/// exited. At the end of its stdin (perfsink ended, however), it stops a k6 still running:
+/// drains the FIFO so that k6's graceful stop does not block on it, SIGTERM, up to 5 s,
+/// SIGKILL. Then it removes the FIFO and the directory. Signals from the terminal (Ctrl-C,
+/// hang-up) and SIGTERM are ignored: perfsink alone decides when it ends.
+const WATCHDOG: &str = r#"trap '' INT TERM HUP
+dir=$1 fifo=$2 pid=
+while IFS= read -r line; do
+  case $line in
+    "k6 "*) pid=${line#k6 } ;;
+    exited) pid= ;;
+  esac
+done
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  drain=
+  if [ -n "$fifo" ] && [ -p "$fifo" ]; then
+    cat <>"$fifo" >/dev/null 2>&1 &
+    drain=$!
+  fi
+  kill -TERM "$pid" 2>/dev/null
+  n=0
+  while kill -0 "$pid" 2>/dev/null && [ "$n" -lt 10 ]; do
+    sleep 0.5 2>/dev/null || sleep 1
+    n=$((n + 1))
+  done
+  kill -KILL "$pid" 2>/dev/null
+  if [ -n "$drain" ]; then kill -KILL "$drain" 2>/dev/null; fi
+fi
+if [ -n "$dir" ]; then
+  rm -f "$fifo"
+  rmdir "$dir" 2>/dev/null
+fi
+exit 0
+"#;
+
+/// Stops k6 and removes the pipe directory when perfsink dies (see [`WATCHDOG`]). Every call
+/// is best effort: without `sh` k6 runs unwatched (said once).
+struct Watchdog {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+}
+
+impl Watchdog {
+    fn start(pipe: Option<&Pipe>) -> Watchdog {
+        let (dir, fifo) = match pipe {
+            Some(p) => (p.dir.as_os_str(), p.path.as_os_str()),
+            None => (OsStr::new(""), OsStr::new("")),
+        };
+        // Its stdin's write end is close-on-exec (std creates pipes so): k6 never holds it, so
+        // perfsink's end is the only one.
+        let spawned = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("perfsink-k6-watchdog")
+            .arg(dir)
+            .arg(fifo)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(mut child) => Watchdog {
+                stdin: child.stdin.take(),
+                child: Some(child),
+            },
+            Err(e) => {
+                eprintln!(
+                    "perfsink: note: cannot start the watchdog (sh: {e}); if perfsink is killed, \
+                     k6 keeps running"
+                );
+                Watchdog {
+                    child: None,
+                    stdin: None,
+                }
+            }
+        }
+    }
+
+    fn tell(&mut self, line: &str) {
+        if let Some(stdin) = &mut self.stdin {
+            if stdin.write_all(line.as_bytes()).is_err() {
+                self.stdin = None;
+            }
+        }
+    }
+
+    /// k6 runs as `pid`.
+    fn watch(&mut self, pid: u32) {
+        self.tell(&format!("k6 {pid}\n"));
+    }
+
+    /// k6 has exited (and was reaped): nothing to stop any more.
+    fn k6_exited(&mut self) {
+        self.tell("exited\n");
+    }
+
+    /// perfsink ends normally: the watchdog only removes what is left of the pipe directory.
+    fn finish(mut self) {
+        self.stdin = None;
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
     }
 }
 
@@ -410,5 +604,29 @@ impl<'a> Progress<'a> {
         );
         self.last = Instant::now();
         self.last_samples = k6.samples;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_directory_names() {
+        assert_eq!(pipe_dir_pid("perfsink-k6-1234-0badf00d"), Some(1234));
+        assert_eq!(pipe_dir_pid("perfsink-k6-1-ABCDEF01"), Some(1));
+        for other in [
+            "perfsink-k6-1234-0badf00",
+            "perfsink-k6-1234-0badf00dd",
+            "perfsink-k6-1234-notahex!",
+            "perfsink-k6--0badf00d",
+            "perfsink-k6-+12-0badf00d",
+            "perfsink-k6-12345678901-0badf00d",
+            "perfsink-k6test-x-1-2",
+            "perfsink-k6-1234",
+            "other-1234-0badf00d",
+        ] {
+            assert_eq!(pipe_dir_pid(other), None, "{other}");
+        }
     }
 }

@@ -14,7 +14,8 @@ use perfsink::sources::relay::{Relay, RelayOptions};
 use perfsink::Sink;
 
 pub const USAGE: &str = "usage: perfsink serve [--listen ADDR] [--allow-remote] [--token TOKEN]
-                      [--max-body-bytes N] [--quiet]
+                      [--max-body-bytes N] [--max-inflight-bytes N] [--body-timeout-ms N]
+                      [--quiet] [--fail-on-loss]
 
 Runs an InfluxDB-compatible write endpoint in front of the sink: anything that writes line
 protocol to InfluxDB can write to it instead and get perfsink's batching, gzip, retries, spool
@@ -28,12 +29,21 @@ INFLUXDB_URL must be set.
                       password, or the 1.x `p=<token>` parameter
   --max-body-bytes N  largest request body, compressed or inflated (default 134217728: k6
                       sends all samples of a second in one body, ~37 MB at 17 k requests/s)
+  --max-inflight-bytes N
+                      memory of all request bodies in progress together, received and
+                      inflated (default 536870912); past it a request gets 503 and
+                      Retry-After (one request alone always gets through)
+  --body-timeout-ms N longest time to receive a request body, else 408 (default 10000: clients
+                      send a body at once, 128 MiB take ~1 s on a gigabit link; a slow client
+                      holds its part of --max-inflight-bytes meanwhile)
   --quiet             no progress line on stderr
   --fail-on-loss      exit 1 also when a line was lost (see Exit code below)
 
 Endpoints: POST /write (1.x: db, rp, precision n|ns|u|us|ms|s|m|h), POST /api/v2/write (2.x:
 org, bucket, precision ns|us|ms|s), gzip bodies, GET|POST /query (answers CREATE DATABASE only,
-as k6 sends it), GET|HEAD /ping, GET /health (JSON with the counters).
+as k6 sends it), GET|HEAD /ping, GET /health (JSON with the counters; status pass, warn while
+writes fail and are retried, fail (and 503) while points are lost or writing stopped, with the
+current error in last_error).
 Malformed lines get InfluxDB 1.x's partial-write answer (400, `dropped=N`) and the good lines of
 the body are kept. Timestamps are rescaled from the request's precision to the sink's; a line
 without one gets the time the relay received it. Lines are otherwise forwarded as they came,
@@ -66,6 +76,8 @@ struct Args {
     allow_remote: bool,
     token: Option<String>,
     max_body_bytes: usize,
+    max_inflight_bytes: usize,
+    body_timeout: Duration,
     quiet: bool,
     fail_on_loss: bool,
 }
@@ -77,6 +89,8 @@ fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
         allow_remote: false,
         token: None,
         max_body_bytes: defaults.max_body_bytes,
+        max_inflight_bytes: defaults.max_inflight_bytes,
+        body_timeout: defaults.body_timeout,
         quiet: false,
         fail_on_loss: false,
     };
@@ -110,6 +124,22 @@ fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
                     v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
                         format!("--max-body-bytes: {v:?} is not a positive number")
                     })?;
+            }
+            "--max-inflight-bytes" => {
+                let v = value("a number of bytes")?;
+                a.max_inflight_bytes =
+                    v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        format!("--max-inflight-bytes: {v:?} is not a positive number")
+                    })?;
+            }
+            "--body-timeout-ms" => {
+                let v = value("milliseconds")?;
+                a.body_timeout = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| format!("--body-timeout-ms: {v:?} is not a positive number"))?;
             }
             "--quiet" | "-q" => a.quiet = true,
             "--fail-on-loss" => a.fail_on_loss = true,
@@ -175,7 +205,8 @@ pub fn run(args: &[String]) -> ExitCode {
         allow_remote: args.allow_remote,
         token: token.map(Secret::new),
         max_body_bytes: args.max_body_bytes,
-        ..RelayOptions::default()
+        max_inflight_bytes: args.max_inflight_bytes,
+        body_timeout: args.body_timeout,
     };
     let authenticated = options.token.is_some();
     let mut relay = match Relay::start(sink.clone(), options) {
@@ -263,12 +294,17 @@ mod tests {
         assert_eq!(a.listen.to_string(), "127.0.0.1:8186");
         assert!(!a.allow_remote && !a.quiet && !a.fail_on_loss && a.token.is_none());
         assert_eq!(a.max_body_bytes, 128 << 20);
+        assert_eq!(a.max_inflight_bytes, 512 << 20);
+        assert_eq!(a.body_timeout, Duration::from_secs(10));
         let a = args(&[
             "--listen",
             "127.0.0.1:0",
             "--token=t",
             "--max-body-bytes",
             "10",
+            "--max-inflight-bytes=20",
+            "--body-timeout-ms",
+            "1500",
             "--quiet",
             "--allow-remote",
             "--fail-on-loss",
@@ -278,11 +314,15 @@ mod tests {
         assert_eq!(a.listen.port(), 0);
         assert_eq!(a.token.as_deref(), Some("t"));
         assert_eq!(a.max_body_bytes, 10);
+        assert_eq!(a.max_inflight_bytes, 20);
+        assert_eq!(a.body_timeout, Duration::from_millis(1500));
         assert!(a.quiet && a.allow_remote && a.fail_on_loss);
         assert!(args(&["--help"]).unwrap().is_none());
         assert!(args(&["--listen"]).unwrap_err().contains("needs"));
         assert!(args(&["--listen", "nowhere"]).is_err());
         assert!(args(&["--max-body-bytes", "0"]).is_err());
+        assert!(args(&["--max-inflight-bytes", "x"]).is_err());
+        assert!(args(&["--body-timeout-ms", "0"]).is_err());
         assert!(args(&["--bogus"]).unwrap_err().contains("--bogus"));
     }
 }
