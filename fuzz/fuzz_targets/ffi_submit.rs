@@ -289,6 +289,11 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     };
     let want_accepted: bool = u.arbitrary()?;
     let mut accepted = usize::MAX;
+    let out_accepted: *mut usize = if want_accepted {
+        &mut accepted
+    } else {
+        ptr::null_mut()
+    };
     let mut err = err_buf(u)?;
     let before = stats(sink);
     // SAFETY: `points_ptr` is valid for `count` points (or NULL), their field arrays for their
@@ -298,11 +303,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             sink,
             points_ptr,
             count,
-            if want_accepted {
-                &mut accepted
-            } else {
-                ptr::null_mut()
-            },
+            out_accepted,
             err_ptr(&mut err),
             err.len(),
         )

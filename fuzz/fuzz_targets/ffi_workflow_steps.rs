@@ -147,6 +147,11 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
 
     let want_accepted: bool = u.arbitrary()?;
     let mut accepted = usize::MAX;
+    let out_accepted: *mut usize = if want_accepted {
+        &mut accepted
+    } else {
+        ptr::null_mut()
+    };
     let mut err = vec![0xAAu8; usize::from(u.arbitrary::<u8>()?)];
     let err_ptr = if err.is_empty() {
         ptr::null_mut()
@@ -164,11 +169,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             tags.len(),
             arena.as_ptr().cast(),
             arena.len(),
-            if want_accepted {
-                &mut accepted
-            } else {
-                ptr::null_mut()
-            },
+            out_accepted,
             err_ptr,
             err.len(),
         )
