@@ -79,8 +79,22 @@ fn open(config: &str) -> Handle {
 
 /// Names that mean something to the engine, so that the fuzzer meets them often.
 const NAMES: [&str; 16] = [
-    "value", "vu", "iter", "url", "status", "time", "_field", "_measurement", "http_req_duration",
-    "a b", "k=v", "c,d", "é", "x\\", "#c", "\t",
+    "value",
+    "vu",
+    "iter",
+    "url",
+    "status",
+    "time",
+    "_field",
+    "_measurement",
+    "http_req_duration",
+    "a b",
+    "k=v",
+    "c,d",
+    "é",
+    "x\\",
+    "#c",
+    "\t",
 ];
 
 /// A `(ptr, len)` string: a name, bytes of the input (any bytes), or NULL (with 0, or with a
@@ -163,7 +177,10 @@ fn err_ptr(buf: &mut [u8]) -> *mut c_char {
 fn check_refusal(what: &str, r: perfsink_result, err: &[u8]) {
     assert_ne!(r, perfsink_result::PERFSINK_PANIC, "{what}: panic");
     if r != PERFSINK_OK && !err.is_empty() {
-        assert!(err.contains(&0), "{what}: {r:?} without a NUL-terminated message");
+        assert!(
+            err.contains(&0),
+            "{what}: {r:?} without a NUL-terminated message"
+        );
     }
 }
 
@@ -317,12 +334,23 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     } else {
         if want_accepted {
             assert!(accepted <= count, "{accepted} of {count} points accepted");
-            assert_eq!(r == PERFSINK_OK, accepted == count, "{r:?}, {accepted} of {count}");
+            assert_eq!(
+                r == PERFSINK_OK,
+                accepted == count,
+                "{r:?}, {accepted} of {count}"
+            );
         }
         if which == RAW {
-            assert_eq!(taken + refused, count as u64, "points not counted once: {r:?}");
+            assert_eq!(
+                taken + refused,
+                count as u64,
+                "points not counted once: {r:?}"
+            );
             if want_accepted {
-                assert_eq!(taken, accepted as u64, "accepted counter and out_accepted differ");
+                assert_eq!(
+                    taken, accepted as u64,
+                    "accepted counter and out_accepted differ"
+                );
             }
         }
     }
@@ -366,7 +394,11 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     if which == RAW {
         let (taken, refused) = counted(&before, &after);
         assert_eq!(taken + refused, 1, "record not counted once: {r:?}");
-        assert_eq!(taken == 1, r == PERFSINK_OK, "record: {r:?} but accepted +{taken}");
+        assert_eq!(
+            taken == 1,
+            r == PERFSINK_OK,
+            "record: {r:?} but accepted +{taken}"
+        );
     }
 
     // Messages copied into buffers of any size stop at a character boundary.
@@ -376,7 +408,10 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let n = unsafe { perfsink_sink_last_write_error(sink, bufp, buf.len()) };
     let m = unsafe { perfsink_sink_describe(sink, bufp, buf.len()) };
     if !buf.is_empty() {
-        let end = buf.iter().position(|&b| b == 0).expect("a NUL-terminated copy");
+        let end = buf
+            .iter()
+            .position(|&b| b == 0)
+            .expect("a NUL-terminated copy");
         assert!(end <= m, "describe copied {end} of {m} bytes");
         std::str::from_utf8(&buf[..end]).expect("a copy cut inside a character");
     }

@@ -179,16 +179,33 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let taken = after.accepted - before.accepted;
     let refused = (after.rejected_invalid - before.rejected_invalid)
         + (after.dropped_queue_full - before.dropped_queue_full);
-    assert_eq!(taken + refused, steps.len() as u64, "steps not counted once: {r:?}");
-    assert_eq!(r == PERFSINK_OK, taken == steps.len() as u64, "{r:?}, {taken} taken");
+    assert_eq!(
+        taken + refused,
+        steps.len() as u64,
+        "steps not counted once: {r:?}"
+    );
+    assert_eq!(
+        r == PERFSINK_OK,
+        taken == steps.len() as u64,
+        "{r:?}, {taken} taken"
+    );
     if want_accepted {
-        assert_eq!(taken, accepted as u64, "accepted counter and out_accepted differ");
+        assert_eq!(
+            taken, accepted as u64,
+            "accepted counter and out_accepted differ"
+        );
     }
     if r != PERFSINK_OK && !err.is_empty() {
-        let end = err.iter().position(|&b| b == 0).expect("a NUL-terminated message");
+        let end = err
+            .iter()
+            .position(|&b| b == 0)
+            .expect("a NUL-terminated message");
         let message = std::str::from_utf8(&err[..end]).expect("a message cut inside a character");
         if err.len() > 64 {
-            assert!(message.contains("steps["), "a refusal that names no step: {message}");
+            assert!(
+                message.contains("steps["),
+                "a refusal that names no step: {message}"
+            );
         }
     }
     Ok(())

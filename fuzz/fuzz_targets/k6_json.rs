@@ -15,7 +15,7 @@ use std::io::{self, Read};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use perfsink::sources::k6::json::K6JsonSource;
+use perfsink::sources::k6::json::{K6JsonSource, K6Stats};
 use perfsink::sources::k6::rfc3339::{parse_rfc3339_ns, TimeCache};
 use perfsink::sources::k6::schema::TagsAsFields;
 use perfsink::Sink;
@@ -56,7 +56,10 @@ impl Read for Pieces<'_> {
     }
 }
 
-fn read_all(spec: &TagsAsFields, input: impl Read) -> impl PartialEq + std::fmt::Debug {
+/// What a read of the stream yields: its counts, the metric types seen, its first error.
+type Outcome = (K6Stats, Vec<(String, String)>, Option<String>);
+
+fn read_all(spec: &TagsAsFields, input: impl Read) -> Outcome {
     let mut source = K6JsonSource::new(sink(), spec.clone());
     let stats = source.run(input).expect("reading a slice cannot fail");
     let mut types: Vec<(String, String)> = source

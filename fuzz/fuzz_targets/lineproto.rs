@@ -15,8 +15,7 @@
 use libfuzzer_sys::fuzz_target;
 use perfsink::lineproto::escape::Element;
 use perfsink::lineproto::{
-    lines, parse_line, refusal, unescape_identifier, Dialect, FieldOptions, Forward,
-    InputPrecision,
+    lines, parse_line, refusal, unescape_identifier, Dialect, FieldOptions, Forward, InputPrecision,
 };
 use perfsink::Precision;
 
@@ -76,7 +75,10 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     let mut last_number = 0;
     for (number, item) in lines(body) {
-        assert!(number > last_number, "line numbers go back: {number} after {last_number}");
+        assert!(
+            number > last_number,
+            "line numbers go back: {number} after {last_number}"
+        );
         last_number = number;
         let p = match item {
             Ok(p) => p,
@@ -107,10 +109,13 @@ fuzz_target!(|data: &[u8]| {
         }
 
         let again = parse_line(p.line());
-        assert_eq!(again, Ok(p), "a valid line parses differently from its own text");
-        let through = parse_line(p.through_timestamp()).unwrap_or_else(|e| {
-            panic!("through_timestamp() of {:?} is refused: {e}", p.line())
-        });
+        assert_eq!(
+            again,
+            Ok(p),
+            "a valid line parses differently from its own text"
+        );
+        let through = parse_line(p.through_timestamp())
+            .unwrap_or_else(|e| panic!("through_timestamp() of {:?} is refused: {e}", p.line()));
         assert_eq!(
             (through.key(), through.fields(), through.timestamp()),
             (p.key(), p.fields(), p.timestamp()),
@@ -137,11 +142,17 @@ fuzz_target!(|data: &[u8]| {
                 e.error
             )
         });
-        assert!(forwarded.next().is_none(), "a forwarded line reads as two: {out:?}");
+        assert!(
+            forwarded.next().is_none(),
+            "a forwarded line reads as two: {out:?}"
+        );
         assert_eq!(again.measurement(), p.measurement());
         assert_eq!(again.field_iter().count(), fields);
         assert_eq!(again.timestamp(), Some(ts));
-        assert!(as_input(output).to_ns(ts).is_some(), "forwarded timestamp out of range");
+        assert!(
+            as_input(output).to_ns(ts).is_some(),
+            "forwarded timestamp out of range"
+        );
         let own_tags = p.tags().count();
         assert!(again.tags().count() >= own_tags, "forwarding lost a tag");
     }
