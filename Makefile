@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:/usr/local/go/bin:$(PATH)
 
-.PHONY: all setup build jar header lint python python-package test bench demo examples up down pictures clean
+.PHONY: all setup build jar header lint python python-package test fuzz bench demo examples up down pictures clean
 
 all: build
 
@@ -46,9 +46,16 @@ python: python-package
 test: setup lint
 	$(CARGO) build --locked --lib
 	$(CARGO) test --locked -- --test-threads=4
+	bash scripts/fuzz-smoke.sh
 	bash go-shim/test.sh
 	bash jmeter/test.sh
 	$(MAKE) python
+
+# Every cargo-fuzz target of fuzz/ for FUZZ_SECONDS (default 60) each, its working corpus kept
+# in fuzz/work/ across runs; `make test` runs them for 10 s each (scripts/fuzz-smoke.sh).
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 # Not part of `make test`: each part compares against a baseline measured in the same run.
 bench: setup
@@ -84,3 +91,4 @@ pictures:
 
 clean:
 	$(CARGO) clean
+	rm -rf fuzz/target

@@ -79,6 +79,17 @@ if command -v rustup >/dev/null 2>&1; then
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done
 fi
+# Fuzzing (scripts/fuzz.sh: `make fuzz`, and its short run in `make test`): cargo-fuzz, pinned,
+# and the nightly toolchain it builds with (AddressSanitizer and coverage flags are nightly-only).
+CARGO_FUZZ_VERSION=0.13.2
+if command -v rustup >/dev/null 2>&1 && ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  say "rustup toolchain install nightly"
+  rustup toolchain install nightly --profile minimal
+fi
+if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VERSION" ]; then
+  say "cargo install cargo-fuzz@$CARGO_FUZZ_VERSION"
+  cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+fi
 # Go (go-shim/, its tests and the xk6 build) comes with the machine in /usr/local/go; Debian's
 # golang-go is 1.19, older than go-shim's go.mod (1.24), so it is no substitute.
 export PATH="/usr/local/go/bin:$PATH"

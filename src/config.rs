@@ -559,12 +559,21 @@ fn unknown_key(key: &str) -> Error {
 }
 
 fn closest_key(key: &str) -> Option<&'static str> {
+    // A third of the key may differ; beyond that the "suggestion" is noise.
+    let bound = (key.len() / 3).max(2);
+    // The distance is at least the difference in length: a key longer than every known one by
+    // more than the bound has no suggestion, and its distances (quadratic) are not computed.
+    if KEYS
+        .iter()
+        .all(|k| key.len().saturating_sub(k.len()) > bound)
+    {
+        return None;
+    }
     let (dist, best) = KEYS
         .iter()
         .map(|k| (edit_distance(key, k), *k))
         .min_by_key(|(d, _)| *d)?;
-    // A third of the key may differ; beyond that the "suggestion" is noise.
-    (dist <= (key.len() / 3).max(2)).then_some(best)
+    (dist <= bound).then_some(best)
 }
 
 /// Levenshtein distance over bytes; keys are ASCII.
@@ -1814,6 +1823,32 @@ mod tests {
         assert!(m.len() < 300 && m.contains("..."), "{m}");
         let m = err(&[(long.as_str(), "1")]);
         assert!(m.len() < 300, "{m}");
+    }
+
+    #[test]
+    fn closest_key_skips_only_keys_too_long_for_a_suggestion() {
+        // Found by fuzzing (fuzz/ target `config`): the distance to each of the keys was
+        // computed for keys of any length, quadratic work for nothing. The shortcut must not
+        // change a suggestion: compare with the plain search around the length bound.
+        let plain = |key: &str| {
+            let (dist, best) = KEYS
+                .iter()
+                .map(|k| (edit_distance(key, k), *k))
+                .min_by_key(|(d, _)| *d)
+                .unwrap();
+            (dist <= (key.len() / 3).max(2)).then_some(best)
+        };
+        for k in KEYS {
+            for extra in 0..40 {
+                let key = format!("{k}{}", "X".repeat(extra));
+                assert_eq!(closest_key(&key), plain(&key), "{key}");
+            }
+        }
+        assert_eq!(
+            closest_key("PERFSINK_AGGREGATE_MEMORY_MAX_BYTES_EXTRA_TEXT"),
+            Some("PERFSINK_AGGREGATE_MEMORY_MAX_BYTES")
+        );
+        assert_eq!(closest_key(&"INFLUXDB_URL".repeat(10_000)), None);
     }
 
     #[test]
