@@ -28,6 +28,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 from influxd import Influxd
+from dashboard_data import K6_SCRIPT, perfsink_bin
 from plugin_helpers import run_pytest, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,26 +93,6 @@ workflows:
       error_rate: 0.9
 """
 
-K6_SCRIPT = """
-import http from 'k6/http';
-import { check, sleep } from 'k6';
-export const options = { vus: 2, duration: '3s' };
-export default function () {
-  const ok = http.get(`${__ENV.TARGET_URL}/api/items`, { tags: { name: 'items' } });
-  check(ok, { 'status 200': (r) => r.status === 200 });
-  const missing = http.get(`${__ENV.TARGET_URL}/api/missing`, { tags: { name: 'missing' } });
-  check(missing, { 'status 200': (r) => r.status === 200 });
-  sleep(0.1);
-}
-"""
-
-
-def _perfsink_bin() -> str:
-    from perfsink.tools import perfsink_cli
-
-    return str(perfsink_cli())
-
-
 GENERATORS = ("gen-a", "gen-b")
 
 
@@ -135,7 +116,7 @@ def _start_k6(tmp: Path, influx: Influxd, tags: str, mode: str, target: str) -> 
         }
     )
     return subprocess.Popen(
-        [_perfsink_bin(), "k6", "run", "--quiet", str(script)],
+        [perfsink_bin(), "k6", "run", "--quiet", str(script)],
         env=env,
         cwd=tmp,
         stdout=subprocess.PIPE,

@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 from influxd import Influxd
+from dashboard_data import K6_SCRIPT, perfsink_bin
 from plugin_helpers import run_pytest, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,26 +72,6 @@ workflows:
         url: ${TARGET_URL}/api/items
 """
 
-K6_SCRIPT = """
-import http from 'k6/http';
-import { check, sleep } from 'k6';
-export const options = { vus: 2, duration: '3s' };
-export default function () {
-  const ok = http.get(`${__ENV.TARGET_URL}/api/items`, { tags: { name: 'items' } });
-  check(ok, { 'status 200': (r) => r.status === 200 });
-  const missing = http.get(`${__ENV.TARGET_URL}/api/missing`, { tags: { name: 'missing' } });
-  check(missing, { 'status 200': (r) => r.status === 200 });
-  sleep(0.1);
-}
-"""
-
-
-def _perfsink_bin() -> str:
-    from perfsink.tools import perfsink_cli
-
-    return str(perfsink_cli())
-
-
 def _k6_both(tmp: Path, influx: Influxd, testid: str) -> "subprocess.CompletedProcess[str]":
     """``perfsink k6`` writing raw and aggregated points against the demo target."""
     from perfsink.target import serve
@@ -115,7 +96,7 @@ def _k6_both(tmp: Path, influx: Influxd, testid: str) -> "subprocess.CompletedPr
             }
         )
         return subprocess.run(
-            [_perfsink_bin(), "k6", "run", "--quiet", str(script)],
+            [perfsink_bin(), "k6", "run", "--quiet", str(script)],
             env=env,
             cwd=tmp,
             capture_output=True,
