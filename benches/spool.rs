@@ -43,12 +43,12 @@ use perfsink::sources::relay::{Relay, RelayOptions};
 use perfsink::writer::spool::pending_user_lines;
 use perfsink::{Field, FieldValue, Point, SeriesId, Sink, Tag};
 
-const ROUNDS: usize = 5;
-const SINK_POINTS: u64 = 400_000;
+const ROUNDS: usize = 7;
+const SINK_POINTS: u64 = 1_000_000;
 const SINK_BATCH: usize = 1000;
 const CLIENTS: usize = 4;
 const BODY_LINES: usize = 1000;
-const RELAY_TIME: Duration = Duration::from_millis(1500);
+const RELAY_TIME: Duration = Duration::from_millis(1200);
 const FLUSH: Duration = Duration::from_secs(60);
 const SERIES: usize = 8;
 
@@ -122,7 +122,11 @@ fn main() {
             for &i in &order {
                 let s = SETTINGS[i];
                 rates[i] = sink_run(&format!("{base};{}", s.keys(&dir)), &dir, s);
-                eprintln!("round {round}, sink, {}: {} points/s", s.name(), si(rates[i]));
+                eprintln!(
+                    "round {round}, sink, {}: {} points/s",
+                    s.name(),
+                    si(rates[i])
+                );
             }
             sink_runs.push(rates);
         }
@@ -155,16 +159,17 @@ fn main() {
             "\nsink: {SINK_POINTS} k6-like points a run, batches of {SINK_BATCH}, submit until \
              flushed\n"
         );
-        println!("| setting | points/s | vs no spool |");
-        println!("| --- | ---: | ---: |");
+        println!("| setting | points/s | vs no spool | ratio min–max |");
+        println!("| --- | ---: | ---: | ---: |");
         for (i, s) in SETTINGS.iter().enumerate() {
             let rates: Vec<f64> = sink_runs.iter().map(|r| r[i]).collect();
             let ratios: Vec<f64> = sink_runs.iter().map(|r| r[i] / r[0]).collect();
             println!(
-                "| {} | {} | {:.2} |",
+                "| {} | {} | {:.2} | {} |",
                 s.name(),
                 si(median(rates)),
-                median(ratios)
+                median(ratios.clone()),
+                spread(&ratios)
             );
         }
     }
@@ -174,18 +179,19 @@ fn main() {
              204 after the lines are kept\n",
             RELAY_TIME.as_secs_f64()
         );
-        println!("| setting | requests/s | lines/s | vs no spool |");
-        println!("| --- | ---: | ---: | ---: |");
+        println!("| setting | requests/s | lines/s | vs no spool | ratio min–max |");
+        println!("| --- | ---: | ---: | ---: | ---: |");
         for (i, s) in SETTINGS.iter().enumerate() {
             let reqs: Vec<f64> = relay_runs.iter().map(|r| r[i].0).collect();
             let lines: Vec<f64> = relay_runs.iter().map(|r| r[i].1).collect();
             let ratios: Vec<f64> = relay_runs.iter().map(|r| r[i].1 / r[0].1).collect();
             println!(
-                "| {} | {:.1} | {} | {:.2} |",
+                "| {} | {:.1} | {} | {:.2} | {} |",
                 s.name(),
                 median(reqs),
                 si(median(lines)),
-                median(ratios)
+                median(ratios.clone()),
+                spread(&ratios)
             );
         }
     }
@@ -204,6 +210,13 @@ fn median(mut v: Vec<f64>) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// The smallest and largest of the per-round ratios: how noisy the rounds were.
+fn spread(v: &[f64]) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{min:.2}–{max:.2}")
 }
 
 fn si(v: f64) -> String {
@@ -243,7 +256,12 @@ fn check(what: &str, sink: &Sink, expected: u64, dir: &Path, setting: Setting) {
     );
     if setting != Setting::NoSpool {
         let left = pending_user_lines(dir).expect("read the spool");
-        assert_eq!(left, 0, "{what}, {}: lines left in the spool", setting.name());
+        assert_eq!(
+            left,
+            0,
+            "{what}, {}: lines left in the spool",
+            setting.name()
+        );
     }
 }
 
