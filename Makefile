@@ -60,6 +60,7 @@ fuzz: setup
 # Not part of `make test`: each part compares against a baseline measured in the same run.
 bench: setup
 	$(CARGO) bench --locked --bench engine
+	$(CARGO) bench --locked --bench spool
 	bash scripts/bench-k6.sh
 	bash go-shim/bench.sh
 	bash scripts/bench-jmeter.sh

@@ -342,10 +342,10 @@ fn sink_run(config: &str, dir: &Path, setting: Setting) -> f64 {
 fn body(ts: i64) -> Vec<u8> {
     let mut b = Vec::with_capacity(BODY_LINES * 180);
     for i in 0..BODY_LINES {
-        write!(
+        writeln!(
             b,
             "http_req_duration,expected_response=true,method=GET,name=https://test.k6.io/{},\
-             proto=HTTP/1.1,scenario=default,status=200 vu={}i,iter={}i,value={} {}\n",
+             proto=HTTP/1.1,scenario=default,status=200 vu={}i,iter={}i,value={} {}",
             i % SERIES,
             i % 50 + 1,
             i / 50,
