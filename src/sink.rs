@@ -730,6 +730,12 @@ impl Sink {
             }
             return fail(msg);
         }
+        // The spool refusing appends (disk full, cap): producers meet back-pressure.
+        let refusal = engine.state.spool_refusal.lock().clone();
+        let current = match (refusal, current) {
+            (Some(r), Some(e)) => Some(format!("{r}; {e}")),
+            (r, e) => r.or(e),
+        };
         match current {
             Some(e) => Health {
                 status: HealthStatus::Warn,
@@ -740,6 +746,18 @@ impl Sink {
                 error: None,
             },
         }
+    }
+
+    /// Why the spool takes no appends now (its disk is full, it holds its cap), while it does
+    /// not: producers meet back-pressure, and the relay refuses writes at once with this.
+    pub fn spool_refusal(&self) -> Option<String> {
+        let engine = self.live_engine()?;
+        let refusal = engine.state.spool_refusal.lock().clone()?;
+        let influx = match engine.state.current_error.lock().clone() {
+            Some(e) => format!("InfluxDB is not taking writes ({e})"),
+            None => "InfluxDB takes writes slower than they come".to_string(),
+        };
+        Some(format!("{refusal}; {influx}"))
     }
 
     /// Why the queue is full, for a producer that met the full-queue policy (the relay's 503):
@@ -763,15 +781,15 @@ impl Sink {
                 self.config.memory_max_bytes
             ),
         };
+        let influx = match engine.state.current_error.lock().clone() {
+            Some(e) => format!("InfluxDB is not taking writes ({e})"),
+            None => "InfluxDB takes writes slower than they come".to_string(),
+        };
+        // With a spool, what it refuses is the cause: its disk is full or it holds its cap.
+        if let Some(refusal) = self.spool_refusal() {
+            return refusal;
+        }
         if engine.state.backlog_full.load(Relaxed) {
-            let influx = match engine.state.current_error.lock().clone() {
-                Some(e) => format!("InfluxDB is not taking writes ({e})"),
-                None => "InfluxDB takes writes slower than they come".to_string(),
-            };
-            // With a spool, what it refuses is the cause: its disk is full or it holds its cap.
-            if let Some(refusal) = engine.state.spool_refusal.lock().clone() {
-                return format!("{refusal}; {influx}");
-            }
             return format!("{influx} and what perfsink may hold meanwhile is full: {held}");
         }
         format!(
