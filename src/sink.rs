@@ -90,10 +90,13 @@ impl Report {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = &self.stats;
+        write!(f, "perfsink: accepted {}", s.accepted + s.replayed)?;
+        if s.replayed > 0 {
+            write!(f, " ({} replayed from the spool)", s.replayed)?;
+        }
         write!(
             f,
-            "perfsink: accepted {}, written {}, rejected {} (invalid {}, by server {}), dropped {} (queue full {}, undelivered {}), kept in spool {}, retried requests {}",
-            s.accepted + s.replayed,
+            ", written {}, rejected {} (invalid {}, by server {}), dropped {} (queue full {}, undelivered {}), kept in spool {}, retried requests {}",
             s.written,
             s.rejected,
             s.rejected_invalid,
