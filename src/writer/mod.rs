@@ -383,9 +383,8 @@ impl Run {
         *self.state.current_error.lock() = Some(msg);
     }
 
-    /// Takes a batch: with a spool, appends it first (a batch the spool refuses is kept in
-    /// memory, delivered like the others, and nothing more is taken until the spool takes
-    /// appends again).
+    /// Takes a batch: with a spool, appends it first (a batch the spool refuses is held aside
+    /// and nothing more is taken: see `SPOOL_RETRY`).
     fn admit(&mut self, mut chunk: Chunk) {
         if self.is_fatal() {
             return self.give_up(chunk);
