@@ -44,7 +44,7 @@ use perfsink::writer::spool::pending_user_lines;
 use perfsink::{Field, FieldValue, Point, SeriesId, Sink, Tag};
 
 const ROUNDS: usize = 7;
-const SINK_POINTS: u64 = 1_000_000;
+const SINK_POINTS: u64 = 2_000_000;
 const SINK_BATCH: usize = 1000;
 const CLIENTS: usize = 4;
 const BODY_LINES: usize = 1000;
