@@ -13,7 +13,10 @@
 //! Settings: no spool, `PERFSINK_SPOOL_FSYNC=never`, `interval` (1000 ms), `always`. Each round
 //! runs the four in a rotated order (so none always runs first or last); the table gives the
 //! median rate over the rounds and the median of the per-round ratios to the no-spool run of
-//! the same round, which is what cancels most of a shared machine's drift.
+//! the same round, which is what cancels most of a shared machine's drift, with the smallest
+//! and largest of those ratios (how noisy the rounds were), and the CPU time of the whole
+//! process per 1000 points or lines (median): what the spool costs in CPU, apart from the
+//! waiting on the disk that `always` adds (the kernel's own writeback is not in it).
 //!
 //! InfluxDB here is a local loopback HTTP server that answers 204 to every write, not a real
 //! influxd: on this 2-core machine influxd's own CPU (parsing, WAL, compactions) would take the
@@ -113,33 +116,36 @@ fn main() {
          PERFSINK_BLOCK_TIMEOUT_MS=600000;PERFSINK_SELF_METRICS_INTERVAL_MS=0",
         null.port
     );
-    let mut sink_runs: Vec<[f64; 4]> = Vec::new();
-    let mut relay_runs: Vec<[(f64, f64); 4]> = Vec::new();
+    let mut sink_runs: Vec<[(f64, f64); 4]> = Vec::new();
+    let mut relay_runs: Vec<[(f64, f64, f64); 4]> = Vec::new();
     for round in 0..ROUNDS {
         let order: Vec<usize> = (0..4).map(|i| (i + round) % 4).collect();
         if run("sink") {
-            let mut rates = [0.0; 4];
+            let mut rates = [(0.0, 0.0); 4];
             for &i in &order {
                 let s = SETTINGS[i];
                 rates[i] = sink_run(&format!("{base};{}", s.keys(&dir)), &dir, s);
                 eprintln!(
-                    "round {round}, sink, {}: {} points/s",
+                    "round {round}, sink, {}: {} points/s, {:.0} µs CPU / 1000 points",
                     s.name(),
-                    si(rates[i])
+                    si(rates[i].0),
+                    rates[i].1
                 );
             }
             sink_runs.push(rates);
         }
         if run("relay") {
-            let mut rates = [(0.0, 0.0); 4];
+            let mut rates = [(0.0, 0.0, 0.0); 4];
             for &i in &order {
                 let s = SETTINGS[i];
                 rates[i] = relay_run(&format!("{base};{}", s.keys(&dir)), &dir, s);
                 eprintln!(
-                    "round {round}, relay, {}: {:.1} requests/s, {} lines/s",
+                    "round {round}, relay, {}: {:.1} requests/s, {} lines/s, {:.0} µs CPU / 1000 \
+                     lines",
                     s.name(),
                     rates[i].0,
-                    si(rates[i].1)
+                    si(rates[i].1),
+                    rates[i].2
                 );
             }
             relay_runs.push(rates);
@@ -159,17 +165,19 @@ fn main() {
             "\nsink: {SINK_POINTS} k6-like points a run, batches of {SINK_BATCH}, submit until \
              flushed\n"
         );
-        println!("| setting | points/s | vs no spool | ratio min–max |");
-        println!("| --- | ---: | ---: | ---: |");
+        println!("| setting | points/s | vs no spool | ratio min–max | CPU µs / 1000 points |");
+        println!("| --- | ---: | ---: | ---: | ---: |");
         for (i, s) in SETTINGS.iter().enumerate() {
-            let rates: Vec<f64> = sink_runs.iter().map(|r| r[i]).collect();
-            let ratios: Vec<f64> = sink_runs.iter().map(|r| r[i] / r[0]).collect();
+            let rates: Vec<f64> = sink_runs.iter().map(|r| r[i].0).collect();
+            let ratios: Vec<f64> = sink_runs.iter().map(|r| r[i].0 / r[0].0).collect();
+            let cpu: Vec<f64> = sink_runs.iter().map(|r| r[i].1).collect();
             println!(
-                "| {} | {} | {:.2} | {} |",
+                "| {} | {} | {:.2} | {} | {:.0} |",
                 s.name(),
                 si(median(rates)),
                 median(ratios.clone()),
-                spread(&ratios)
+                spread(&ratios),
+                median(cpu)
             );
         }
     }
@@ -179,19 +187,23 @@ fn main() {
              204 after the lines are kept\n",
             RELAY_TIME.as_secs_f64()
         );
-        println!("| setting | requests/s | lines/s | vs no spool | ratio min–max |");
-        println!("| --- | ---: | ---: | ---: | ---: |");
+        println!(
+            "| setting | requests/s | lines/s | vs no spool | ratio min–max | CPU µs / 1000 lines |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
         for (i, s) in SETTINGS.iter().enumerate() {
             let reqs: Vec<f64> = relay_runs.iter().map(|r| r[i].0).collect();
             let lines: Vec<f64> = relay_runs.iter().map(|r| r[i].1).collect();
             let ratios: Vec<f64> = relay_runs.iter().map(|r| r[i].1 / r[0].1).collect();
+            let cpu: Vec<f64> = relay_runs.iter().map(|r| r[i].2).collect();
             println!(
-                "| {} | {:.1} | {} | {:.2} | {} |",
+                "| {} | {:.1} | {} | {:.2} | {} | {:.0} |",
                 s.name(),
                 median(reqs),
                 si(median(lines)),
                 median(ratios.clone()),
-                spread(&ratios)
+                spread(&ratios),
+                median(cpu)
             );
         }
     }
@@ -210,6 +222,21 @@ fn median(mut v: Vec<f64>) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// CPU seconds this process used so far (user + system, every thread: the sink, the relay, its
+/// clients and the null server alike in every setting), from `/proc/self/stat` in clock ticks
+/// (100 a second).
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|t| t.parse().unwrap_or(0))
+        .collect();
+    f.get(11)
+        .zip(f.get(12))
+        .map_or(0.0, |(u, s)| (u + s) as f64 / 100.0)
 }
 
 /// The smallest and largest of the per-round ratios: how noisy the rounds were.
@@ -298,8 +325,8 @@ fn register_k6(sink: &Sink) -> Vec<SeriesId> {
         .collect()
 }
 
-/// Points per second through the sink, submit to flushed.
-fn sink_run(config: &str, dir: &Path, setting: Setting) -> f64 {
+/// Points per second through the sink, submit to flushed, and the process's CPU µs per 1000.
+fn sink_run(config: &str, dir: &Path, setting: Setting) -> (f64, f64) {
     let sink = Sink::from_kv(config).unwrap_or_else(|e| panic!("{config}: {e}"));
     let ids = register_k6(&sink);
     let fields: Vec<[Field; 2]> = (0..SINK_BATCH)
@@ -320,7 +347,7 @@ fn sink_run(config: &str, dir: &Path, setting: Setting) -> f64 {
         .collect();
     // 1 µs apart: every point distinct without the dedup shift.
     let mut ts = now_ns() - SINK_POINTS as i64 * 1000;
-    let t0 = Instant::now();
+    let (t0, cpu0) = (Instant::now(), process_cpu_s());
     let mut accepted = 0u64;
     while accepted < SINK_POINTS {
         for p in points.iter_mut() {
@@ -331,8 +358,9 @@ fn sink_run(config: &str, dir: &Path, setting: Setting) -> f64 {
     }
     sink.flush(FLUSH).expect("flush");
     let rate = SINK_POINTS as f64 / t0.elapsed().as_secs_f64();
+    let cpu = (process_cpu_s() - cpu0) * 1e9 / SINK_POINTS as f64;
     check("sink", &sink, SINK_POINTS, dir, setting);
-    rate
+    (rate, cpu)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,8 +385,9 @@ fn body(ts: i64) -> Vec<u8> {
     b
 }
 
-/// (requests/s, lines/s) through the relay, every answer a 204.
-fn relay_run(config: &str, dir: &Path, setting: Setting) -> (f64, f64) {
+/// (requests/s, lines/s, the process's CPU µs per 1000 lines) through the relay, every answer
+/// a 204.
+fn relay_run(config: &str, dir: &Path, setting: Setting) -> (f64, f64, f64) {
     let sink = Arc::new(Sink::from_kv(config).unwrap_or_else(|e| panic!("{config}: {e}")));
     let mut relay = Relay::start(
         sink.clone(),
@@ -371,7 +400,7 @@ fn relay_run(config: &str, dir: &Path, setting: Setting) -> (f64, f64) {
     let url = format!("{}/write?db=bench", relay.url());
     let stop = Arc::new(AtomicBool::new(false));
     let base = now_ns() - 3_600_000_000_000;
-    let t0 = Instant::now();
+    let (t0, cpu0) = (Instant::now(), process_cpu_s());
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let (url, stop) = (url.clone(), stop.clone());
@@ -397,8 +426,10 @@ fn relay_run(config: &str, dir: &Path, setting: Setting) -> (f64, f64) {
     relay.shutdown(Duration::from_secs(10));
     sink.flush(FLUSH).expect("flush");
     let lines = requests * BODY_LINES as u64;
+    // The CPU of delivering them too: the writer's work on the spool comes after the 204s.
+    let cpu = (process_cpu_s() - cpu0) * 1e9 / lines.max(1) as f64;
     check("relay", &sink, lines, dir, setting);
-    (requests as f64 / elapsed, lines as f64 / elapsed)
+    (requests as f64 / elapsed, lines as f64 / elapsed, cpu)
 }
 
 // ---------------------------------------------------------------------------------------------
