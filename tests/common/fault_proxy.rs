@@ -15,6 +15,10 @@
 //!   (JSON `error` body, `X-Influxdb-Error`, `Retry-After: 1` on 429 and 503), nothing
 //!   forwarded.
 //!
+//! A scripted 400 calls the first line of its request unparseable, and every later request
+//! holding that line gets the same 400 (a real server refuses a bad line each time), so the
+//! client's bisection isolates it and counts it as refused.
+//!
 //! The proxy behaves as a faulty *but honest* InfluxDB: a refusal (400, 401, 404, 413) is
 //! only given to a request none of whose lines it ever forwarded (a real server that stored
 //! a line does not call it refused on a resend); such a fault waits at the head of the
@@ -92,6 +96,14 @@ struct State {
     script: VecDeque<Fault>,
     /// Lines (gunzipped) of every write forwarded to influxd.
     forwarded: HashSet<Vec<u8>>,
+    /// Lines a scripted 400 called unparseable: every later request holding one gets the
+    /// same 400, as from a real server, so the client's bisection isolates and counts them.
+    poisoned: HashSet<Vec<u8>>,
+    /// Lines forwarded whose answer the client did not get whole (truncated), until a later
+    /// request carrying them is answered whole.
+    unacked: HashSet<Vec<u8>>,
+    /// Write requests being forwarded right now.
+    in_flight: usize,
     /// Faults applied, by kind.
     applied: BTreeMap<String, u64>,
     /// Refusals postponed because the request held forwarded lines.
@@ -132,6 +144,9 @@ impl FaultProxy {
             state: Mutex::new(State {
                 script: script.into(),
                 forwarded: HashSet::new(),
+                poisoned: HashSet::new(),
+                unacked: HashSet::new(),
+                in_flight: 0,
                 applied: BTreeMap::new(),
                 postponed: 0,
             }),
@@ -261,23 +276,49 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
     let fault = if is_write {
         let lines = body_lines(&body, &headers);
         let mut st = shared.state();
+        let poisoned = lines.iter().find(|l| st.poisoned.contains(*l)).cloned();
         let fault = match st.script.front() {
+            _ if poisoned.is_some() => Fault::Status(400),
             None => Fault::Forward,
             Some(f) if f.is_refusal() && lines.iter().any(|l| st.forwarded.contains(l)) => {
                 st.postponed += 1;
                 Fault::Forward
             }
+            // Writing stops on it: only when every line forwarded so far was acknowledged.
+            Some(Fault::Status(401)) if st.in_flight > 0 || !st.unacked.is_empty() => {
+                st.postponed += 1;
+                Fault::Forward
+            }
+            // Its head was read before the reset came up: the next request gets it.
+            Some(Fault::Reset) => Fault::Forward,
             Some(_) => st.script.pop_front().unwrap(),
         };
         if matches!(fault, Fault::Forward | Fault::Latency(_) | Fault::Truncate(_)) {
             // Counted as stored before it is sent: a resend racing with it is not refused.
-            st.forwarded.extend(lines);
+            st.in_flight += 1;
+            if matches!(fault, Fault::Truncate(_)) {
+                st.unacked.extend(lines.iter().cloned());
+            }
+            st.forwarded.extend(lines.iter().cloned());
+        } else if fault == Fault::Status(400) && poisoned.is_none() {
+            if let Some(first) = lines.first() {
+                st.poisoned.insert(first.clone());
+            }
         }
-        *st.applied.entry(fault.kind()).or_default() += 1;
-        fault
+        let kind = match &poisoned {
+            Some(_) => "400 (same bad line)".to_string(),
+            None => fault.kind(),
+        };
+        *st.applied.entry(kind).or_default() += 1;
+        (fault, poisoned, lines)
     } else {
-        Fault::Forward
+        (Fault::Forward, None, Vec::new())
     };
+    let (fault, poisoned, lines) = fault;
+    let _done = is_write
+        .then_some(())
+        .filter(|_| matches!(fault, Fault::Forward | Fault::Latency(_) | Fault::Truncate(_)))
+        .map(|_| InFlight(shared));
 
     match fault {
         Fault::Status(status) => {
@@ -286,19 +327,36 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
                 .find(|(k, _)| k == "db" || k == "bucket")
                 .map(|(_, v)| v)
                 .unwrap_or_default();
-            client.write_all(&influx_answer(status, &db, &body, &headers))?;
+            client.write_all(&influx_answer(status, &db, poisoned.as_deref(), &body, &headers))?;
             let _ = client.shutdown(Shutdown::Write);
             Ok(())
         }
         Fault::Reset => unreachable!("handled before the body was read"),
-        Fault::Latency(d) => {
-            thread::sleep(d);
-            forward(&mut client, shared.upstream, &start, &headers, &body, None)
-        }
         Fault::Truncate(cut) => {
-            forward(&mut client, shared.upstream, &start, &headers, &body, Some(cut))
+            forward(&mut client, shared.upstream, &start, &headers, &body, Some(cut)).map(|_| ())
         }
-        Fault::Forward => forward(&mut client, shared.upstream, &start, &headers, &body, None),
+        Fault::Latency(_) | Fault::Forward => {
+            if let Fault::Latency(d) = fault {
+                thread::sleep(d);
+            }
+            let whole = forward(&mut client, shared.upstream, &start, &headers, &body, None);
+            if matches!(whole, Ok(true)) {
+                let mut st = shared.state();
+                for l in &lines {
+                    st.unacked.remove(l);
+                }
+            }
+            whole.map(|_| ())
+        }
+    }
+}
+
+/// Counts a write request out of `in_flight` when its answer was sent.
+struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.state().in_flight -= 1;
     }
 }
 
@@ -323,7 +381,8 @@ fn body_lines(body: &[u8], headers: &[(String, String)]) -> Vec<Vec<u8>> {
 }
 
 /// Sends the request to influxd on a connection of its own (`Connection: close`) and copies
-/// the whole answer back, or its first `cut` bytes (fewer than it has) then closes.
+/// the whole answer back, or its first `cut` bytes (fewer than it has) then closes. True when
+/// the client got a whole answer.
 fn forward(
     client: &mut TcpStream,
     upstream: SocketAddr,
@@ -331,10 +390,10 @@ fn forward(
     headers: &[(String, String)],
     body: &[u8],
     cut: Option<usize>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let mut up = match TcpStream::connect_timeout(&upstream, Duration::from_secs(2)) {
         Ok(s) => s,
-        Err(_) => return Ok(()), // influxd down: the client sees the connection closed
+        Err(_) => return Ok(false), // influxd down: the client sees the connection closed
     };
     up.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut req = format!("{start}\r\n");
@@ -357,15 +416,21 @@ fn forward(
     };
     client.write_all(&answer[..n])?;
     let _ = client.shutdown(Shutdown::Write);
-    Ok(())
+    Ok(n == answer.len() && !answer.is_empty())
 }
 
 /// What InfluxDB 1.x answers with `status`: its JSON error, headers and (429, 503)
 /// `Retry-After`.
-fn influx_answer(status: u16, db: &str, body: &[u8], headers: &[(String, String)]) -> Vec<u8> {
-    let first_line = body_lines(body, headers)
-        .into_iter()
-        .next()
+fn influx_answer(
+    status: u16,
+    db: &str,
+    bad_line: Option<&[u8]>,
+    body: &[u8],
+    headers: &[(String, String)],
+) -> Vec<u8> {
+    let first_line = bad_line
+        .map(<[u8]>::to_vec)
+        .or_else(|| body_lines(body, headers).into_iter().next())
         .map(|l| String::from_utf8_lossy(&l).into_owned())
         .unwrap_or_default();
     let error = match status {
