@@ -93,7 +93,11 @@ fn assert_invariant(scenario: &str, influx: &Influx, db: &str, offered: u64, r: 
         offered,
         "{scenario}: in InfluxDB + counted losses == offered; {r}"
     );
-    assert_eq!(s.accepted + s.rejected_invalid + s.dropped_queue_full, offered, "{r}");
+    assert_eq!(
+        s.accepted + s.rejected_invalid + s.dropped_queue_full,
+        offered,
+        "{r}"
+    );
 }
 
 /// 1. influxd killed with -9 three times at random points of an ~8 s run, down for a random
@@ -113,7 +117,11 @@ fn influxd_killed_and_restarted_at_random_points() {
         Arc::clone(&offered),
     );
     for k in 0..3 {
-        thread::sleep(between(&mut rng, Duration::from_millis(300), Duration::from_secs(2)));
+        thread::sleep(between(
+            &mut rng,
+            Duration::from_millis(300),
+            Duration::from_secs(2),
+        ));
         let down = between(&mut rng, Duration::from_millis(300), Duration::from_secs(2));
         eprintln!(
             "kill -9 influxd #{k} after {} points, down {down:?}",
@@ -121,7 +129,11 @@ fn influxd_killed_and_restarted_at_random_points() {
         );
         kill_influxd(&mut influx, down);
     }
-    thread::sleep(between(&mut rng, Duration::from_millis(200), Duration::from_secs(1)));
+    thread::sleep(between(
+        &mut rng,
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+    ));
     stop.store(true, Ordering::Relaxed);
     let offered = producer.join().unwrap();
     sink.flush(Duration::from_secs(60)).unwrap_or_else(|e| {
@@ -151,15 +163,27 @@ fn influxd_frozen_longer_than_the_request_timeout() {
         Arc::clone(&offered),
     );
     for k in 0..2 {
-        thread::sleep(between(&mut rng, Duration::from_millis(300), Duration::from_millis(1500)));
-        let frozen = between(&mut rng, Duration::from_millis(1500), Duration::from_millis(3000));
+        thread::sleep(between(
+            &mut rng,
+            Duration::from_millis(300),
+            Duration::from_millis(1500),
+        ));
+        let frozen = between(
+            &mut rng,
+            Duration::from_millis(1500),
+            Duration::from_millis(3000),
+        );
         eprintln!(
             "SIGSTOP influxd #{k} after {} points for {frozen:?}",
             offered.load(Ordering::Relaxed)
         );
         freeze_influxd(&influx, frozen);
     }
-    thread::sleep(between(&mut rng, Duration::from_millis(200), Duration::from_secs(1)));
+    thread::sleep(between(
+        &mut rng,
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+    ));
     stop.store(true, Ordering::Relaxed);
     let offered = producer.join().unwrap();
     sink.flush(Duration::from_secs(60)).unwrap_or_else(|e| {
@@ -201,7 +225,11 @@ fn proxy_injects_latency_resets_truncation_and_error_answers() {
     stop.store(true, Ordering::Relaxed);
     let offered = producer.join().unwrap();
     eprintln!("proxy: {}", proxy.summary());
-    assert!(done, "the proxy's script was not used up: {}", proxy.summary());
+    assert!(
+        done,
+        "the proxy's script was not used up: {}",
+        proxy.summary()
+    );
     let h = sink.health();
     let e = h.error.clone().unwrap_or_default();
     assert!(e.contains("401"), "writing stopped on the 401: {h:?}");
@@ -212,7 +240,10 @@ fn proxy_injects_latency_resets_truncation_and_error_answers() {
         proxy.forwarded_lines() as u64,
         "InfluxDB holds exactly the lines the proxy forwarded"
     );
-    assert!(r.stats.rejected_server > 0, "400/413 refusals are counted: {r}");
+    assert!(
+        r.stats.rejected_server > 0,
+        "400/413 refusals are counted: {r}"
+    );
     assert!(r.stats.dropped_undelivered > 0, "after the 401: {r}");
 }
 

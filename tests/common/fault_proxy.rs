@@ -293,7 +293,10 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
             Some(Fault::Reset) => Fault::Forward,
             Some(_) => st.script.pop_front().unwrap(),
         };
-        if matches!(fault, Fault::Forward | Fault::Latency(_) | Fault::Truncate(_)) {
+        if matches!(
+            fault,
+            Fault::Forward | Fault::Latency(_) | Fault::Truncate(_)
+        ) {
             // Counted as stored before it is sent: a resend racing with it is not refused.
             st.in_flight += 1;
             if matches!(fault, Fault::Truncate(_)) {
@@ -317,7 +320,12 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
     let (fault, poisoned, lines) = fault;
     let _done = is_write
         .then_some(())
-        .filter(|_| matches!(fault, Fault::Forward | Fault::Latency(_) | Fault::Truncate(_)))
+        .filter(|_| {
+            matches!(
+                fault,
+                Fault::Forward | Fault::Latency(_) | Fault::Truncate(_)
+            )
+        })
         .map(|_| InFlight(shared));
 
     match fault {
@@ -327,14 +335,26 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
                 .find(|(k, _)| k == "db" || k == "bucket")
                 .map(|(_, v)| v)
                 .unwrap_or_default();
-            client.write_all(&influx_answer(status, &db, poisoned.as_deref(), &body, &headers))?;
+            client.write_all(&influx_answer(
+                status,
+                &db,
+                poisoned.as_deref(),
+                &body,
+                &headers,
+            ))?;
             let _ = client.shutdown(Shutdown::Write);
             Ok(())
         }
         Fault::Reset => unreachable!("handled before the body was read"),
-        Fault::Truncate(cut) => {
-            forward(&mut client, shared.upstream, &start, &headers, &body, Some(cut)).map(|_| ())
-        }
+        Fault::Truncate(cut) => forward(
+            &mut client,
+            shared.upstream,
+            &start,
+            &headers,
+            &body,
+            Some(cut),
+        )
+        .map(|_| ()),
         Fault::Latency(_) | Fault::Forward => {
             if let Fault::Latency(d) = fault {
                 thread::sleep(d);
@@ -398,7 +418,14 @@ fn forward(
     up.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut req = format!("{start}\r\n");
     for (k, v) in headers {
-        if !["connection", "content-length", "transfer-encoding", "expect"].contains(&k.as_str()) {
+        if ![
+            "connection",
+            "content-length",
+            "transfer-encoding",
+            "expect",
+        ]
+        .contains(&k.as_str())
+        {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
     }
