@@ -107,7 +107,7 @@ fn env_for<'a>(
     env
 }
 
-/// 1. influxd killed with -9 twice at random points of a 10 s run, down 0.3–2 s, restarted:
+/// Fault 1: influxd killed with -9 twice at random points of a 10 s run, down 0.3–2 s, restarted:
 /// every sample of k6's JSON output is in InfluxDB, exactly (counts and sums per metric).
 #[test]
 fn influxd_killed_and_restarted_during_a_k6_run() {
@@ -152,7 +152,7 @@ fn influxd_killed_and_restarted_during_a_k6_run() {
     assert_counts_and_sums(&influx, db, &read_reference(&dir.path("ref.json")));
 }
 
-/// 2. influxd frozen twice for 1.5–3 s, longer than the 1 s request timeout.
+/// Fault 2: influxd frozen twice for 1.5–3 s, longer than the 1 s request timeout.
 #[test]
 fn influxd_frozen_during_a_k6_run() {
     let mut rng = seeded("k6/influxd-frozen");
@@ -208,7 +208,7 @@ fn influxd_frozen_during_a_k6_run() {
     assert_counts_and_sums(&influx, db, &read_reference(&dir.path("ref.json")));
 }
 
-/// 3. The proxy: one round of latency, resets, truncated answers, 500, 503, 429, 413, 400 and
+/// Fault 3: The proxy: one round of latency, resets, truncated answers, 500, 503, 429, 413, 400 and
 /// 404 in random order, then a 401 (the rest of the run is counted as undelivered).
 #[test]
 fn proxy_faults_during_a_k6_run() {
@@ -254,7 +254,7 @@ fn proxy_faults_during_a_k6_run() {
     assert!(run.reported("rejected") > 0, "{}", run.report());
 }
 
-/// 4. The spool's disk fills: influxd down for the whole run, a 4 MiB tmpfs spool, memory
+/// Fault 4: The spool's disk fills: influxd down for the whole run, a 4 MiB tmpfs spool, memory
 /// capped at 256 KiB, k6 producing ~10 MB. What did not fit is counted (dropped) and named
 /// (ENOSPC); what was kept is delivered by the next sink on that spool once influxd is up:
 /// in InfluxDB + dropped == k6's samples.
@@ -362,7 +362,7 @@ fn alive(pid: u32) -> bool {
 /// spool's fsync interval, with room for a loaded machine.
 const WINDOW: Duration = Duration::from_secs(3);
 
-/// 5. `perfsink k6` with a spool, influxd down, killed with -9 at a random point 6–9 s into a
+/// Fault 5: `perfsink k6` with a spool, influxd down, killed with -9 at a random point 6–9 s into a
 /// run; its watchdog stops k6 (which closes its JSON output). The next sink on that spool,
 /// with influxd up, replays it. Asserted: InfluxDB then holds exactly what was replayed, never
 /// more points of a metric than k6 recorded, and every sample k6 stamped at least [`WINDOW`]

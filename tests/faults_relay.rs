@@ -156,7 +156,7 @@ fn finish(mut relay: Relay, sink: Arc<Sink>) -> (RelayStats, Report) {
     (stats, sink.close())
 }
 
-/// 1. influxd killed with -9 three times at random points, down 0.3–2 s each time.
+/// Fault 1: influxd killed with -9 three times at random points, down 0.3–2 s each time.
 #[test]
 fn influxd_killed_and_restarted_at_random_points() {
     let mut rng = seeded("relay/influxd-killed");
@@ -189,7 +189,7 @@ fn influxd_killed_and_restarted_at_random_points() {
     assert_eq!(posted.lines_204, posted.lines, "{posted:?}");
 }
 
-/// 2. influxd frozen twice for 1.5–3 s, longer than the 1 s request timeout.
+/// Fault 2: influxd frozen twice for 1.5–3 s, longer than the 1 s request timeout.
 #[test]
 fn influxd_frozen_longer_than_the_request_timeout() {
     let mut rng = seeded("relay/influxd-frozen");
@@ -225,7 +225,7 @@ fn influxd_frozen_longer_than_the_request_timeout() {
     assert_eq!(r.lost(), 0, "{r}");
 }
 
-/// 3. The proxy: two rounds of latency, resets, truncated answers, 500, 503, 429, 413, 400,
+/// Fault 3: The proxy: two rounds of latency, resets, truncated answers, 500, 503, 429, 413, 400,
 /// 404 in random order, then a 401.
 #[test]
 fn proxy_injects_latency_resets_truncation_and_error_answers() {
@@ -263,7 +263,7 @@ fn proxy_injects_latency_resets_truncation_and_error_answers() {
     assert!(r.stats.rejected_server > 0, "{r}");
 }
 
-/// 4. The spool's disk is full (a 4 MiB tmpfs), influxd down, memory capped at 256 KiB,
+/// Fault 4: The spool's disk is full (a 4 MiB tmpfs), influxd down, memory capped at 256 KiB,
 /// ~10 MB posted: every request is answered 204 only if its lines are kept, else 503 with
 /// `Retry-After` and a message naming the cause (ENOSPC); once influxd is back, every line of
 /// a 204'd request arrives and nothing taken is dropped.
@@ -330,7 +330,7 @@ fn spool_disk_full_answers_503_naming_enospc_never_204() {
 }
 
 // ------------------------------------------------------------------------------------------
-// 5. `perfsink serve` killed with -9 and started again on the same spool.
+// Fault 5: `perfsink serve` killed with -9 and started again on the same spool.
 
 struct Serve {
     child: Child,

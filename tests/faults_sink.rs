@@ -100,7 +100,7 @@ fn assert_invariant(scenario: &str, influx: &Influx, db: &str, offered: u64, r: 
     );
 }
 
-/// 1. influxd killed with -9 three times at random points of an ~8 s run, down for a random
+/// Fault 1: influxd killed with -9 three times at random points of an ~8 s run, down for a random
 /// 0.3–2 s each time, started again on the same data.
 #[test]
 fn influxd_killed_and_restarted_at_random_points() {
@@ -145,7 +145,7 @@ fn influxd_killed_and_restarted_at_random_points() {
     assert_eq!(r.lost(), 0, "nothing is lost while influxd restarts: {r}");
 }
 
-/// 2. influxd frozen (SIGSTOP) twice for longer than the request timeout (1 s), then SIGCONT:
+/// Fault 2: influxd frozen (SIGSTOP) twice for longer than the request timeout (1 s), then SIGCONT:
 /// requests time out, are sent again, and what the frozen influxd stored late is not counted
 /// twice.
 #[test]
@@ -195,7 +195,7 @@ fn influxd_frozen_longer_than_the_request_timeout() {
     assert_eq!(r.lost(), 0, "nothing is lost while influxd is frozen: {r}");
 }
 
-/// 3. The proxy: two rounds of latency (up to 1.5 s; the request timeout is 5 s here, the
+/// Fault 3: The proxy: two rounds of latency (up to 1.5 s; the request timeout is 5 s here, the
 /// frozen influxd tests the timeout), resets,
 /// truncated answers, 500, 503, 429, 413, 400 and 404 in random order, then a 401 (writing
 /// stops for good; what follows is counted as undelivered).
@@ -247,7 +247,7 @@ fn proxy_injects_latency_resets_truncation_and_error_answers() {
     assert!(r.stats.dropped_undelivered > 0, "after the 401: {r}");
 }
 
-/// 4. The spool's disk is full: a 4 MiB tmpfs, influxd down, memory capped at 256 KiB, 8 MB
+/// Fault 4: The spool's disk is full: a 4 MiB tmpfs, influxd down, memory capped at 256 KiB, 8 MB
 /// of points offered. What neither memory nor disk takes is refused or dropped, counted; once
 /// influxd is back everything else arrives. The sink names the cause (ENOSPC).
 #[test]
@@ -305,7 +305,7 @@ fn spool_disk_full() {
 }
 
 // ------------------------------------------------------------------------------------------
-// 5. A C host killed with -9 and started again on the same spool.
+// Fault 5: A C host killed with -9 and started again on the same spool.
 
 /// `tests/c/fault_host.c` linked against `libperfsink.so`; with `-DPERFSINK_HAVE_SYNC` when
 /// the header declares `perfsink_sink_sync` (the write-ahead spool's call).
@@ -421,7 +421,7 @@ fn fsync_setting(rng: &mut fastrand::Rng, have_sync: bool) -> String {
     format!(";PERFSINK_SPOOL_FSYNC={policy}")
 }
 
-/// 5a. influxd down while the host runs: everything it synced is only in the spool when it
+/// Fault 5a: influxd down while the host runs: everything it synced is only in the spool when it
 /// is killed; the next process on that spool, with influxd up, delivers all of it, and exactly
 /// what it replayed.
 #[test]
@@ -459,7 +459,7 @@ fn c_host_killed_while_influxd_is_down_loses_nothing_it_synced() {
     assert_eq!(d["written"], d["replayed"], "{d:?}");
 }
 
-/// 5b. influxd up: the host is killed at a random point after its sync; after the restart
+/// Fault 5b: influxd up: the host is killed at a random point after its sync; after the restart
 /// every synced point is in InfluxDB, nothing beyond what it submitted.
 #[test]
 fn c_host_killed_while_writing_loses_nothing_it_synced() {
