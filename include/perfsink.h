@@ -114,7 +114,7 @@
 /**
  * The minor version of the C ABI this header describes.
  */
-#define PERFSINK_ABI_VERSION_MINOR 3
+#define PERFSINK_ABI_VERSION_MINOR 4
 
 /**
  * `flags` bit 0: the step succeeded (`status=success`, `success_count=1i`).
@@ -131,6 +131,14 @@
  * 5000 lines: 13 bits, 208 requests, enough to isolate about 8 bad lines among good ones).
  */
 #define PROBES_PER_BIT 16
+
+#define HEADER 36
+
+/**
+ * The largest payload a reader believes: bigger lengths are damage (a chunk is at most
+ * `PERFSINK_BATCH_BYTES`, far below this).
+ */
+#define MAX_PAYLOAD (1 << 30)
 
 /**
  * The result of every fallible C function. The numbers are stable and never reused; they are
@@ -932,6 +940,22 @@ perfsink_result perfsink_sink_flush(const struct perfsink_sink *sink,
                                     uint32_t timeout_ms,
                                     char *err,
                                     size_t err_len);
+
+/**
+ * Waits until every point accepted so far is kept — appended to the spool (forced to the
+ * disk first under `PERFSINK_SPOOL_FSYNC=always`) or delivered — at most `timeout_ms`. A
+ * process killed after it returned `PERFSINK_OK` loses none of those points: the next sink
+ * on the same `PERFSINK_SPOOL_DIR` delivers them. Without a spool it is
+ * `perfsink_sink_flush`. `PERFSINK_TIMEOUT` when that was not enough (the spool's disk full
+ * or at its cap, see the last write error). Since ABI 1.4.
+ *
+ * # Safety
+ * `sink` and `err` as above.
+ */
+perfsink_result perfsink_sink_sync(const struct perfsink_sink *sink,
+                                   uint32_t timeout_ms,
+                                   char *err,
+                                   size_t err_len);
 
 /**
  * Copies the sink's counters into `*out`: at most `out_size` bytes, pass `sizeof *out`

@@ -24,6 +24,8 @@
 //! | `PERFSINK_MEMORY_MAX_BYTES` | `268435456` | encoded bytes the writer holds in memory while InfluxDB cannot take them |
 //! | `PERFSINK_SPOOL_DIR` | unset | directory of the disk spool (unset: no spool, overflow is dropped and counted) |
 //! | `PERFSINK_SPOOL_MAX_BYTES` | `1073741824` | byte cap of the disk spool |
+//! | `PERFSINK_SPOOL_FSYNC` | `interval` | when spool appends reach the disk: `always` (before a batch counts as kept), `interval`, `never` (the OS decides); a process crash loses nothing either way, this is about the machine crashing |
+//! | `PERFSINK_SPOOL_FSYNC_INTERVAL_MS` | `1000` | fsync period under `interval` |
 //! | `PERFSINK_GZIP_LEVEL` | `1` | gzip level of request bodies, `0` sends them uncompressed |
 //! | `PERFSINK_TIMEOUT_MS` | `10000` | timeout of one write request |
 //! | `PERFSINK_CONNECT_TIMEOUT_MS` | `2000` | TCP/TLS connect timeout |
@@ -167,6 +169,19 @@ pub enum QueuePolicy {
     DropNewest,
 }
 
+/// When the spool's appends are forced to the disk (`fsync`). Appends reach the kernel before a
+/// batch counts as kept, so a crash of the process loses nothing under any policy; the policy
+/// decides what a crash of the machine (power, kernel) may lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolFsync {
+    /// Before a batch counts as kept (the relay's 204, `Sink::sync`).
+    Always,
+    /// At most this long after the append.
+    Interval(Duration),
+    /// When the OS writes its cache back.
+    Never,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tls {
     pub insecure_skip_verify: bool,
@@ -190,6 +205,7 @@ pub struct Config {
     pub memory_max_bytes: usize,
     pub spool_dir: Option<PathBuf>,
     pub spool_max_bytes: u64,
+    pub spool_fsync: SpoolFsync,
     pub gzip_level: u32,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
@@ -229,6 +245,7 @@ impl Default for Config {
             memory_max_bytes: 256 << 20,
             spool_dir: None,
             spool_max_bytes: 1 << 30,
+            spool_fsync: SpoolFsync::Interval(Duration::from_millis(1000)),
             gzip_level: 1,
             request_timeout: Duration::from_millis(10_000),
             connect_timeout: Duration::from_millis(2_000),
@@ -463,6 +480,8 @@ const KEYS: &[&str] = &[
     "PERFSINK_MEMORY_MAX_BYTES",
     "PERFSINK_SPOOL_DIR",
     "PERFSINK_SPOOL_MAX_BYTES",
+    "PERFSINK_SPOOL_FSYNC",
+    "PERFSINK_SPOOL_FSYNC_INTERVAL_MS",
     "PERFSINK_GZIP_LEVEL",
     "PERFSINK_TIMEOUT_MS",
     "PERFSINK_CONNECT_TIMEOUT_MS",
@@ -787,6 +806,20 @@ impl<'a> Raw<'a> {
         if let Some(n) = self.uint("PERFSINK_SPOOL_MAX_BYTES", 1, u64::MAX)? {
             c.spool_max_bytes = n;
         }
+        let mut fsync_interval = Duration::from_millis(1000);
+        self.millis("PERFSINK_SPOOL_FSYNC_INTERVAL_MS", 1, &mut fsync_interval)?;
+        c.spool_fsync = match self.get("PERFSINK_SPOOL_FSYNC") {
+            None | Some("interval") => SpoolFsync::Interval(fsync_interval),
+            Some("always") => SpoolFsync::Always,
+            Some("never") => SpoolFsync::Never,
+            Some(v) => {
+                return Err(invalid(
+                    "PERFSINK_SPOOL_FSYNC",
+                    v,
+                    "expected always, interval or never",
+                ))
+            }
+        };
         if let Some(n) = self.uint("PERFSINK_GZIP_LEVEL", 0, 9)? {
             // At most 9 by the bound just applied.
             c.gzip_level = u32::try_from(n).unwrap_or(9);
@@ -1141,6 +1174,8 @@ mod tests {
             ("PERFSINK_MEMORY_MAX_BYTES", "7"),
             ("PERFSINK_SPOOL_DIR", "/spool"),
             ("PERFSINK_SPOOL_MAX_BYTES", "7"),
+            ("PERFSINK_SPOOL_FSYNC", "always"),
+            ("PERFSINK_SPOOL_FSYNC_INTERVAL_MS", "7"),
             ("PERFSINK_GZIP_LEVEL", "7"),
             ("PERFSINK_TIMEOUT_MS", "7"),
             ("PERFSINK_CONNECT_TIMEOUT_MS", "7"),
@@ -1425,6 +1460,31 @@ mod tests {
             ok(&[("PERFSINK_SPOOL_DIR", "/x"), ("PERFSINK_SPOOL_DIR", "")]).spool_dir,
             None
         );
+    }
+
+    #[test]
+    fn spool_fsync() {
+        let fsync = |kv: &[(&str, &str)]| ok(kv).spool_fsync;
+        let every = |ms| SpoolFsync::Interval(Duration::from_millis(ms));
+        assert_eq!(fsync(&[]), every(1000));
+        assert_eq!(
+            fsync(&[("PERFSINK_SPOOL_FSYNC", "always")]),
+            SpoolFsync::Always
+        );
+        assert_eq!(
+            fsync(&[("PERFSINK_SPOOL_FSYNC", "never")]),
+            SpoolFsync::Never
+        );
+        assert_eq!(
+            fsync(&[
+                ("PERFSINK_SPOOL_FSYNC_INTERVAL_MS", "250"),
+                ("PERFSINK_SPOOL_FSYNC", "interval")
+            ]),
+            every(250)
+        );
+        let m = err(&[("PERFSINK_SPOOL_FSYNC", "sometimes")]);
+        assert!(m.contains("PERFSINK_SPOOL_FSYNC") && m.contains("always, interval or never"));
+        err(&[("PERFSINK_SPOOL_FSYNC_INTERVAL_MS", "0")]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::pipeline::queue::Produced;
 use crate::pipeline::{Dedup, DedupConfig, Queue};
 use crate::series::{KeyId, SeriesEntry, SeriesRegistry, SeriesView};
 use crate::stats::{Counters, Stats};
+use crate::writer::secured::Waited;
 use crate::writer::{Writer, WriterState};
 
 /// What `submit` did with a batch.
@@ -633,6 +634,33 @@ impl Sink {
         }
     }
 
+    /// Waits until every point accepted so far is kept: appended to the spool (and forced to
+    /// the disk when `PERFSINK_SPOOL_FSYNC=always`) or delivered, at most `timeout`. A process
+    /// killed after it returns loses none of those points: the next sink on the same spool
+    /// delivers them. Without a spool only InfluxDB keeps points: it is `flush`.
+    pub fn sync(&self, timeout: Duration) -> Result<()> {
+        if self.config.spool_dir.is_none() {
+            return self.flush(timeout);
+        }
+        let Some(engine) = self.live_engine() else {
+            return if self.enabled() {
+                Err(Error::Closed)
+            } else {
+                Ok(())
+            };
+        };
+        let deadline = Instant::now() + timeout;
+        if let Some(stage) = &engine.stage {
+            stage.emit(&self.series, &engine.queue, false);
+        }
+        let last = engine.queue.flush_accumulator(timeout)?;
+        match engine.state.secured.wait(last, deadline) {
+            Waited::Kept => Ok(()),
+            Waited::TimedOut => Err(Error::Timeout),
+            Waited::Stopped => Err(self.fatal().err().unwrap_or(Error::Closed)),
+        }
+    }
+
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
     }
@@ -736,16 +764,15 @@ impl Sink {
             ),
         };
         if engine.state.backlog_full.load(Relaxed) {
-            return match engine.state.current_error.lock().clone() {
-                Some(e) => format!(
-                    "InfluxDB is not taking writes ({e}) and what perfsink may hold meanwhile \
-                     is full: {held}"
-                ),
-                None => format!(
-                    "InfluxDB takes writes slower than they come and what perfsink may hold \
-                     is full: {held}"
-                ),
+            let influx = match engine.state.current_error.lock().clone() {
+                Some(e) => format!("InfluxDB is not taking writes ({e})"),
+                None => "InfluxDB takes writes slower than they come".to_string(),
             };
+            // With a spool, what it refuses is the cause: its disk is full or it holds its cap.
+            if let Some(refusal) = engine.state.spool_refusal.lock().clone() {
+                return format!("{refusal}; {influx}");
+            }
+            return format!("{influx} and what perfsink may hold meanwhile is full: {held}");
         }
         format!(
             "the queue (PERFSINK_QUEUE_CAPACITY={} batches) filled faster than the writer \

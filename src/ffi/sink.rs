@@ -295,6 +295,28 @@ pub unsafe extern "C" fn perfsink_sink_flush(
     })
 }
 
+/// Waits until every point accepted so far is kept — appended to the spool (forced to the
+/// disk first under `PERFSINK_SPOOL_FSYNC=always`) or delivered — at most `timeout_ms`. A
+/// process killed after it returned `PERFSINK_OK` loses none of those points: the next sink
+/// on the same `PERFSINK_SPOOL_DIR` delivers them. Without a spool it is
+/// `perfsink_sink_flush`. `PERFSINK_TIMEOUT` when that was not enough (the spool's disk full
+/// or at its cap, see the last write error). Since ABI 1.4.
+///
+/// # Safety
+/// `sink` and `err` as above.
+#[no_mangle]
+pub unsafe extern "C" fn perfsink_sink_sync(
+    sink: *const perfsink_sink,
+    timeout_ms: u32,
+    err: *mut c_char,
+    err_len: usize,
+) -> perfsink_result {
+    guard(err, err_len, || {
+        let sink = live(sink)?;
+        Ok(sink.sync(Duration::from_millis(timeout_ms.into()))?)
+    })
+}
+
 /// Copies the sink's counters into `*out`: at most `out_size` bytes, pass `sizeof *out`
 /// (a program built against an older, shorter `perfsink_stats` keeps working; counters are
 /// only ever appended). `PERFSINK_INVALID_ARGUMENT` when `out_size` is below the size of the

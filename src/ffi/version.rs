@@ -10,7 +10,7 @@ use std::ffi::c_char;
 /// The major version of the C ABI this header describes.
 pub const PERFSINK_ABI_VERSION_MAJOR: u32 = 1;
 /// The minor version of the C ABI this header describes.
-pub const PERFSINK_ABI_VERSION_MINOR: u32 = 3;
+pub const PERFSINK_ABI_VERSION_MINOR: u32 = 4;
 
 /// The C ABI version of the loaded library: `(major << 16) | minor`. Infallible.
 #[no_mangle]

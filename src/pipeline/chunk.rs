@@ -1,7 +1,7 @@
 //! A batch of encoded lines: what travels from producers to the writer, and what the writer
 //! sends, retries, splits and spools.
 
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Whose lines a chunk holds. Self-metrics are kept apart so user counters stay exact.
@@ -9,6 +9,47 @@ use std::sync::Arc;
 pub enum ChunkKind {
     User,
     SelfMetrics,
+}
+
+/// Where a batch is in the write-ahead spool (`writer::spool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub seg: u64,
+    pub at: u64,
+    pub len: u32,
+    pub id: u64,
+}
+
+/// A batch the writer took, shared by the parts it may be split into: settled (acked in the
+/// spool, or secured by delivery) when its last part is.
+#[derive(Debug)]
+pub struct Hold {
+    /// Its record in the spool; `None` when the spool refused it (it is then kept only by
+    /// being delivered).
+    pub loc: Option<Loc>,
+    /// The batch's own lines and kind (its record's), whatever its parts hold.
+    pub lines: u64,
+    pub kind: ChunkKind,
+    /// The queue's number of the batch, 0 for batches the writer made (self-metrics, replays).
+    pub seq: u64,
+    parts: AtomicU32,
+}
+
+impl Hold {
+    pub fn new(loc: Option<Loc>, lines: u64, kind: ChunkKind, seq: u64) -> Arc<Hold> {
+        Arc::new(Hold {
+            loc,
+            lines,
+            kind,
+            seq,
+            parts: AtomicU32::new(1),
+        })
+    }
+
+    /// One part is settled; true when it was the last.
+    pub fn settle_part(&self) -> bool {
+        self.parts.fetch_sub(1, Relaxed) == 1
+    }
 }
 
 #[derive(Debug)]
@@ -22,6 +63,10 @@ pub struct Chunk {
     /// The bisection budget its batch still has, shared by all its parts (the writer sets it
     /// at the first bisection; see `writer::policy`).
     pub probes: Option<Arc<AtomicU32>>,
+    /// The queue's number of this batch (producers' order, from 1); 0 for the writer's own.
+    pub seq: u64,
+    /// Set by the writer when it takes the batch (with a spool).
+    pub hold: Option<Arc<Hold>>,
 }
 
 impl Chunk {
@@ -32,6 +77,8 @@ impl Chunk {
             kind,
             attempts: 0,
             probes: None,
+            seq: 0,
+            hold: None,
         }
     }
 
@@ -62,12 +109,17 @@ impl Chunk {
         }
         let mut first = self.data;
         let second = first.split_off(cut);
+        if let Some(h) = &self.hold {
+            h.parts.fetch_add(1, Relaxed);
+        }
         let a = Chunk {
             data: first,
             lines: half,
             kind: self.kind,
             attempts: self.attempts,
             probes: self.probes.clone(),
+            seq: self.seq,
+            hold: self.hold.clone(),
         };
         let b = Chunk {
             data: second,
@@ -75,6 +127,8 @@ impl Chunk {
             kind: self.kind,
             attempts: self.attempts,
             probes: self.probes,
+            seq: self.seq,
+            hold: self.hold,
         };
         Ok((a, b))
     }

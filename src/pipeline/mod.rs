@@ -7,6 +7,6 @@ pub mod chunk;
 pub mod dedup;
 pub mod queue;
 
-pub use chunk::{Chunk, ChunkKind};
+pub use chunk::{Chunk, ChunkKind, Hold, Loc};
 pub use dedup::{Dedup, DedupConfig};
 pub use queue::{Accumulator, Queue};

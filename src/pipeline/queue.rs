@@ -24,6 +24,9 @@ pub struct Accumulator {
     closed: bool,
     /// The timestamps written per series, under the same lock as the lines they go into.
     dedup: Dedup,
+    /// The number the batch being gathered gets when it is taken (from 1, in order of taking):
+    /// `Sink::sync` waits until the writer kept every batch up to a number.
+    seq: u64,
 }
 
 /// What one producer call did with its points.
@@ -71,6 +74,7 @@ impl Queue {
                 since: None,
                 closed: false,
                 dedup: Dedup::new(dedup),
+                seq: 1,
             }),
             tx,
             rx,
@@ -166,18 +170,25 @@ impl Queue {
         let data = std::mem::replace(&mut acc.buf, fresh);
         let lines = std::mem::take(&mut acc.lines);
         acc.since = None;
-        Chunk::new(data, lines, ChunkKind::User)
+        let mut chunk = Chunk::new(data, lines, ChunkKind::User);
+        chunk.seq = acc.seq;
+        acc.seq += 1;
+        chunk
     }
 
+    /// Undoes `take` (right after it, under the same lock).
     fn restore(&self, acc: &mut Accumulator, chunk: Chunk) {
         let spare = std::mem::replace(&mut acc.buf, chunk.data);
         self.recycle(spare);
         acc.lines = chunk.lines;
         acc.since = Some(Instant::now());
+        acc.seq = chunk.seq;
     }
 
-    /// Puts the accumulator on the queue now, waiting up to `timeout` for room.
-    pub fn flush_accumulator(&self, timeout: Duration) -> Result<()> {
+    /// Puts the accumulator on the queue now, waiting up to `timeout` for room. Returns the
+    /// number of the last batch taken so far: every line produced before the call is in a
+    /// batch up to it.
+    pub fn flush_accumulator(&self, timeout: Duration) -> Result<u64> {
         // Never wait for room while holding the accumulator: producers and the writer
         // (which takes partial batches) would wait behind us, and the writer is the one
         // that makes room.
@@ -186,13 +197,13 @@ impl Queue {
             {
                 let mut acc = self.acc.lock();
                 if acc.lines == 0 {
-                    return Ok(());
+                    return Ok(acc.seq - 1);
                 }
                 let chunk = self.take(&mut acc);
                 match self.tx.try_send(chunk) {
                     Ok(()) => {
                         self.wake.notify_one();
-                        return Ok(());
+                        return Ok(acc.seq - 1);
                     }
                     Err(TrySendError::Full(c)) | Err(TrySendError::Disconnected(c)) => {
                         self.restore(&mut acc, c);

@@ -12,7 +12,10 @@
 //!   partial-write shape `{"error":"partial write: unable to parse '...': ... dropped=N"}`
 //!   (2.x shape `{"code":"invalid","message":...}` on `/api/v2/write`). A full sink queue is
 //!   a 503 with `Retry-After` (the lines before it were taken; InfluxDB overwrites identical
-//!   points, so a client that retries duplicates nothing that carries a timestamp).
+//!   points, so a client that retries duplicates nothing that carries a timestamp). With a
+//!   spool (`PERFSINK_SPOOL_DIR`) the 204 comes only once the lines are appended to it (or
+//!   delivered), so a 204'd line survives a crash of the relay; lines not kept within 5 s
+//!   (the spool's disk full or at its cap, see `Sink::sync`) are a 503 naming the cause.
 //! - `POST /query`, `GET /query`: `CREATE DATABASE ...` is answered with 1.x's success shape
 //!   (`{"results":[{"statement_id":0}]}`), since k6 sends it before writing; the sink creates
 //!   its own database itself. Any other statement is a 400 that says so.
@@ -832,8 +835,18 @@ async fn write(
             &body
         };
         c.bytes_received.fetch_add(data.len() as u64, Relaxed);
-        let ingested = ingest_with(&work.sink, &work.samples, data, precision);
+        let mut ingested = ingest_with(&work.sink, &work.samples, data, precision);
         drop(held);
+        // With a spool, the 204 promises the lines survive a crash of this process: answer
+        // only once they are appended to it (or delivered).
+        if work.sink.config().spool_dir.is_some()
+            && ingested.accepted > 0
+            && ingested.sink_error.is_none()
+        {
+            if let Err(e) = work.sink.sync(KEEP_TIMEOUT) {
+                ingested.sink_error = Some(e);
+            }
+        }
         c.writes.fetch_add(1, Relaxed);
         c.lines_accepted
             .fetch_add(ingested.accepted as u64, Relaxed);
@@ -854,6 +867,9 @@ async fn write(
         ),
     }
 }
+
+/// How long a write waits for its lines to be kept in the spool before it is a 503.
+const KEEP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// 503 with `Retry-After`.
 fn unavailable(flavor: Flavor, message: &str) -> Response<Full<Bytes>> {
@@ -920,6 +936,18 @@ fn write_answer(flavor: Flavor, i: &Ingested, shared: &Shared) -> Response<Full<
                     i.dropped,
                     i.accepted,
                     i.rejected,
+                    shared.sink.queue_full_cause()
+                ),
+            );
+        }
+        Some(Error::Timeout) => {
+            return unavailable(
+                flavor,
+                &format!(
+                    "perfsink took {} lines but could not keep them in its spool within {} s; \
+                     retry later. Cause: {}",
+                    i.accepted,
+                    KEEP_TIMEOUT.as_secs(),
                     shared.sink.queue_full_cause()
                 ),
             );

@@ -2,13 +2,15 @@
 //! owns, takes chunks off the queue, and sends them with several requests in flight, gzip,
 //! timeouts, retries with backoff, splitting on 413, exact counting of partial writes
 //! (bisection where InfluxDB's answer does not give the count), a stop on 401/403, a memory
-//! cap with a disk spool behind it, and self-metrics. What to do with an answer is decided by
+//! cap, the write-ahead disk spool (every batch appended before it is sent, settled once
+//! InfluxDB answered for it), and self-metrics. What to do with an answer is decided by
 //! `policy::decide`, a pure function; `Run::settle` carries it out.
 
 mod backlog;
 pub mod http;
 pub mod policy;
 pub mod retry;
+pub mod secured;
 pub mod selfmetrics;
 pub mod spool;
 
@@ -27,12 +29,16 @@ use crate::config::{Api, Config, Endpoint};
 use crate::error::{Error, Result};
 use crate::lineproto::Dialect;
 use crate::model::now_ns;
-use crate::pipeline::{Chunk, ChunkKind, Queue};
+use crate::pipeline::{Chunk, ChunkKind, Hold, Queue};
 use crate::stats::Counters;
-use backlog::{Backlog, Pushed};
+use backlog::Backlog;
 use http::{HttpTarget, Outcome};
 use policy::{Decision, Facts};
+use secured::Secured;
 use spool::Spool;
+
+/// How long the writer leaves a spool that refused an append (disk full) before trying again.
+const SPOOL_RETRY: Duration = Duration::from_millis(250);
 
 /// State the sink and the writer thread share.
 #[derive(Default)]
@@ -50,8 +56,12 @@ pub struct WriterState {
     /// The writer holds all it may (memory cap, and the spool's when there is one): it leaves
     /// chunks on the queue, so producers meet the full-queue policy.
     pub backlog_full: AtomicBool,
+    /// Why the spool takes nothing now (its cap, a full disk), for the full queue's cause.
+    pub spool_refusal: Mutex<Option<String>>,
     /// User points left in the spool at close, replayed by the next sink on the same directory.
     pub kept_in_spool: AtomicU64,
+    /// Which batches are kept (in the spool or delivered), for `Sink::sync`.
+    pub secured: Secured,
 }
 
 pub struct Writer {
@@ -70,15 +80,34 @@ impl Writer {
         wake: Arc<Notify>,
     ) -> Result<Writer> {
         let target = Arc::new(HttpTarget::new(config, endpoint)?);
-        let spool = match &config.spool_dir {
-            Some(dir) => {
-                let spool = Spool::open(dir, config.spool_max_bytes)
-                    .map_err(|e| Error::Io(format!("PERFSINK_SPOOL_DIR {}: {e}", dir.display())))?;
-                Counters::add(&counters.replayed, spool.user_lines());
-                Some(spool)
+        let mut backlog = Backlog::new(config.memory_max_bytes, None);
+        if let Some(dir) = &config.spool_dir {
+            let opened = Spool::open(dir, config.spool_max_bytes, config.spool_fsync)
+                .map_err(|e| Error::Io(format!("PERFSINK_SPOOL_DIR {}: {e}", dir.display())))?;
+            Counters::add(&counters.replayed, opened.spool.user_lines());
+            let d = &opened.damage;
+            if d.records > 0 {
+                // Counted as entered and lost, so the books of this run still balance.
+                Counters::add(&counters.replayed, d.user_lines);
+                Counters::add(&counters.dropped_undelivered, d.user_lines);
+                crate::log::warn(format_args!(
+                    "PERFSINK_SPOOL_DIR {}: {} damaged record(s) skipped: {} point(s) lost{}",
+                    dir.display(),
+                    d.records,
+                    d.user_lines,
+                    if d.unknown_bytes > 0 {
+                        format!(
+                            ", and {} damaged byte(s) of unknown records",
+                            d.unknown_bytes
+                        )
+                    } else {
+                        String::new()
+                    }
+                ));
             }
-            None => None,
-        };
+            backlog.spool = Some(opened.spool);
+            backlog.replay(opened.pending);
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -89,7 +118,7 @@ impl Writer {
             create_database: config.create_database && matches!(endpoint.api, Api::V1 { .. }),
             queue,
             counters,
-            backlog: Backlog::new(config.memory_max_bytes, spool),
+            backlog,
             state: state.clone(),
             wake: wake.clone(),
             inflight: JoinSet::new(),
@@ -109,6 +138,8 @@ impl Writer {
             db_created_at: None,
             not_before: Instant::now(),
             logged: HashSet::new(),
+            spool_retry_at: None,
+            kept: Vec::new(),
         };
         let thread_state = state.clone();
         let thread_counters = run.counters.clone();
@@ -122,6 +153,7 @@ impl Writer {
                     *thread_state.last_error.lock() = Some("the writer thread panicked".into());
                     thread_counters.notify_settled();
                 }
+                thread_state.secured.stop();
             })
             .map_err(|e| Error::Io(format!("writer thread: {e}")))?;
         Ok(Writer {
@@ -190,6 +222,10 @@ struct Run {
     /// No request starts before this instant (backoff after a failure).
     not_before: Instant,
     logged: HashSet<&'static str>,
+    /// The spool refused an append (disk full): nothing is taken off the queue before this.
+    spool_retry_at: Option<Instant>,
+    /// Batches appended since the last `commit`, made known as kept after it.
+    kept: Vec<u64>,
 }
 
 impl Run {
@@ -284,19 +320,51 @@ impl Run {
         // Only take from the queue what the backlog has room for: a chunk left in the queue
         // makes producers wait (or count a drop by their own policy), which is the
         // backpressure they asked for; a chunk taken and then refused would be lost silently.
-        if self.backlog.has_room() || self.is_fatal() {
+        if self.can_take() {
             if let Some(chunk) = self.queue.take_partial(age) {
                 self.admit(chunk);
             }
         }
-        while self.backlog.has_room() || self.is_fatal() {
+        while self.can_take() {
             match self.queue.try_recv() {
                 Some(chunk) => self.admit(chunk),
                 None => break,
             }
         }
-        let full = !self.backlog.has_room() && !self.is_fatal();
+        self.commit();
+        let full = !self.can_take();
         self.state.backlog_full.store(full, Relaxed);
+    }
+
+    /// Room to take another batch off the queue.
+    fn can_take(&mut self) -> bool {
+        if self.is_fatal() {
+            return true;
+        }
+        if self.spool_retry_at.is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
+        if let Some(spool) = &self.backlog.spool {
+            if !spool.has_room() {
+                let refusal = spool::Refused::Cap(spool.max_bytes()).to_string();
+                *self.state.spool_refusal.lock() = Some(refusal);
+                return false;
+            }
+        }
+        self.backlog.has_room()
+    }
+
+    /// Forces the appends to the disk as the fsync policy says, then tells `Sink::sync`
+    /// their batches are kept.
+    fn commit(&mut self) {
+        if let Some(spool) = &mut self.backlog.spool {
+            if let Err(e) = spool.commit() {
+                let msg = format!("fsync of the spool failed: {e}");
+                self.note("fsync", msg);
+            }
+        }
+        let kept = std::mem::take(&mut self.kept);
+        self.state.secured.keep(&kept);
     }
 
     /// Writing does not get through now, for `msg` (see `WriterState::current_error`).
@@ -304,35 +372,79 @@ impl Run {
         *self.state.current_error.lock() = Some(msg);
     }
 
-    fn admit(&mut self, chunk: Chunk) {
+    /// Takes a batch: with a spool, appends it first (a batch the spool refuses is kept in
+    /// memory, delivered like the others, and nothing more is taken until the spool takes
+    /// appends again).
+    fn admit(&mut self, mut chunk: Chunk) {
         if self.is_fatal() {
             return self.give_up(chunk);
         }
-        let (lines, kind) = (chunk.lines, chunk.kind);
-        match self.backlog.push(chunk) {
-            Pushed::Memory => {}
-            Pushed::Spool => {
-                if kind == ChunkKind::User {
-                    Counters::add(&self.counters.spooled, lines);
+        if self.backlog.spool.is_some() {
+            let loc = self.append(&chunk);
+            chunk.hold = Some(Hold::new(loc, chunk.lines, chunk.kind, chunk.seq));
+        }
+        self.backlog.push(chunk);
+    }
+
+    /// Appends a batch to the spool; `None` when the spool refused it (said, and intake pauses).
+    fn append(&mut self, chunk: &Chunk) -> Option<crate::pipeline::Loc> {
+        let spool = self.backlog.spool.as_mut()?;
+        match spool.append(chunk.kind, chunk.lines, &chunk.data) {
+            Ok(loc) => {
+                if chunk.kind == ChunkKind::User {
+                    Counters::add(&self.counters.spooled, chunk.lines);
                 }
+                self.kept.push(chunk.seq);
+                self.spool_retry_at = None;
+                *self.state.spool_refusal.lock() = None;
+                Some(loc)
             }
-            Pushed::Refused(chunk) => {
-                self.note("full", "memory and spool are full: dropping points".into());
-                self.count_dropped(&chunk);
+            Err(refused) => {
+                let msg = format!("{} at {}", refused, spool.dir().display());
+                self.spool_retry_at = Some(Instant::now() + SPOOL_RETRY);
+                *self.state.spool_refusal.lock() = Some(msg.clone());
+                self.note(
+                    "spool-full",
+                    format!("{msg}: taking no more points until it takes appends again"),
+                );
+                None
             }
         }
     }
 
-    /// Keeps a chunk that cannot be delivered now in the spool, or counts it as dropped.
-    fn give_up(&mut self, chunk: Chunk) {
-        let (lines, kind) = (chunk.lines, chunk.kind);
-        match self.backlog.spill(chunk) {
-            Pushed::Spool if kind == ChunkKind::User => {
-                Counters::add(&self.counters.spooled, lines)
-            }
-            Pushed::Refused(chunk) => self.count_dropped(&chunk),
-            _ => {}
+    /// A batch (or part) that is settled: delivered, refused by InfluxDB, or counted as lost.
+    /// When it was the last part of its batch, the batch's record is acked in the spool (or,
+    /// for a batch the spool refused, it counts as kept now).
+    fn settled(&mut self, chunk: &Chunk) {
+        let Some(hold) = &chunk.hold else { return };
+        if !hold.settle_part() {
+            return;
         }
+        match (hold.loc, &mut self.backlog.spool) {
+            (Some(loc), Some(spool)) => {
+                if let Err(e) = spool.ack(loc, hold.lines, hold.kind) {
+                    let msg = format!(
+                        "could not mark a delivered batch in the spool ({e}): the next \
+                         process replays it (InfluxDB stores it once)"
+                    );
+                    self.note("ack", msg);
+                }
+            }
+            _ => self.state.secured.keep(&[hold.seq]),
+        }
+    }
+
+    /// A chunk that cannot be delivered now: left in the spool when it is there (appended
+    /// now if it is not yet and the spool takes it), else counted as dropped.
+    fn give_up(&mut self, chunk: Chunk) {
+        let spooled = chunk.hold.as_ref().is_some_and(|h| h.loc.is_some());
+        if spooled {
+            return;
+        }
+        if chunk.hold.is_none() && self.append(&chunk).is_some() {
+            return;
+        }
+        self.count_dropped(&chunk);
     }
 
     fn count_dropped(&self, chunk: &Chunk) {
@@ -343,8 +455,7 @@ impl Run {
 
     fn dispatch(&mut self) {
         if self.is_fatal() {
-            while let Some(chunk) = self.backlog.pop_memory() {
-                self.backlog.release(chunk.data.len());
+            for chunk in self.backlog.drain_memory() {
                 self.give_up(chunk);
             }
             return;
@@ -352,12 +463,22 @@ impl Run {
         while self.inflight.len() < self.concurrency && Instant::now() >= self.not_before {
             match self.backlog.pop() {
                 None => break,
-                Some(Err(lines)) => {
+                Some(Err(lost)) => {
+                    let hold = lost.hold;
                     self.note(
                         "spool-read",
-                        "a spool file could not be read: its points are lost".into(),
+                        format!(
+                            "a spool record could not be read back ({}): its {} point(s) are \
+                             lost",
+                            lost.error, hold.lines
+                        ),
                     );
-                    Counters::add(&self.counters.dropped_undelivered, lines);
+                    if hold.kind == ChunkKind::User {
+                        Counters::add(&self.counters.dropped_undelivered, hold.lines);
+                    }
+                    let mut gone = Chunk::new(Vec::new(), hold.lines, hold.kind);
+                    gone.hold = Some(hold);
+                    self.settled(&gone);
                 }
                 Some(Ok(chunk)) => self.spawn_send(chunk),
             }
@@ -454,6 +575,7 @@ impl Run {
                 self.count_rejected(&chunk, rejected);
                 self.count_written(&chunk, written);
                 self.backlog.release(len);
+                self.settled(&chunk);
                 if rejected == 0 {
                     self.queue.recycle(chunk.data);
                 }
@@ -561,6 +683,7 @@ impl Run {
                 );
                 self.count_rejected(&chunk, chunk.lines);
                 self.backlog.release(chunk.data.len());
+                self.settled(&chunk);
             }
         }
     }
@@ -599,7 +722,8 @@ impl Run {
         }
     }
 
-    /// After the deadline: whatever is left goes to the spool, or is counted as dropped.
+    /// After the deadline: whatever is left stays in the spool (appended now if it is not
+    /// there yet), or is counted as dropped.
     fn finish(&mut self) {
         while let Some(chunk) = self.queue.try_recv() {
             self.give_up(chunk);
@@ -611,9 +735,14 @@ impl Run {
         while let Some(chunk) = self.queue.try_recv() {
             self.give_up(chunk);
         }
-        while let Some(chunk) = self.backlog.pop_memory() {
-            self.backlog.release(chunk.data.len());
+        for chunk in self.backlog.drain_memory() {
             self.give_up(chunk);
+        }
+        self.commit();
+        if let Some(spool) = &mut self.backlog.spool {
+            if let Err(e) = spool.close() {
+                crate::log::warn(format_args!("closing the spool: {e}"));
+            }
         }
         let kept = self.backlog.spool.as_ref().map_or(0, |s| s.user_lines());
         self.state.kept_in_spool.store(kept, Relaxed);

@@ -8,11 +8,13 @@
  * it). The only points that reach it are the 4 valid ones in measurement abi_errors_ok.
  * Exit status 0 when every check passed; each failed check is printed.
  */
+#define _XOPEN_SOURCE 700 /* mkdtemp */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "perfsink.h"
 
@@ -144,7 +146,7 @@ static void names_and_version(void)
     CHECK(PERFSINK_UNDELIVERED == 303);
     CHECK(perfsink_abi_version() >> 16 == PERFSINK_ABI_VERSION_MAJOR);
     CHECK((perfsink_abi_version() & 0xFFFF) == PERFSINK_ABI_VERSION_MINOR);
-    CHECK(perfsink_abi_version() == 0x10003); /* 1.3 */
+    CHECK(perfsink_abi_version() == 0x10004); /* 1.4 */
 }
 
 static void open_misuse(void)
@@ -169,6 +171,7 @@ static void open_misuse(void)
         CHECK_RC(perfsink_sink_record(sink, S("m"), NULL, 0, &f, 1, PERFSINK_TIMESTAMP_NOW, E),
                  PERFSINK_OK);
         CHECK_RC(perfsink_sink_flush(sink, 0, E), PERFSINK_OK);
+        CHECK_RC(perfsink_sink_sync(sink, 0, E), PERFSINK_OK);
         CHECK_RC(perfsink_sink_close(sink, NULL, 0, E), PERFSINK_OK);
         perfsink_sink_free(sink);
     }
@@ -370,6 +373,7 @@ static void null_arguments(perfsink_sink *sink)
     CHECK_RC(perfsink_sink_submit(sink, NULL, 0, NULL, E), PERFSINK_OK);
 
     CHECK_RC(perfsink_sink_flush(NULL, 1000, E), PERFSINK_NULL_PARAMETER);
+    CHECK_RC(perfsink_sink_sync(NULL, 1000, E), PERFSINK_NULL_PARAMETER);
     CHECK_RC(perfsink_sink_stats(NULL, &st, sizeof st, E), PERFSINK_NULL_PARAMETER);
     CHECK_RC(perfsink_sink_stats(sink, NULL, sizeof st, E), PERFSINK_NULL_PARAMETER);
     CHECK_RC(perfsink_sink_enabled(NULL, &enabled, E), PERFSINK_NULL_PARAMETER);
@@ -583,6 +587,7 @@ static void close_twice_and_call_after(perfsink_sink *sink)
     CHECK_RC(perfsink_sink_register_series(sink, S("m"), NULL, 0, NULL, 0, &series, E),
              PERFSINK_CLOSED);
     CHECK_RC(perfsink_sink_flush(sink, 0, E), PERFSINK_CLOSED);
+    CHECK_RC(perfsink_sink_sync(sink, 0, E), PERFSINK_CLOSED);
     CHECK_RC(perfsink_sink_set_series_kind(sink, 0, PERFSINK_METRIC_GAUGE, E), PERFSINK_CLOSED);
     CHECK_RC(perfsink_sink_stats(sink, &st, sizeof st, E), PERFSINK_CLOSED);
     CHECK_RC(perfsink_sink_enabled(sink, &enabled, E), PERFSINK_CLOSED);
@@ -618,6 +623,48 @@ static void close_undelivered(void)
     CHECK(strstr(buf, "127.0.0.1:1") != NULL || strstr(buf, "connect") != NULL);
     CHECK_RC(perfsink_sink_close(sink, NULL, 0, E), PERFSINK_UNDELIVERED); /* the same status */
     perfsink_sink_free(sink);
+}
+
+/* With a spool, sync returns once the points are appended to it, InfluxDB or not; close keeps
+ * them there (PERFSINK_UNDELIVERED: not delivered, but not lost either). */
+static void sync_into_the_spool(void)
+{
+    char dir[] = "/tmp/perfsink-abi-spool-XXXXXX";
+    char config[512];
+    perfsink_sink *sink = NULL;
+    perfsink_close_report report;
+    perfsink_field f = float_field("v", 1.0);
+
+    if (mkdtemp(dir) == NULL) {
+        CHECK(0);
+        return;
+    }
+    snprintf(config, sizeof config,
+             "INFLUXDB_URL=http://127.0.0.1:1;INFLUXDB_VERSION=1;PERFSINK_CLOSE_TIMEOUT_MS=200;"
+             "PERFSINK_CREATE_DATABASE=false;PERFSINK_SELF_METRICS_INTERVAL_MS=0;"
+             "PERFSINK_SPOOL_FSYNC=always;PERFSINK_SPOOL_DIR=%s", dir);
+    CHECK_RC(perfsink_sink_open(config, strlen(config), &sink, E), PERFSINK_OK);
+    if (sink == NULL) {
+        return;
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK_RC(perfsink_sink_record(sink, S("m"), NULL, 0, &f, 1, 1000 + i, E), PERFSINK_OK);
+    }
+    CHECK_RC(perfsink_sink_sync(sink, 10000, E), PERFSINK_OK);
+    CHECK_RC(perfsink_sink_sync(sink, 0, E), PERFSINK_OK); /* nothing new: at once */
+    memset(&report, 0, sizeof report);
+    CHECK_RC(perfsink_sink_close(sink, &report, sizeof report, E), PERFSINK_UNDELIVERED);
+    CHECK(report.kept_in_spool == 3 && report.stats.spooled == 3);
+    CHECK(report.stats.dropped == 0 && report.stats.written == 0);
+    perfsink_sink_free(sink);
+    /* The directory holds its lock and the one segment with the three points, nothing else. */
+    const char *names[] = {"lock", "0000000000000000.wal"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        CHECK(remove(path) == 0);
+    }
+    CHECK(rmdir(dir) == 0);
 }
 
 struct log_seen {
@@ -828,6 +875,7 @@ int main(int argc, char **argv)
     error_buffer();
     log_callback();
     close_undelivered();
+    sync_into_the_spool();
     jmeter_misuse();
     workflow_misuse();
 
