@@ -763,16 +763,22 @@ impl Sink {
                 self.config.memory_max_bytes
             ),
         };
+        let influx = || match engine.state.current_error.lock().clone() {
+            Some(e) => format!("InfluxDB is not taking writes ({e})"),
+            None => "InfluxDB takes writes slower than they come".to_string(),
+        };
+        // With a spool, what it refuses is the cause for as long as it refuses (until an
+        // append succeeds again): its disk is full or it holds its cap. Not only while the
+        // writer's intake is paused: between two retries of the append it is not, and the
+        // queue is not the cause then either.
+        if let Some(refusal) = engine.state.spool_refusal.lock().clone() {
+            return format!("{refusal}; {}", influx());
+        }
         if engine.state.backlog_full.load(Relaxed) {
-            let influx = match engine.state.current_error.lock().clone() {
-                Some(e) => format!("InfluxDB is not taking writes ({e})"),
-                None => "InfluxDB takes writes slower than they come".to_string(),
-            };
-            // With a spool, what it refuses is the cause: its disk is full or it holds its cap.
-            if let Some(refusal) = engine.state.spool_refusal.lock().clone() {
-                return format!("{refusal}; {influx}");
-            }
-            return format!("{influx} and what perfsink may hold meanwhile is full: {held}");
+            return format!(
+                "{} and what perfsink may hold meanwhile is full: {held}",
+                influx()
+            );
         }
         format!(
             "the queue (PERFSINK_QUEUE_CAPACITY={} batches) filled faster than the writer \
