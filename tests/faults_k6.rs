@@ -362,8 +362,8 @@ fn alive(pid: u32) -> bool {
 /// spool's fsync interval, with room for a loaded machine.
 const WINDOW: Duration = Duration::from_secs(3);
 
-/// Fault 5: `perfsink k6` with a spool, influxd down, killed with -9 at a random point 6–9 s into a
-/// run; its watchdog stops k6 (which closes its JSON output). The next sink on that spool,
+/// Fault 5: `perfsink k6` with a spool, influxd down, killed with -9 at a random point 6–9 s
+/// into a run; its watchdog stops k6 (which closes its JSON output). The next sink on that spool,
 /// with influxd up, replays it. Asserted: InfluxDB then holds exactly what was replayed, never
 /// more points of a metric than k6 recorded, and every sample k6 stamped at least [`WINDOW`]
 /// before the kill (what perfsink had read and spooled; the rest may have been in the FIFO).
