@@ -363,10 +363,12 @@ fn alive(pid: u32) -> bool {
 const WINDOW: Duration = Duration::from_secs(3);
 
 /// Fault 5: `perfsink k6` with a spool, influxd down, killed with -9 at a random point 6–9 s
-/// into a run; its watchdog stops k6 (which closes its JSON output). The next sink on that spool,
-/// with influxd up, replays it. Asserted: InfluxDB then holds exactly what was replayed, never
-/// more points of a metric than k6 recorded, and every sample k6 stamped at least [`WINDOW`]
-/// before the kill (what perfsink had read and spooled; the rest may have been in the FIFO).
+/// into a run; its watchdog stops k6 (which closes its JSON output). The next `perfsink k6` on
+/// that spool (a 1 s k6 run of its own), with influxd up, replays it. Asserted, of the killed
+/// run's samples (all stamped before the kill; the second run's all after it): InfluxDB holds
+/// exactly what was replayed, never more points of a metric than k6 recorded, and every sample
+/// k6 stamped at least [`WINDOW`] before the kill (what perfsink had read and spooled; the
+/// rest may have been in the FIFO).
 #[test]
 fn perfsink_k6_killed_and_its_spool_replayed() {
     let mut rng = seeded("k6/perfsink-killed");
@@ -420,51 +422,68 @@ fn perfsink_k6_killed_and_its_spool_replayed() {
     );
     let cutoff = killed_at - WINDOW.as_nanos() as i64;
 
+    // The next run of `perfsink k6` on that spool, influxd up: a short k6 run of its own
+    // (samples stamped after the kill) and the replay of what the killed one kept.
     influx.start_again();
-    let sink = Sink::from_kv(&format!(
-        "INFLUXDB_URL={url};PERFSINK_SPOOL_DIR={spool_s};PERFSINK_SELF_METRICS_INTERVAL_MS=0"
-    ))
-    .unwrap();
-    sink.flush(Duration::from_secs(60)).unwrap();
-    let replay = sink.close();
+    let dir2 = WorkDir::new("faults-k6-restart");
+    let run2 = perfsink_k6(
+        &dir2,
+        &env,
+        &k6_args("1", "1s", &[]),
+        Duration::from_secs(60),
+    );
+    assert!(run2.status.success(), "{}", run2.stderr);
+    let own = total(&read_reference(&dir2.path("ref.json")));
+    let replayed = run2.reported("accepted") - own;
+    assert_eq!(
+        run2.reported("written"),
+        run2.reported("accepted"),
+        "the restart delivers its own samples and the replay: {}",
+        run2.report()
+    );
     let reference = read_reference(&dir.path("ref.json"));
-    let per_metric = stored(&influx, db, &reference);
-    let in_influx: u64 = per_metric.values().sum();
-    let mut missing = BTreeMap::new();
-    let mut before_cutoff = 0;
-    for (m, samples) in &reference {
-        let want = samples.iter().filter(|s| s.time_ns <= cutoff).count() as u64;
-        before_cutoff += want;
+    let count_until = |m: &str, t: i64| -> u64 {
         let q = format!(
-            "SELECT count(value) FROM {} WHERE time <= {}",
-            quote_ident(m),
-            cutoff + 1_000_000
+            "SELECT count(value) FROM {} WHERE time <= {t}",
+            quote_ident(m)
         );
-        let got = influx
+        influx
             .query_rows(db, &q)
             .first()
             .and_then(|r| r[1].as_u64())
-            .unwrap_or(0);
+            .unwrap_or(0)
+    };
+    let (mut in_influx, mut before_cutoff) = (0, 0);
+    let mut missing = BTreeMap::new();
+    for (m, samples) in &reference {
+        // The killed run's points: stamped before the kill (the dedup moves a tie by ns).
+        let stored = count_until(m, killed_at);
+        in_influx += stored;
+        assert!(
+            stored <= samples.len() as u64,
+            "{m}: {stored} points, k6 recorded {}",
+            samples.len()
+        );
+        let want = samples.iter().filter(|s| s.time_ns <= cutoff).count() as u64;
+        before_cutoff += want;
+        let got = count_until(m, cutoff + 1_000_000);
         if got < want {
             missing.insert(m.clone(), (got, want));
         }
-        assert!(
-            per_metric[m] <= samples.len() as u64,
-            "{m}: more points than k6 recorded"
-        );
     }
     eprintln!(
         "k6/perfsink-killed after {after:?}: k6 recorded {} samples, {before_cutoff} of them at \
-         least {WINDOW:?} before the kill; replayed {}, in InfluxDB {in_influx}; missing \
-         (in InfluxDB, recorded) {missing:?}",
+         least {WINDOW:?} before the kill; replayed {replayed}, in InfluxDB {in_influx}; missing \
+         (in InfluxDB, recorded) {missing:?}; restart: {}",
         total(&reference),
-        replay.stats.replayed
+        run2.report()
     );
     assert_eq!(
-        in_influx, replay.stats.replayed,
-        "InfluxDB holds what was replayed: {replay}"
+        in_influx,
+        replayed,
+        "InfluxDB holds what was replayed of the killed run: {}",
+        run2.report()
     );
-    assert_eq!(replay.stats.written, replay.stats.replayed, "{replay}");
     assert!(
         missing.is_empty(),
         "samples stamped {WINDOW:?} before the kill are lost: {missing:?}"
