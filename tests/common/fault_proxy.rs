@@ -17,7 +17,8 @@
 //!
 //! A scripted 400 calls the first line of its request unparseable, and every later request
 //! holding that line gets the same 400 (a real server refuses a bad line each time), so the
-//! client's bisection isolates it and counts it as refused.
+//! client's bisection isolates it and counts it as refused (a 401 waits, up to 5 s, until it
+//! did).
 //!
 //! The proxy behaves as a faulty *but honest* InfluxDB: a refusal (400, 401, 404, 413) is
 //! only given to a request none of whose lines it ever forwarded (a real server that stored
@@ -32,7 +33,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::http;
 
@@ -99,6 +100,10 @@ struct State {
     /// Lines a scripted 400 called unparseable: every later request holding one gets the
     /// same 400, as from a real server, so the client's bisection isolates and counts them.
     poisoned: HashSet<Vec<u8>>,
+    /// Poisoned lines not yet refused alone (the client's bisection still looks for them).
+    open_poison: HashSet<Vec<u8>>,
+    /// When the 401 at the script's head first waited only for `open_poison`.
+    waiting_401: Option<Instant>,
     /// Lines forwarded whose answer the client did not get whole (truncated), until a later
     /// request carrying them is answered whole.
     unacked: HashSet<Vec<u8>>,
@@ -145,6 +150,8 @@ impl FaultProxy {
                 script: script.into(),
                 forwarded: HashSet::new(),
                 poisoned: HashSet::new(),
+                open_poison: HashSet::new(),
+                waiting_401: None,
                 unacked: HashSet::new(),
                 in_flight: 0,
                 applied: BTreeMap::new(),
@@ -277,6 +284,9 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
         let lines = body_lines(&body, &headers);
         let mut st = shared.state();
         let poisoned = lines.iter().find(|l| st.poisoned.contains(*l)).cloned();
+        let poison_wait = st.script.front() == Some(&Fault::Status(401))
+            && !st.open_poison.is_empty()
+            && st.waiting_401.get_or_insert_with(Instant::now).elapsed() < Duration::from_secs(5);
         let fault = match st.script.front() {
             _ if poisoned.is_some() => Fault::Status(400),
             None => Fault::Forward,
@@ -286,6 +296,12 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             // Writing stops on it: only when every line forwarded so far was acknowledged.
             Some(Fault::Status(401)) if st.in_flight > 0 || !st.unacked.is_empty() => {
+                st.postponed += 1;
+                Fault::Forward
+            }
+            // And once the client isolated the bad lines (so their refusal is counted), or
+            // after waiting 5 s for it.
+            Some(Fault::Status(401)) if poison_wait => {
                 st.postponed += 1;
                 Fault::Forward
             }
@@ -306,7 +322,12 @@ fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
         } else if fault == Fault::Status(400) && poisoned.is_none() {
             if let Some(first) = lines.first() {
                 st.poisoned.insert(first.clone());
+                if lines.len() > 1 {
+                    st.open_poison.insert(first.clone());
+                }
             }
+        } else if let (Some(bad), 1) = (&poisoned, lines.len()) {
+            st.open_poison.remove(bad);
         }
         let kind = match &poisoned {
             Some(_) => "400 (same bad line)".to_string(),
