@@ -90,10 +90,13 @@ impl Report {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = &self.stats;
+        write!(f, "perfsink: accepted {}", s.accepted + s.replayed)?;
+        if s.replayed > 0 {
+            write!(f, " ({} replayed from the spool)", s.replayed)?;
+        }
         write!(
             f,
-            "perfsink: accepted {}, written {}, rejected {} (invalid {}, by server {}), dropped {} (queue full {}, undelivered {}), kept in spool {}, retried requests {}",
-            s.accepted + s.replayed,
+            ", written {}, rejected {} (invalid {}, by server {}), dropped {} (queue full {}, undelivered {}), kept in spool {}, retried requests {}",
             s.written,
             s.rejected,
             s.rejected_invalid,
@@ -730,6 +733,12 @@ impl Sink {
             }
             return fail(msg);
         }
+        // The spool refusing appends (disk full, cap): producers meet back-pressure.
+        let refusal = engine.state.spool_refusal.lock().clone();
+        let current = match (refusal, current) {
+            (Some(r), Some(e)) => Some(format!("{r}; {e}")),
+            (r, e) => r.or(e),
+        };
         match current {
             Some(e) => Health {
                 status: HealthStatus::Warn,
@@ -740,6 +749,18 @@ impl Sink {
                 error: None,
             },
         }
+    }
+
+    /// Why the spool takes no appends now (its disk is full, it holds its cap), while it does
+    /// not: producers meet back-pressure, and the relay refuses writes at once with this.
+    pub fn spool_refusal(&self) -> Option<String> {
+        let engine = self.live_engine()?;
+        let refusal = engine.state.spool_refusal.lock().clone()?;
+        let influx = match engine.state.current_error.lock().clone() {
+            Some(e) => format!("InfluxDB is not taking writes ({e})"),
+            None => "InfluxDB takes writes slower than they come".to_string(),
+        };
+        Some(format!("{refusal}; {influx}"))
     }
 
     /// Why the queue is full, for a producer that met the full-queue policy (the relay's 503):
@@ -763,22 +784,16 @@ impl Sink {
                 self.config.memory_max_bytes
             ),
         };
-        let influx = || match engine.state.current_error.lock().clone() {
+        let influx = match engine.state.current_error.lock().clone() {
             Some(e) => format!("InfluxDB is not taking writes ({e})"),
             None => "InfluxDB takes writes slower than they come".to_string(),
         };
-        // With a spool, what it refuses is the cause for as long as it refuses (until an
-        // append succeeds again): its disk is full or it holds its cap. Not only while the
-        // writer's intake is paused: between two retries of the append it is not, and the
-        // queue is not the cause then either.
-        if let Some(refusal) = engine.state.spool_refusal.lock().clone() {
-            return format!("{refusal}; {}", influx());
+        // With a spool, what it refuses is the cause: its disk is full or it holds its cap.
+        if let Some(refusal) = self.spool_refusal() {
+            return refusal;
         }
         if engine.state.backlog_full.load(Relaxed) {
-            return format!(
-                "{} and what perfsink may hold meanwhile is full: {held}",
-                influx()
-            );
+            return format!("{influx} and what perfsink may hold meanwhile is full: {held}");
         }
         format!(
             "the queue (PERFSINK_QUEUE_CAPACITY={} batches) filled faster than the writer \

@@ -303,6 +303,61 @@ fn spool_keeps_undelivered_points_and_a_new_sink_replays_them() {
     assert!(spool_files(&dir.0).is_empty(), "{:?}", spool_files(&dir.0));
 }
 
+/// A damaged spool costs the damaged record only, counted: a flipped bit in one batch's
+/// payload, and a torn record at the end (a machine crash in the middle of an append).
+#[test]
+fn a_damaged_spool_loses_the_damaged_batch_only_counted_once() {
+    let mut influx = Influx::start();
+    influx.stop();
+    let dir = TempDir::new("damaged");
+    let db = "damaged";
+    let kv = format!(
+        "{};PERFSINK_BATCH_LINES=100;PERFSINK_CLOSE_TIMEOUT_MS=300",
+        dir.kv()
+    );
+    let sink = open_url(&influx.url(), db, &kv);
+    let id = sink.register_series("m", &[], "value").unwrap();
+    submit_range(&sink, id, 0, 500);
+    assert_eq!(sink.close().kept_in_spool, 500);
+    drop(sink);
+    let files = spool_files(&dir.0);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let path = dir.0.join(&files[0]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let records: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"PSR1")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(records.len(), 5, "five batches of 100");
+    bytes[records[1] + 36 + 7] ^= 0x01;
+    bytes.extend_from_slice(b"PSR1\x01\0\0\0torn");
+    std::fs::write(&path, &bytes).unwrap();
+
+    influx.start_again();
+    let sink = open_url(&influx.url(), db, &kv);
+    sink.flush(Duration::from_secs(20)).unwrap();
+    let r = sink.close();
+    assert_eq!(
+        (
+            r.stats.replayed,
+            r.stats.written,
+            r.stats.dropped_undelivered
+        ),
+        (500, 400, 100),
+        "{:?}",
+        r.stats
+    );
+    assert_eq!(influx.count(db, "m"), 400);
+    assert_accounted(&r.stats);
+    drop(sink);
+    // Counted once: the next sink finds nothing left to replay and nothing damaged.
+    let sink = open_url(&influx.url(), db, &kv);
+    let s = sink.close().stats;
+    assert_eq!((s.replayed, s.dropped), (0, 0), "{s:?}");
+}
+
 /// The spool at its cap is back-pressure: the writer takes nothing more, producers meet the
 /// queue policy (here: wait 100 ms, then drop and count), and nothing taken is dropped later.
 #[test]

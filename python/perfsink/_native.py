@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 ABI_MAJOR = 1
-#: The minor version this binding was written for (1.3: workflow steps, open_env_with).
-ABI_MINOR = 3
+#: The minor version this binding was written for (1.3: workflow steps, open_env_with;
+#: 1.4: sync).
+ABI_MINOR = 4
 
 #: ``PERFSINK_TIMESTAMP_NOW``: stamp a point with the time of the call.
 TIMESTAMP_NOW = -(2**63)
@@ -187,6 +188,7 @@ _SIGNATURES: dict[str, tuple[Any, List[Any]]] = {
         ],
     ),
     "perfsink_sink_flush": (c_uint32, [c_void_p, c_uint32, c_char_p, c_size_t]),
+    "perfsink_sink_sync": (c_uint32, [c_void_p, c_uint32, c_char_p, c_size_t]),
     "perfsink_sink_stats": (c_uint32, [c_void_p, POINTER(Stats), c_size_t, c_char_p, c_size_t]),
     "perfsink_sink_last_write_error": (c_size_t, [c_void_p, c_char_p, c_size_t]),
     "perfsink_sink_describe": (c_size_t, [c_void_p, c_char_p, c_size_t]),

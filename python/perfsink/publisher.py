@@ -395,6 +395,22 @@ class InfluxDBPublisher:
         if refusal is not None:
             raise refusal
 
+    def sync(self, timeout: Optional[float] = None) -> None:
+        """Hands the buffered steps to the engine and waits until everything published so far
+        is kept: appended to the spool (``PERFSINK_SPOOL_DIR``) or delivered, at most
+        ``timeout`` seconds (default 30). A process killed after it returned loses none of
+        those steps: the next publisher on the same spool directory delivers them. Without a
+        spool it is :meth:`flush`. Raises :class:`PerfsinkError` like ``flush``."""
+        if self._state is not _OPEN and self._inactive():
+            return
+        self._handoff()
+        ms = 30_000 if timeout is None else max(0, min(int(timeout * 1000), 2**32 - 1))
+        err = _native.err_buf()
+        _native.check(self._lib.perfsink_sink_sync(self._handle, ms, err, len(err)), err)
+        refusal, self._refusal = self._refusal, None
+        if refusal is not None:
+            raise refusal
+
     def stats(self) -> Stats:
         """The engine's counters, after handing over the buffered steps; after ``close()``,
         the final ones."""

@@ -277,3 +277,43 @@ def test_influxd_down_nothing_hangs_and_the_loss_is_reported(own_influxd: Any) -
     assert report.stats.retried > 0
     assert report.stats.dropped_undelivered + report.kept_in_spool == 20_000
     assert report.last_write_error
+
+
+# A child process that publishes to an InfluxDB that is not there, syncs, says so, and is killed
+# with SIGKILL before it can close: what it synced must be in its spool.
+_CRASHING_CHILD = """
+import os, signal, sys
+from perfsink import InfluxDBPublisher
+pub = InfluxDBPublisher(url=sys.argv[1], db="crash", PERFSINK_SPOOL_DIR=sys.argv[2],
+                        PERFSINK_SPOOL_FSYNC="always", PERFSINK_SELF_METRICS_INTERVAL_MS=0)
+for i in range(3000):
+    pub.publish_step("wf", "s", 0.001, True, iteration=i, end_ns=1_760_000_000_000_000_000 + i)
+pub.sync(timeout=20)
+print("synced", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_steps_synced_before_a_kill_9_are_delivered_by_the_next_publisher(
+    influxd: Any, tmp_path: Any
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    spool = tmp_path / "spool"
+    child = subprocess.run(
+        [sys.executable, "-c", _CRASHING_CHILD, dead, str(spool)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert child.returncode == -9 and child.stdout == "synced\n", child.stderr
+    # Nothing was delivered, and close never ran: only the spool has the steps.
+    with InfluxDBPublisher(url=influxd.url, db="crash", PERFSINK_SPOOL_DIR=str(spool), **FAST) as pub:
+        pub.flush(timeout=20)
+        assert pub.stats().replayed == 3000
+    rows = steps(influxd, "crash")
+    assert [r["iteration"] for r in rows] == list(range(3000))
+    assert not list(spool.glob("*.wal")), "delivered and settled: nothing left"

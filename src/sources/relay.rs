@@ -804,6 +804,14 @@ async fn write(
             ))
         }
     };
+    // The spool refuses appends (its disk is full, it holds its cap): nothing taken now could
+    // be kept, so the request is refused before its body is read.
+    if let Some(cause) = shared.sink.spool_refusal() {
+        return refuse(unavailable(
+            flavor,
+            &format!("perfsink is not taking writes now: {cause}; retry later"),
+        ));
+    }
     let max = shared.max_body;
     let mut held = Reservation::new(shared.budget.clone());
     let body = match read_body(req, max, shared.body_timeout, &mut held).await {

@@ -39,6 +39,10 @@ use spool::Spool;
 
 /// How long the writer leaves a spool that refused an append (disk full) before trying again.
 const SPOOL_RETRY: Duration = Duration::from_millis(250);
+// While the spool refuses, the writer holds the refused batch aside and takes nothing more
+// (producers meet the queue policy; the relay answers 503 naming the cause). When nothing else
+// is waiting or in flight, the refused batch is sent without its record, so with InfluxDB up
+// writing goes on a batch at a time (each kept by its delivery) however long the disk is full.
 
 /// State the sink and the writer thread share.
 #[derive(Default)]
@@ -139,6 +143,7 @@ impl Writer {
             not_before: Instant::now(),
             logged: HashSet::new(),
             spool_retry_at: None,
+            refused: None,
             kept: Vec::new(),
         };
         let thread_state = state.clone();
@@ -222,8 +227,10 @@ struct Run {
     /// No request starts before this instant (backoff after a failure).
     not_before: Instant,
     logged: HashSet<&'static str>,
-    /// The spool refused an append (disk full): nothing is taken off the queue before this.
+    /// When to try the refused batch's append again.
     spool_retry_at: Option<Instant>,
+    /// The batch the spool refused (disk full, cap), held aside: see `SPOOL_RETRY`.
+    refused: Option<Chunk>,
     /// Batches appended since the last `commit`, made known as kept after it.
     kept: Vec<u64>,
 }
@@ -262,6 +269,7 @@ impl Run {
             }
             if shutting {
                 let drained = self.backlog.is_empty()
+                    && self.refused.is_none()
                     && self.queue.is_empty()
                     && self.queue.accumulator_is_empty();
                 // The last self-metrics line reports the final state (queue empty, every
@@ -320,6 +328,7 @@ impl Run {
         // Only take from the queue what the backlog has room for: a chunk left in the queue
         // makes producers wait (or count a drop by their own policy), which is the
         // backpressure they asked for; a chunk taken and then refused would be lost silently.
+        self.retry_refused();
         if self.can_take() {
             if let Some(chunk) = self.queue.take_partial(age) {
                 self.admit(chunk);
@@ -341,7 +350,7 @@ impl Run {
         if self.is_fatal() {
             return true;
         }
-        if self.spool_retry_at.is_some_and(|t| Instant::now() < t) {
+        if self.refused.is_some() {
             return false;
         }
         if let Some(spool) = &self.backlog.spool {
@@ -350,6 +359,8 @@ impl Run {
                 *self.state.spool_refusal.lock() = Some(refusal);
                 return false;
             }
+            // Room again and nothing refused: the cause is gone.
+            self.state.spool_refusal.lock().take();
         }
         self.backlog.has_room()
     }
@@ -372,21 +383,49 @@ impl Run {
         *self.state.current_error.lock() = Some(msg);
     }
 
-    /// Takes a batch: with a spool, appends it first (a batch the spool refuses is kept in
-    /// memory, delivered like the others, and nothing more is taken until the spool takes
-    /// appends again).
+    /// Takes a batch: with a spool, appends it first (a batch the spool refuses is held aside
+    /// and nothing more is taken: see `SPOOL_RETRY`).
     fn admit(&mut self, mut chunk: Chunk) {
         if self.is_fatal() {
             return self.give_up(chunk);
         }
         if self.backlog.spool.is_some() {
-            let loc = self.append(&chunk);
-            chunk.hold = Some(Hold::new(loc, chunk.lines, chunk.kind, chunk.seq));
+            match self.append(&chunk) {
+                Some(loc) => {
+                    chunk.hold = Some(Hold::new(Some(loc), chunk.lines, chunk.kind, chunk.seq))
+                }
+                None => {
+                    self.refused = Some(chunk);
+                    return;
+                }
+            }
         }
         self.backlog.push(chunk);
     }
 
-    /// Appends a batch to the spool; `None` when the spool refused it (said, and intake pauses).
+    /// The batch the spool refused: appended when it takes appends again, or sent without its
+    /// record when the writer has nothing else to do (see `SPOOL_RETRY`).
+    fn retry_refused(&mut self) {
+        let Some(mut chunk) = self.refused.take() else {
+            return;
+        };
+        if self.is_fatal() {
+            return self.give_up(chunk);
+        }
+        if self.spool_retry_at.is_none_or(|t| Instant::now() >= t) {
+            if let Some(loc) = self.append(&chunk) {
+                chunk.hold = Some(Hold::new(Some(loc), chunk.lines, chunk.kind, chunk.seq));
+                return self.backlog.push(chunk);
+            }
+        }
+        if self.backlog.is_empty() && self.inflight.is_empty() {
+            chunk.hold = Some(Hold::new(None, chunk.lines, chunk.kind, chunk.seq));
+            return self.backlog.push(chunk);
+        }
+        self.refused = Some(chunk);
+    }
+
+    /// Appends a batch to the spool; `None` when the spool refused it (said; intake pauses).
     fn append(&mut self, chunk: &Chunk) -> Option<crate::pipeline::Loc> {
         let spool = self.backlog.spool.as_mut()?;
         match spool.append(chunk.kind, chunk.lines, &chunk.data) {
@@ -725,6 +764,9 @@ impl Run {
     /// After the deadline: whatever is left stays in the spool (appended now if it is not
     /// there yet), or is counted as dropped.
     fn finish(&mut self) {
+        if let Some(chunk) = self.refused.take() {
+            self.give_up(chunk);
+        }
         while let Some(chunk) = self.queue.try_recv() {
             self.give_up(chunk);
         }
