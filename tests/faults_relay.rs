@@ -6,8 +6,9 @@
 //! killed with -9 and started again on the same spool.
 //!
 //! The invariant, exact: lines in InfluxDB (`count` with `/query`) + the losses counted (the
-//! relay's malformed and not-taken lines, the sink's rejected, dropped and kept-in-spool
-//! points) == lines posted; InfluxDB holds what the sink counts as written. Across a crash of
+//! relay's malformed and not-taken lines and the lines of the requests it refused with a 503
+//! before reading them, the sink's rejected, dropped and kept-in-spool points) == lines
+//! posted; InfluxDB holds what the sink counts as written. Across a crash of
 //! the relay: every line of a request answered 204 is in InfluxDB after the restart.
 //!
 //! Random choices come from a seed printed on stderr; `PERFSINK_FAULT_SEED=N` replays it.
@@ -133,8 +134,11 @@ fn assert_invariant(
          relay {relay:?}; {r}",
         p.lines, p.lines_204, p.statuses
     );
+    // A request refused before its lines were read (a 503 while the spool refuses appends)
+    // is counted as a request: every request here holds LINES lines.
+    let refused_lines = relay.refused * LINES;
     assert_eq!(
-        relay.lines(),
+        relay.lines() + refused_lines,
         p.lines,
         "the relay counts every line posted: {relay:?}"
     );
@@ -143,7 +147,7 @@ fn assert_invariant(
         "InfluxDB holds what the sink counts as written: {r}"
     );
     assert_eq!(
-        stored + r.lost() + relay.lines_rejected + relay.lines_dropped,
+        stored + r.lost() + relay.lines_rejected + relay.lines_dropped + refused_lines,
         p.lines,
         "{scenario}: in InfluxDB + counted losses == posted; {relay:?}; {r}"
     );
