@@ -23,6 +23,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::SpoolFsync;
@@ -101,6 +103,8 @@ pub struct Spool {
     /// Appends or acks since the last fsync.
     unsynced: bool,
     synced_at: Instant,
+    /// Under `interval`: a background fsync is running (see `commit`).
+    syncing: Arc<AtomicBool>,
 }
 
 const LOCK: &str = "lock";
@@ -150,6 +154,7 @@ impl Spool {
             bytes: 0,
             unsynced: false,
             synced_at: Instant::now(),
+            syncing: Arc::new(AtomicBool::new(false)),
         };
         let mut damage = Damage::default();
         let mut found: Vec<Pending> = Vec::new();
@@ -299,33 +304,39 @@ impl Spool {
             self.roll().map_err(Refused::Io)?;
         }
         let id = self.next_id;
-        let rec = record::encode(Kind::Lines(kind), id, lines, data);
+        // Header and payload in two writes: a batch is megabytes, not copied into a record.
+        let header = Header::new(Kind::Lines(kind), id, lines, data).encode();
         let seg = self.segments.get_mut(&self.active).expect("active segment");
         let at = seg.len;
-        if let Err(e) = seg.file.write_all(&rec) {
+        let written = seg
+            .file
+            .write_all(&header)
+            .and_then(|()| seg.file.write_all(data));
+        if let Err(e) = written {
             // Take back a partial write, so the segment ends in whole records.
             let _ = seg.file.set_len(at);
             return Err(Refused::Io(e));
         }
+        let len = (HEADER + data.len()) as u64;
         self.next_id += 1;
-        seg.len += rec.len() as u64;
+        seg.len += len;
         seg.live += 1;
         if kind == ChunkKind::User {
             seg.live_user_lines += lines;
         }
-        self.bytes += rec.len() as u64;
+        self.bytes += len;
         self.unsynced = true;
         Ok(Loc {
             seg: self.active,
             at,
-            len: rec.len() as u32 - HEADER as u32,
+            len: data.len() as u32,
             id,
         })
     }
 
     /// Starts a new active segment; the old one keeps its records until they are settled.
     fn roll(&mut self) -> io::Result<()> {
-        if self.fsync != SpoolFsync::Never {
+        if self.fsync == SpoolFsync::Always {
             self.sync_now()?;
         }
         let old = self.active;
@@ -339,16 +350,45 @@ impl Spool {
 
     /// Forces appends to the disk as the policy says: `always` now, `interval` when the
     /// interval has passed since the last fsync, `never` not at all.
+    ///
+    /// Under `interval` the fsync runs on a thread of its own: it takes a second or more when
+    /// the writer appends hundreds of MB a second, and the writer must not stop sending
+    /// meanwhile (measured: 0.48 of the no-spool rate with the fsync on the writer's thread).
+    /// Nothing waits for it, so a failure is logged there.
     pub fn commit(&mut self) -> io::Result<()> {
-        let due = match self.fsync {
-            SpoolFsync::Always => true,
-            SpoolFsync::Interval(every) => self.synced_at.elapsed() >= every,
-            SpoolFsync::Never => false,
-        };
-        if due && self.unsynced {
-            self.sync_now()?;
+        match self.fsync {
+            SpoolFsync::Always if self.unsynced => self.sync_now(),
+            SpoolFsync::Interval(every)
+                if self.unsynced
+                    && self.synced_at.elapsed() >= every
+                    && !self.syncing.swap(true, Ordering::AcqRel) =>
+            {
+                let files: Vec<File> = self
+                    .segments
+                    .values()
+                    .filter_map(|s| s.file.try_clone().ok())
+                    .collect();
+                let syncing = self.syncing.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("perfsink-fsync".into())
+                    .spawn(move || {
+                        for f in files {
+                            if let Err(e) = f.sync_data() {
+                                crate::log::warn(format_args!("fsync of the spool failed: {e}"));
+                            }
+                        }
+                        syncing.store(false, Ordering::Release);
+                    });
+                if let Err(e) = spawned {
+                    self.syncing.store(false, Ordering::Release);
+                    return Err(e);
+                }
+                self.unsynced = false;
+                self.synced_at = Instant::now();
+                Ok(())
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn sync_now(&mut self) -> io::Result<()> {
