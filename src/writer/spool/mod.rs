@@ -124,7 +124,7 @@ fn open_segment(path: &Path, create: bool) -> io::Result<File> {
 impl Spool {
     /// Opens (creating) the directory, takes its lock, reads what an earlier process left and
     /// starts a fresh active segment. Damage is counted, then covered (a cut end truncated, a
-    /// bad record padded or acked) so it is counted once.
+    /// damaged stretch padded over) so it is counted once.
     pub fn open(dir: &Path, max_bytes: u64, fsync: SpoolFsync) -> io::Result<Opened> {
         fs::create_dir_all(dir)?;
         let lock = take_lock(dir)?;
